@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import Workspace
+from accounts.services import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create an API key for a workspace and print it (once; only its hash is stored)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--workspace", required=True, help="Workspace slug.")
+        parser.add_argument("--name", default="Created from the command line")
+
+    def handle(self, *args, workspace, name, **options):
+        ws = Workspace.objects.filter(slug=workspace).first()
+        if ws is None:
+            raise CommandError(f"No workspace with slug {workspace!r}.")
+        _key, raw = api_key_create(workspace=ws, name=name)
+        self.stdout.write(raw)

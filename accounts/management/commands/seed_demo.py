@@ -1,0 +1,103 @@
+"""Loads the demo: two workspaces, a user with each role, a few thousand people.
+
+Idempotent: running it again changes nothing that is already there.
+"""
+
+import random
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import Membership, Role, Workspace
+from people.models import Person
+
+DEMO_PASSWORD = "herald-demo"
+WORKSPACES = [
+    ("Acme Retail", "acme-retail", "Europe/London", 3000),
+    ("Globex Mobile", "globex-mobile", "America/New_York", 1500),
+]
+USERS = [  # email, name, role in Acme, role in Globex (None: not a member)
+    ("owner@demo.herald", "Olivia Owner", Role.OWNER, Role.OWNER),
+    ("admin@demo.herald", "Adam Admin", Role.ADMIN, None),
+    ("marketer@demo.herald", "Maya Marketer", Role.MARKETER, Role.MARKETER),
+    ("ops@demo.herald", "Oscar Ops", Role.OPS, None),
+    ("viewer@demo.herald", "Vera Viewer", Role.VIEWER, Role.VIEWER),
+]
+FIRST = "Ada Ben Chloe Dan Eva Finn Grace Hugo Iris Jack Kira Liam Mia Noah Olga Paul Rosa Sam Tara Umar".split()
+LAST = "Smith Jones Brown Garcia Müller Rossi Dubois Kowalski Novak Silva Khan Tanaka Lee Walsh".split()
+CITIES = [("United Kingdom", "London"), ("United Kingdom", "Manchester"), ("France", "Paris"),
+          ("Germany", "Berlin"), ("Spain", "Madrid"), ("United States", "New York"),
+          ("United States", "Austin"), ("Italy", "Milan"), ("Poland", "Warsaw")]
+COMPANIES = ["", "", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises"]
+PLANS = ["free", "starter", "pro", "enterprise"]
+
+
+def demo_people(workspace: Workspace, count: int) -> list[Person]:
+    rng = random.Random(workspace.slug)  # the same people on every run
+    people = []
+    for i in range(1, count + 1):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        country, city = rng.choice(CITIES)
+        people.append(
+            Person(
+                workspace=workspace,
+                external_id=f"{workspace.slug[:5]}-{i:05d}",
+                email=f"{first}.{last}.{i}@example.com".lower(),
+                phone=f"+4477009{i:05d}" if rng.random() < 0.7 else "",
+                first_name=first,
+                last_name=last,
+                gender=rng.choice(["female", "male", "", "non-binary"]),
+                country=country,
+                city=city,
+                company=rng.choice(COMPANIES),
+                attributes={
+                    "plan": rng.choice(PLANS),
+                    "lifetime_value": round(rng.uniform(0, 2500), 2),
+                    "newsletter": rng.random() < 0.6,
+                    "signup_date": f"2026-{rng.randint(1, 11):02d}-{rng.randint(1, 28):02d}",
+                },
+            )
+        )
+    return people
+
+
+class Command(BaseCommand):
+    help = "Load the demo workspaces, users and people (idempotent)."
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        with transaction.atomic():
+            workspaces = []
+            for name, slug, tz, _ in WORKSPACES:
+                ws, _ = Workspace.objects.get_or_create(
+                    slug=slug, defaults={"name": name, "time_zone": tz}
+                )
+                workspaces.append(ws)
+            for email, full_name, *roles in USERS:
+                user = User.objects.filter(email=email).first()
+                if user is None:
+                    user = User.objects.create_user(
+                        email=email, password=DEMO_PASSWORD, full_name=full_name,
+                        is_staff=email.startswith(("owner", "admin")),
+                    )
+                for ws, role in zip(workspaces, roles, strict=True):
+                    if role is not None:
+                        Membership.objects.get_or_create(
+                            workspace=ws, user=user, defaults={"role": role}
+                        )
+            for ws, (*_, count) in zip(workspaces, WORKSPACES, strict=True):
+                Person.objects.bulk_create(
+                    demo_people(ws, count), batch_size=500, ignore_conflicts=True
+                )
+        self.stdout.write(self.style.SUCCESS("Demo workspaces are ready:"))
+        for ws in workspaces:
+            n = Person.objects.for_workspace(ws).count()
+            self.stdout.write(f"  {ws.name} ({ws.slug}): {n} people")
+        self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
+        for email, _, *roles in USERS:
+            where = ", ".join(
+                f"{ws.name} as {Role(r).label}"
+                for ws, r in zip(workspaces, roles, strict=True) if r
+            )
+            self.stdout.write(f"  {email:<24} {where}")

@@ -1,0 +1,210 @@
+"""Users, workspaces (the tenants), memberships with roles, API keys, and the tenancy base.
+
+Every tenant-owned model inherits WorkspaceOwned: a non-null workspace and a manager
+whose reads start from `for_workspace(ws)`. Crossing workspaces is `unscoped()`, rare
+and loud.
+"""
+
+import hashlib
+import hmac
+import secrets
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email, password, **extra):
+        if not email:
+            raise ValueError("A user needs an email address.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.update(is_staff=True, is_superuser=True)
+        return self._create_user(email, password, **extra)
+
+    def get_by_natural_key(self, username):
+        return self.get(**{f"{self.model.USERNAME_FIELD}__iexact": username})
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who signs in to Herald; reaches workspaces through memberships."""
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False, help_text="May use the Django admin.")
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self):
+        return self.email
+
+    def get_full_name(self):
+        return self.full_name or self.email
+
+    def get_short_name(self):
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"“{value}” is not a known time zone.") from None
+
+
+class Workspace(models.Model):
+    """A tenant: everything a customer owns hangs off one workspace."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=60, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class WorkspaceQuerySet(models.QuerySet):
+    def for_workspace(self, workspace):
+        if workspace is None:
+            raise ValueError("for_workspace() needs a workspace; use unscoped() to cross them.")
+        return self.filter(workspace=workspace)
+
+
+class WorkspaceManager(models.Manager.from_queryset(WorkspaceQuerySet)):
+    """Reads start from a workspace: `Model.objects.for_workspace(ws)`."""
+
+    def unscoped(self):
+        """Every workspace's rows. For operator commands, admin and migrations only."""
+        return super().get_queryset()
+
+
+class WorkspaceOwned(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+
+    objects = WorkspaceManager()
+
+    class Meta:
+        abstract = True
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MARKETER = "marketer", "Marketer"
+    OPS = "ops", "Ops"
+    VIEWER = "viewer", "Viewer"
+
+
+# Each role can do everything the roles below it can.
+ROLE_RANK = {Role.VIEWER: 0, Role.OPS: 1, Role.MARKETER: 2, Role.ADMIN: 3, Role.OWNER: 4}
+ROLE_DESCRIPTIONS = {
+    Role.VIEWER: "Reads everything, changes nothing.",
+    Role.OPS: "Manages people, tags, Do Not Contact, audiences and imports.",
+    Role.MARKETER: "Also builds segments, campaigns and flows.",
+    Role.ADMIN: "Also manages workspace settings, members and API keys.",
+    Role.OWNER: "Everything, including other owners.",
+}
+
+
+def role_at_least(role: str, minimum: str) -> bool:
+    return ROLE_RANK[Role(role)] >= ROLE_RANK[Role(minimum)]
+
+
+class Membership(WorkspaceOwned):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user")
+        ]
+        ordering = ["workspace", "user__email"]
+
+    def __str__(self):
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+    def can(self, minimum: str) -> bool:
+        return role_at_least(self.role, minimum)
+
+
+def hash_api_key(raw_key: str) -> str:
+    # API keys carry 256 bits of randomness, so a fast keyed hash is enough (a slow
+    # password hash would cost milliseconds on every API call for no gain).
+    return hmac.new(settings.SECRET_KEY.encode(), raw_key.encode(), hashlib.sha256).hexdigest()
+
+
+class ApiKeyQuerySet(WorkspaceQuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(WorkspaceOwned):
+    """A bearer key for the HTTP API. The key itself is shown once and stored hashed."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WorkspaceManager.from_queryset(ApiKeyQuerySet)()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="apikey_ws_created")]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @staticmethod
+    def generate() -> tuple[str, str]:
+        """A new (prefix, raw key). The prefix is public and finds the row."""
+        prefix = secrets.token_hex(4)
+        return prefix, f"{settings.API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+
+    def matches(self, raw_key: str) -> bool:
+        return hmac.compare_digest(self.key_hash, hash_api_key(raw_key))

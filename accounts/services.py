@@ -1,0 +1,177 @@
+"""Writes about workspaces, memberships and API keys: one function per action."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+from django.utils.text import slugify
+
+from accounts.models import ApiKey, Membership, Role, Workspace, hash_api_key, role_at_least
+from accounts.selectors import owner_count
+
+User = get_user_model()
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:50] or "workspace"
+    slug, n = base, 2
+    while Workspace.objects.filter(slug=slug).exists():
+        slug = f"{base}-{n}"
+        n += 1
+    return slug
+
+
+@transaction.atomic
+def workspace_create(*, name: str, owner, time_zone: str = "UTC", slug: str | None = None):
+    """A new workspace with `owner` as its first owner (a workspace never lacks one)."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A workspace needs a name."})
+    workspace = Workspace(name=name, slug=slug or _unique_slug(name), time_zone=time_zone)
+    workspace.full_clean()
+    workspace.save()
+    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    return workspace
+
+
+def workspace_update(*, workspace: Workspace, name: str, time_zone: str) -> Workspace:
+    workspace.name = name.strip()
+    workspace.time_zone = time_zone
+    workspace.full_clean(exclude=["slug"])
+    workspace.save(update_fields=["name", "time_zone"])
+    return workspace
+
+
+@dataclass
+class InviteResult:
+    membership: Membership
+    created_user: bool
+    already_member: bool
+
+
+def _send_invitation(*, user, workspace, invited_by, base_url: str, new_user: bool):
+    context = {
+        "workspace": workspace,
+        "invited_by": invited_by,
+        "user": user,
+        "base_url": base_url.rstrip("/"),
+        "set_password_url": base_url.rstrip("/")
+        + reverse(
+            "password_reset_confirm",
+            kwargs={
+                "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+                "token": default_token_generator.make_token(user),
+            },
+        )
+        if new_user
+        else None,
+    }
+    send_mail(
+        subject=f"You have been invited to {workspace.name} on Herald",
+        message=render_to_string("accounts/email/invitation.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def member_invite(
+    *, workspace: Workspace, email: str, role: str, invited_by, base_url: str
+) -> InviteResult:
+    """Adds the person with `email` to the workspace, creating their user when needed.
+
+    Only an owner may make someone an owner. New users get an email with a link to set
+    their password; existing users get a notice.
+    """
+    email = User.objects.normalize_email(email.strip()).lower()
+    inviter = Membership.objects.for_workspace(workspace).get(user=invited_by)
+    if role == Role.OWNER and inviter.role != Role.OWNER:
+        raise ValidationError({"role": "Only an owner can make someone an owner."})
+    with transaction.atomic():
+        user = User.objects.filter(email__iexact=email).first()
+        created_user = user is None
+        if created_user:
+            user = User.objects.create_user(email=email, password=None)
+        membership, created = Membership.objects.get_or_create(
+            workspace=workspace, user=user, defaults={"role": role}
+        )
+        if created:
+            transaction.on_commit(
+                lambda: _send_invitation(
+                    user=user,
+                    workspace=workspace,
+                    invited_by=invited_by,
+                    base_url=base_url,
+                    new_user=created_user,
+                )
+            )
+    return InviteResult(membership=membership, created_user=created_user, already_member=not created)
+
+
+def _guard_owner_change(*, membership: Membership, actor_role: str, new_role: str | None):
+    workspace = membership.workspace
+    touches_owner = membership.role == Role.OWNER or new_role == Role.OWNER
+    if touches_owner and actor_role != Role.OWNER:
+        raise ValidationError("Only an owner can change or remove an owner.")
+    if membership.role == Role.OWNER and new_role != Role.OWNER:
+        # Lock the owners so two concurrent demotions cannot leave the workspace ownerless.
+        list(
+            Membership.objects.for_workspace(workspace)
+            .filter(role=Role.OWNER)
+            .select_for_update()
+        )
+        if owner_count(workspace=workspace) <= 1:
+            raise ValidationError(
+                "This is the workspace's last owner. Make someone else an owner first."
+            )
+
+
+@transaction.atomic
+def member_change_role(*, membership: Membership, role: str, actor: Membership) -> Membership:
+    if role not in Role.values:
+        raise ValidationError(f"“{role}” is not a role.")
+    if not role_at_least(actor.role, Role.ADMIN):
+        raise ValidationError("Only admins and owners manage members.")
+    _guard_owner_change(membership=membership, actor_role=actor.role, new_role=role)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, membership: Membership, actor: Membership) -> None:
+    if not role_at_least(actor.role, Role.ADMIN):
+        raise ValidationError("Only admins and owners manage members.")
+    _guard_owner_change(membership=membership, actor_role=actor.role, new_role=None)
+    membership.delete()
+
+
+def api_key_create(*, workspace: Workspace, name: str, created_by=None) -> tuple[ApiKey, str]:
+    """A new key and its raw value. The raw value is never stored: show it once."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the key a name that says who uses it."})
+    prefix, raw = ApiKey.generate()
+    key = ApiKey.objects.create(
+        workspace=workspace,
+        name=name[:100],
+        prefix=prefix,
+        key_hash=hash_api_key(raw),
+        created_by=created_by,
+    )
+    return key, raw
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoking is immediate and final; a revoked key answers 401."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key

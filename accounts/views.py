@@ -1,0 +1,208 @@
+"""UI of the shell: dashboard, workspace switching and creation, settings, health."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts import selectors, services
+from accounts.forms import ApiKeyForm, InviteForm, RoleForm, WorkspaceForm
+from accounts.middleware import SESSION_KEY
+from accounts.models import ROLE_DESCRIPTIONS, Role, Workspace
+from accounts.permissions import MANAGE_SETTINGS, VIEW, role_required
+from people import selectors as people_selectors
+
+
+def _error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+@require_GET
+@role_required(VIEW)
+def dashboard(request):
+    ws = request.workspace
+    stats = [
+        ("People", people_selectors.person_count(workspace=ws), "people"),
+        ("Members", selectors.member_list(workspace=ws).count(), "person-badge"),
+        ("Active API keys", selectors.api_key_list(workspace=ws).active().count(), "key"),
+    ]
+    return render(
+        request,
+        "accounts/dashboard.html",
+        {"stats": stats, "recent_people": people_selectors.person_recent(workspace=ws)},
+    )
+
+
+@require_POST
+@login_required
+def workspace_switch(request):
+    """Switch to a workspace the user belongs to; any other slug is a 404."""
+    slug = request.POST.get("workspace", "")
+    workspace = selectors.workspaces_of(user=request.user).filter(slug=slug).first()
+    if workspace is None:
+        raise Http404("No such workspace.")
+    request.session[SESSION_KEY] = workspace.id
+    messages.success(request, f"You are now working in {workspace.name}.")
+    return redirect("dashboard")
+
+
+@login_required
+def workspace_create(request):
+    form = WorkspaceForm(request.POST or None, initial={"time_zone": "UTC"})
+    if request.method == "POST" and form.is_valid():
+        try:
+            workspace = services.workspace_create(
+                name=form.cleaned_data["name"],
+                time_zone=form.cleaned_data["time_zone"],
+                owner=request.user,
+            )
+        except ValidationError as e:
+            form.add_error(None, e)
+        else:
+            request.session[SESSION_KEY] = workspace.id
+            messages.success(request, f"Workspace {workspace.name} created. You are its owner.")
+            return redirect("dashboard")
+    return render(request, "accounts/workspace_create.html", {"form": form})
+
+
+@role_required(MANAGE_SETTINGS)
+def settings_workspace(request):
+    form = WorkspaceForm(request.POST or None, instance=request.workspace)
+    if request.method == "POST" and form.is_valid():
+        services.workspace_update(
+            workspace=Workspace.objects.get(pk=request.workspace.pk),
+            name=form.cleaned_data["name"],
+            time_zone=form.cleaned_data["time_zone"],
+        )
+        messages.success(request, "Workspace settings saved.")
+        return redirect("settings_workspace")
+    return render(request, "accounts/settings_workspace.html", {"form": form, "tab": "workspace"})
+
+
+@role_required(MANAGE_SETTINGS)
+def settings_members(request):
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = services.member_invite(
+                workspace=request.workspace,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                invited_by=request.user,
+                base_url=request.build_absolute_uri("/"),
+            )
+        except ValidationError as e:
+            form.add_error("role" if hasattr(e, "error_dict") else None, e)
+        else:
+            email = result.membership.user.email
+            if result.already_member:
+                messages.info(request, f"{email} is already a member; their role is unchanged.")
+            else:
+                messages.success(request, f"Invited {email}. They will receive an email.")
+            return redirect("settings_members")
+    return render(
+        request,
+        "accounts/settings_members.html",
+        {
+            "form": form,
+            "members": selectors.member_list(workspace=request.workspace),
+            "roles": Role.choices,
+            "role_descriptions": [(Role(r).label, d) for r, d in ROLE_DESCRIPTIONS.items()],
+            "tab": "members",
+        },
+    )
+
+
+@require_POST
+@role_required(MANAGE_SETTINGS)
+def member_role(request, member_id):
+    membership = selectors.get_membership_or_404(workspace=request.workspace, pk=member_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the listed roles.")
+        return redirect("settings_members")
+    try:
+        services.member_change_role(
+            membership=membership, role=form.cleaned_data["role"], actor=request.membership
+        )
+    except ValidationError as e:
+        messages.error(request, _error_text(e))
+    else:
+        messages.success(
+            request, f"{membership.user.email} is now {membership.get_role_display()}."
+        )
+    return redirect("settings_members")
+
+
+@require_POST
+@role_required(MANAGE_SETTINGS)
+def member_remove(request, member_id):
+    membership = selectors.get_membership_or_404(workspace=request.workspace, pk=member_id)
+    try:
+        services.member_remove(membership=membership, actor=request.membership)
+    except ValidationError as e:
+        messages.error(request, _error_text(e))
+    else:
+        messages.success(request, f"{membership.user.email} was removed from the workspace.")
+    return redirect("settings_members")
+
+
+@never_cache
+@role_required(MANAGE_SETTINGS)
+def settings_api_keys(request):
+    form = ApiKeyForm(request.POST or None)
+    new_key = None
+    if request.method == "POST" and form.is_valid():
+        key, new_key = services.api_key_create(
+            workspace=request.workspace, name=form.cleaned_data["name"], created_by=request.user
+        )
+        form = ApiKeyForm()
+        messages.success(request, f"API key “{key.name}” created. Copy it now: it is shown once.")
+    return render(
+        request,
+        "accounts/settings_api_keys.html",
+        {
+            "form": form,
+            "new_key": new_key,
+            "keys": selectors.api_key_list(workspace=request.workspace),
+            "tab": "api_keys",
+        },
+    )
+
+
+@require_POST
+@role_required(MANAGE_SETTINGS)
+def api_key_revoke(request, api_key_id):
+    key = selectors.get_api_key_or_404(workspace=request.workspace, pk=api_key_id)
+    services.api_key_revoke(api_key=key)
+    messages.success(request, f"API key “{key.name}” revoked. Calls using it now answer 401.")
+    return redirect("settings_api_keys")
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """200 when the database and the broker answer, else 503 naming the part that failed."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as e:  # noqa: BLE001 - any failure here means "database down"
+        checks["database"] = f"error: {e.__class__.__name__}: {e}"[:300]
+    from config.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        checks["broker"] = "ok"
+    except Exception as e:  # noqa: BLE001
+        checks["broker"] = f"error: {e.__class__.__name__}: {e}"[:300]
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503
+    )

@@ -1,0 +1,189 @@
+"""The HTTP API at /api/v1/: bearer API keys, the error format and cursor pagination of
+shared/API.md. Each app contributes a router from its api.py."""
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from ninja import Field, NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
+from ninja.pagination import PaginationBase
+from ninja.security import HttpBearer
+from ninja.throttling import AuthRateThrottle
+
+from accounts.selectors import api_key_authenticate
+
+
+class ApiKeyAuth(HttpBearer):
+    """`Authorization: Bearer <key>`; sets request.workspace from the key."""
+
+    def authenticate(self, request, token):
+        key = api_key_authenticate(raw_key=token.strip())
+        if key is None:
+            return None
+        request.api_key = key
+        request.workspace = key.workspace
+        return key
+
+
+class KeyRateThrottle(AuthRateThrottle):
+    """Per API key; a client over the rate gets 429 with Retry-After."""
+
+    def get_cache_key(self, request):
+        key = getattr(request, "api_key", None)
+        ident = f"key-{key.pk}" if key is not None else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+api = NinjaAPI(
+    title="Herald API",
+    version="1",
+    description="Audiences, segments and campaigns. Contract: shared/API.md.",
+    urls_namespace="api",
+    auth=ApiKeyAuth(),
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+    throttle=[KeyRateThrottle(settings.API_RATE_LIMIT)],
+)
+
+
+def error_response(request, status: int, detail: str, errors: list | None = None, headers=None):
+    body: dict[str, Any] = {"detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    response = api.create_response(request, body, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+@api.exception_handler(ValidationError)
+def _validation_error(request, exc: ValidationError):
+    errors = [
+        {"loc": [str(part) for part in e.get("loc", [])], "msg": e.get("msg", "Invalid value.")}
+        for e in exc.errors
+    ]
+    first = errors[0] if errors else None
+    detail = "The request is invalid"
+    if first:
+        detail += f": {'.'.join(first['loc'])}: {first['msg']}"
+    return error_response(request, 422, detail, errors)
+
+
+@api.exception_handler(DjangoValidationError)
+def _django_validation_error(request, exc: DjangoValidationError):
+    if hasattr(exc, "error_dict"):
+        errors = [
+            {"loc": ["body", field], "msg": " ".join(msgs)}
+            for field, msgs in exc.message_dict.items()
+        ]
+    else:
+        errors = [{"loc": ["body"], "msg": m} for m in exc.messages]
+    return error_response(request, 422, " ".join(e["msg"] for e in errors), errors)
+
+
+@api.exception_handler(AuthenticationError)
+def _unauthorized(request, exc):
+    return error_response(
+        request,
+        401,
+        "Missing, unknown or revoked API key. Send `Authorization: Bearer <key>`.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+@api.exception_handler(Throttled)
+def _throttled(request, exc: Throttled):
+    wait = max(1, int(exc.wait or 1))
+    return error_response(
+        request, 429, f"Too many requests; retry in {wait} s.", headers={"Retry-After": str(wait)}
+    )
+
+
+@api.exception_handler(HttpError)
+def _http_error(request, exc: HttpError):
+    if exc.status_code == 400:  # ninja's "Cannot parse request body"
+        return error_response(
+            request, 422, "The body is not valid JSON.", [{"loc": ["body"], "msg": str(exc)}]
+        )
+    return error_response(request, exc.status_code, str(exc))
+
+
+@api.exception_handler(Http404)
+def _not_found(request, exc):
+    detail = str(exc) if str(exc) else "Not found."
+    return error_response(request, 404, detail)
+
+
+@api.exception_handler(PermissionDenied)
+def _forbidden(request, exc):
+    return error_response(request, 403, str(exc) or "Forbidden.")
+
+
+# --- Cursor pagination ------------------------------------------------------------------
+
+
+def encode_cursor(value) -> str:
+    raw = json.dumps(value, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str):
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ValidationError(
+            [{"loc": ["query", "cursor"], "msg": "Unknown cursor: pass next_cursor as given."}]
+        ) from None
+
+
+class CursorPagination(PaginationBase):
+    """Keyset pagination on one unique field (default: newest id first).
+
+    `?limit=` (default 50, max 1000) and `?cursor=`; answers
+    `{"items": [...], "next_cursor": "..." | null}`. Stable under inserts: a page never
+    repeats or skips rows that existed when the first page was read.
+    """
+
+    class Input(Schema):
+        limit: int = Field(50, ge=1, le=1000, description="Items per page (1-1000).")
+        cursor: str | None = Field(None, description="next_cursor of the previous page.")
+
+    class Output(Schema):
+        items: list[Any]
+        next_cursor: str | None = None
+
+    def __init__(self, *, ordering: str = "-id", **kwargs):
+        super().__init__(**kwargs)
+        self.field = ordering.lstrip("-")
+        self.descending = ordering.startswith("-")
+
+    def paginate_queryset(self, queryset, pagination: Input, **params):
+        queryset = queryset.order_by(("-" if self.descending else "") + self.field)
+        if pagination.cursor:
+            after = decode_cursor(pagination.cursor)
+            if not isinstance(after, dict) or "after" not in after:
+                decode_cursor("!")  # raises the same 422
+            lookup = f"{self.field}__{'lt' if self.descending else 'gt'}"
+            queryset = queryset.filter(**{lookup: after["after"]})
+        rows = list(queryset[: pagination.limit + 1])
+        next_cursor = None
+        if len(rows) > pagination.limit:
+            rows = rows[: pagination.limit]
+            next_cursor = encode_cursor({"after": getattr(rows[-1], self.field)})
+        return {"items": rows, "next_cursor": next_cursor}
+
+
+def register_routers() -> None:
+    from accounts.api import router as accounts_router
+
+    api.add_router("/", accounts_router)
+
+
+register_routers()
