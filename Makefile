@@ -38,6 +38,7 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	  SECRET_KEY=$${SECRET_KEY:-test-only-secret-key-not-for-production-use-0123456789} DEBUG=0 \
+	  SECURE_SSL_REDIRECT=0 STATIC_MANIFEST=0 \
 	  ALLOWED_HOSTS=localhost,127.0.0.1,testserver \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 

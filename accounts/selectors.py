@@ -29,9 +29,7 @@ def default_membership(*, user, preferred_workspace_id=None) -> Membership | Non
 
 def member_list(*, workspace) -> QuerySet[Membership]:
     return (
-        Membership.objects.for_workspace(workspace)
-        .select_related("user")
-        .order_by("user__email")
+        Membership.objects.for_workspace(workspace).select_related("user").order_by("user__email")
     )
 
 

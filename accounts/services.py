@@ -112,7 +112,9 @@ def member_invite(
                     new_user=created_user,
                 )
             )
-    return InviteResult(membership=membership, created_user=created_user, already_member=not created)
+    return InviteResult(
+        membership=membership, created_user=created_user, already_member=not created
+    )
 
 
 def _guard_owner_change(*, membership: Membership, actor_role: str, new_role: str | None):
@@ -123,9 +125,7 @@ def _guard_owner_change(*, membership: Membership, actor_role: str, new_role: st
     if membership.role == Role.OWNER and new_role != Role.OWNER:
         # Lock the owners so two concurrent demotions cannot leave the workspace ownerless.
         list(
-            Membership.objects.for_workspace(workspace)
-            .filter(role=Role.OWNER)
-            .select_for_update()
+            Membership.objects.for_workspace(workspace).filter(role=Role.OWNER).select_for_update()
         )
         if owner_count(workspace=workspace) <= 1:
             raise ValidationError(

@@ -182,8 +182,10 @@ class CursorPagination(PaginationBase):
 
 def register_routers() -> None:
     from accounts.api import router as accounts_router
+    from people.api import router as people_router
 
     api.add_router("/", accounts_router)
+    api.add_router("/", people_router)
 
 
 register_routers()

@@ -9,8 +9,18 @@ class PersonResource(WorkspaceScopedResource):
         model = Person
         import_id_fields = ("workspace", "external_id")
         fields = (
-            "workspace", "external_id", "email", "phone", "first_name", "last_name",
-            "gender", "country", "city", "address", "company", "attributes",
+            "workspace",
+            "external_id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "gender",
+            "country",
+            "city",
+            "address",
+            "company",
+            "attributes",
         )
         use_bulk = True
         batch_size = 1000

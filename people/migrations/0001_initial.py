@@ -5,37 +5,61 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Person',
+            name="Person",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=255)),
-                ('email', models.CharField(blank=True, default='', max_length=254)),
-                ('phone', models.CharField(blank=True, default='', help_text='E.164', max_length=32)),
-                ('first_name', models.CharField(blank=True, default='', max_length=150)),
-                ('last_name', models.CharField(blank=True, default='', max_length=150)),
-                ('gender', models.CharField(blank=True, default='', max_length=32)),
-                ('country', models.CharField(blank=True, default='', max_length=100)),
-                ('city', models.CharField(blank=True, default='', max_length=100)),
-                ('address', models.CharField(blank=True, default='', max_length=255)),
-                ('company', models.CharField(blank=True, default='', max_length=200)),
-                ('attributes', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=255)),
+                ("email", models.CharField(blank=True, default="", max_length=254)),
+                (
+                    "phone",
+                    models.CharField(blank=True, default="", help_text="E.164", max_length=32),
+                ),
+                ("first_name", models.CharField(blank=True, default="", max_length=150)),
+                ("last_name", models.CharField(blank=True, default="", max_length=150)),
+                ("gender", models.CharField(blank=True, default="", max_length=32)),
+                ("country", models.CharField(blank=True, default="", max_length=100)),
+                ("city", models.CharField(blank=True, default="", max_length=100)),
+                ("address", models.CharField(blank=True, default="", max_length=255)),
+                ("company", models.CharField(blank=True, default="", max_length=200)),
+                ("attributes", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'people',
-                'indexes': [models.Index(fields=['workspace', '-created_at', '-id'], name='person_ws_created'), models.Index(fields=['workspace', 'email'], name='person_ws_email'), models.Index(fields=['workspace', 'phone'], name='person_ws_phone')],
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'external_id'), name='person_unique_external_id')],
+                "verbose_name_plural": "people",
+                "indexes": [
+                    models.Index(
+                        fields=["workspace", "-created_at", "-id"], name="person_ws_created"
+                    ),
+                    models.Index(fields=["workspace", "email"], name="person_ws_email"),
+                    models.Index(fields=["workspace", "phone"], name="person_ws_phone"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("workspace", "external_id"), name="person_unique_external_id"
+                    )
+                ],
             },
         ),
     ]

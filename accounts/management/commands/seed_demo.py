@@ -24,11 +24,23 @@ USERS = [  # email, name, role in Acme, role in Globex (None: not a member)
     ("ops@demo.herald", "Oscar Ops", Role.OPS, None),
     ("viewer@demo.herald", "Vera Viewer", Role.VIEWER, Role.VIEWER),
 ]
-FIRST = "Ada Ben Chloe Dan Eva Finn Grace Hugo Iris Jack Kira Liam Mia Noah Olga Paul Rosa Sam Tara Umar".split()
-LAST = "Smith Jones Brown Garcia Müller Rossi Dubois Kowalski Novak Silva Khan Tanaka Lee Walsh".split()
-CITIES = [("United Kingdom", "London"), ("United Kingdom", "Manchester"), ("France", "Paris"),
-          ("Germany", "Berlin"), ("Spain", "Madrid"), ("United States", "New York"),
-          ("United States", "Austin"), ("Italy", "Milan"), ("Poland", "Warsaw")]
+FIRST = (
+    "Ada Ben Chloe Dan Eva Finn Grace Hugo Iris Jack Kira Liam Mia Noah Olga Paul Rosa Sam Tara"
+).split()
+LAST = (
+    "Smith Jones Brown Garcia Müller Rossi Dubois Kowalski Novak Silva Khan Tanaka Lee Walsh"
+).split()
+CITIES = [
+    ("United Kingdom", "London"),
+    ("United Kingdom", "Manchester"),
+    ("France", "Paris"),
+    ("Germany", "Berlin"),
+    ("Spain", "Madrid"),
+    ("United States", "New York"),
+    ("United States", "Austin"),
+    ("Italy", "Milan"),
+    ("Poland", "Warsaw"),
+]
 COMPANIES = ["", "", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises"]
 PLANS = ["free", "starter", "pro", "enterprise"]
 
@@ -42,7 +54,7 @@ def demo_people(workspace: Workspace, count: int) -> list[Person]:
         people.append(
             Person(
                 workspace=workspace,
-                external_id=f"{workspace.slug[:5]}-{i:05d}",
+                external_id=f"{workspace.slug.split('-')[0]}-{i:05d}",
                 email=f"{first}.{last}.{i}@example.com".lower(),
                 phone=f"+4477009{i:05d}" if rng.random() < 0.7 else "",
                 first_name=first,
@@ -78,7 +90,9 @@ class Command(BaseCommand):
                 user = User.objects.filter(email=email).first()
                 if user is None:
                     user = User.objects.create_user(
-                        email=email, password=DEMO_PASSWORD, full_name=full_name,
+                        email=email,
+                        password=DEMO_PASSWORD,
+                        full_name=full_name,
                         is_staff=email.startswith(("owner", "admin")),
                     )
                 for ws, role in zip(workspaces, roles, strict=True):
@@ -98,6 +112,7 @@ class Command(BaseCommand):
         for email, _, *roles in USERS:
             where = ", ".join(
                 f"{ws.name} as {Role(r).label}"
-                for ws, r in zip(workspaces, roles, strict=True) if r
+                for ws, r in zip(workspaces, roles, strict=True)
+                if r
             )
             self.stdout.write(f"  {email:<24} {where}")

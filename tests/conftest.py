@@ -1,0 +1,80 @@
+import pytest
+
+from accounts.models import Role
+from accounts.services import api_key_create
+from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
+
+
+@pytest.fixture
+def workspace(db):
+    return WorkspaceFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def other_workspace(db):
+    return WorkspaceFactory(name="Other Co", slug="other-co")
+
+
+def _member(workspace, role, email):
+    user = UserFactory(email=email)
+    MembershipFactory(workspace=workspace, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(workspace):
+    return _member(workspace, Role.OWNER, "owner@acme.test")
+
+
+@pytest.fixture
+def admin_user(workspace):
+    return _member(workspace, Role.ADMIN, "admin@acme.test")
+
+
+@pytest.fixture
+def marketer(workspace):
+    return _member(workspace, Role.MARKETER, "marketer@acme.test")
+
+
+@pytest.fixture
+def ops_user(workspace):
+    return _member(workspace, Role.OPS, "ops@acme.test")
+
+
+@pytest.fixture
+def viewer(workspace):
+    return _member(workspace, Role.VIEWER, "viewer@acme.test")
+
+
+@pytest.fixture
+def member_client(client, workspace):
+    """A function returning the test client signed in as a new member with `role`."""
+
+    def sign_in(role):
+        user = _member(workspace, role, f"{role}-{UserFactory._meta.model.objects.count()}@t.test")
+        client.force_login(user)
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def api_key(workspace):
+    _key, raw = api_key_create(workspace=workspace, name="tests")
+    return raw
+
+
+@pytest.fixture
+def api_client(client, api_key):
+    """The test client sending the workspace's API key on every call."""
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {api_key}"
+    return client
+
+
+__all__ = ["PASSWORD"]

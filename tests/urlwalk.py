@@ -1,0 +1,80 @@
+"""Every URL pattern of the project, read from the URL conf, and a way to fill its kwargs
+with objects of a given workspace.
+
+When a later feature adds a URL with a new kwarg name, register how to make one such
+object in OBJECT_MAKERS; the isolation and permission tests fail until it is there, so
+no URL escapes them.
+"""
+
+import re
+from dataclasses import dataclass
+
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from accounts.services import api_key_create
+from tests.factories import MembershipFactory, PersonFactory
+
+# kwarg name -> function(workspace) -> the value that names an object of that workspace
+OBJECT_MAKERS = {
+    "member_id": lambda ws: MembershipFactory(workspace=ws).id,
+    "api_key_id": lambda ws: api_key_create(workspace=ws, name="walk")[0].id,
+    "person_id": lambda ws: PersonFactory(workspace=ws).id,
+    "external_id": lambda ws: PersonFactory(workspace=ws).external_id,
+}
+
+# URL trees that are not workspace pages: the Django admin (scoped and tested on its own),
+# password reset links (uidb64/token name a user, not a workspace object) and static docs.
+SKIPPED_PREFIXES = ("admin/", "reset/<uidb64>/<token>/")
+
+_PARAM = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
+
+
+@dataclass
+class Route:
+    route: str  # e.g. "settings/members/<int:member_id>/role/"
+    callback: object
+    name: str | None
+
+    @property
+    def kwarg_names(self) -> list[str]:
+        return [m.group("name") for m in _PARAM.finditer(self.route)]
+
+    @property
+    def is_api(self) -> bool:
+        return self.route.startswith("api/")
+
+    def fill(self, values: dict) -> str:
+        return "/" + _PARAM.sub(lambda m: str(values[m.group("name")]), self.route)
+
+
+def _walk(patterns, prefix=""):
+    for p in patterns:
+        text = str(p.pattern)
+        if text.startswith("^"):  # regex pattern (e.g. static serving)
+            continue
+        if isinstance(p, URLResolver):
+            yield from _walk(p.url_patterns, prefix + text)
+        elif isinstance(p, URLPattern):
+            yield Route(route=prefix + text, callback=p.callback, name=p.name)
+
+
+def all_routes() -> list[Route]:
+    return [
+        r for r in _walk(get_resolver().url_patterns) if not r.route.startswith(SKIPPED_PREFIXES)
+    ]
+
+
+def routes_with_objects() -> list[Route]:
+    return [r for r in all_routes() if r.kwarg_names]
+
+
+def fill_for(route: Route, workspace) -> str:
+    values = {}
+    for name in route.kwarg_names:
+        if name not in OBJECT_MAKERS:
+            raise AssertionError(
+                f"URL {route.route!r} takes <{name}>, which tests/urlwalk.py cannot make: "
+                "add it to OBJECT_MAKERS so isolation and permissions cover this URL."
+            )
+        values[name] = OBJECT_MAKERS[name](workspace)
+    return route.fill(values)
