@@ -41,12 +41,12 @@ RUN DEBUG=0 \
     ALLOWED_HOSTS=localhost \
     DATABASE_URL=postgres://x@localhost/x \
     python manage.py collectstatic --noinput \
-    && find /app -name __pycache__ -type d -prune -exec rm -rf {} + \
     && mkdir -p /app/var \
-    && chown herald:herald /app/var
+    && chown -R herald:herald /app/var
 
 # The code and the collected static files stay root-owned and read-only for the app user;
-# only /app/var (HERALD_VAR_DIR: media) is writable.
+# only /app/var (settings' VAR_DIR: media) is writable. (Importing the Celery app without
+# REDIS_URL, as collectstatic just did, creates var/broker/: hence chown -R.)
 USER herald
 
 EXPOSE 8000

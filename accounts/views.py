@@ -96,7 +96,7 @@ def settings_members(request):
                 base_url=request.build_absolute_uri("/"),
             )
         except ValidationError as e:
-            form.add_error("role" if hasattr(e, "error_dict") else None, e)
+            form.add_error(None, e)
         else:
             email = result.membership.user.email
             if result.already_member:

@@ -78,3 +78,5 @@ def api_client(client, api_key):
 
 
 __all__ = ["PASSWORD"]
+
+from tests.smtp import smtp_inbox  # noqa: E402,F401 - fixture

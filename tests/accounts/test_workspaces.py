@@ -1,0 +1,157 @@
+"""Workspaces: switching, creating, settings, members and API keys in the UI."""
+
+import re
+
+import pytest
+
+from accounts.models import ApiKey, Membership, Role, Workspace
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+
+
+def test_switching_workspace_changes_what_the_pages_show(client, owner, workspace):
+    second = WorkspaceFactory(name="Second Shop", slug="second-shop")
+    MembershipFactory(workspace=second, user=owner, role=Role.VIEWER)
+    client.force_login(owner)
+    assert "Acme" in client.get("/").text
+    response = client.post("/workspaces/switch/", {"workspace": "second-shop"}, follow=True)
+    assert "You are now working in Second Shop" in response.text
+    assert "<h1>Second Shop</h1>" in response.text
+    # the role follows the workspace: a viewer there cannot open settings
+    assert client.get("/settings/").status_code == 403
+
+
+def test_switching_to_a_workspace_you_do_not_belong_to_is_404(client, owner, other_workspace):
+    client.force_login(owner)
+    assert (
+        client.post("/workspaces/switch/", {"workspace": other_workspace.slug}).status_code == 404
+    )
+
+
+def test_a_user_without_workspace_is_sent_to_create_one(client, db):
+    user = UserFactory()
+    client.force_login(user)
+    response = client.get("/")
+    assert response.status_code == 302 and response.url == "/workspaces/new/"
+    created = client.post(
+        "/workspaces/new/", {"name": "Fresh Start", "time_zone": "Europe/Paris"}, follow=True
+    )
+    assert "<h1>Fresh Start</h1>" in created.text
+    ws = Workspace.objects.get(name="Fresh Start")
+    assert Membership.objects.get(workspace=ws, user=user).role == Role.OWNER
+
+
+def test_workspace_settings_save_name_and_time_zone(owner_client, workspace):
+    response = owner_client.post("/settings/", {"name": "Acme EU", "time_zone": "Europe/Berlin"})
+    assert response.status_code == 302
+    workspace.refresh_from_db()
+    assert (workspace.name, workspace.time_zone) == ("Acme EU", "Europe/Berlin")
+
+
+def test_workspace_settings_refuse_an_unknown_time_zone(owner_client, workspace):
+    response = owner_client.post("/settings/", {"name": "Acme", "time_zone": "Mars/Olympus"})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.text
+    workspace.refresh_from_db()
+    assert workspace.time_zone == "UTC"
+
+
+def test_inviting_a_new_person_creates_them_and_emails_a_set_password_link(
+    owner_client, workspace, smtp_inbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(
+            "/settings/members/", {"email": "New.Person@Example.com", "role": "ops"}
+        )
+    assert response.status_code == 302
+    membership = Membership.objects.get(workspace=workspace, user__email="new.person@example.com")
+    assert membership.role == Role.OPS
+    assert not membership.user.has_usable_password()
+    [mail] = smtp_inbox.messages
+    assert mail["to"] == ["new.person@example.com"]
+    assert "Acme" in mail["subject"]
+    link = re.search(r"https?://[^/]+(/reset/\S+/)", mail["body"]).group(1)
+    assert "Choose a new password" in owner_client.get(link, follow=True).text
+
+
+def test_inviting_an_existing_member_keeps_their_role(owner_client, workspace, viewer):
+    response = owner_client.post(
+        "/settings/members/", {"email": viewer.email, "role": "admin"}, follow=True
+    )
+    assert "already a member" in response.text
+    assert Membership.objects.get(workspace=workspace, user=viewer).role == Role.VIEWER
+
+
+def test_invite_with_a_malformed_email_is_a_form_error(owner_client, workspace):
+    response = owner_client.post("/settings/members/", {"email": "not-an-email", "role": "ops"})
+    assert response.status_code == 200
+    assert "Enter a valid email address" in response.text
+
+
+def test_an_admin_cannot_make_an_owner(client, admin_user, workspace, viewer):
+    client.force_login(admin_user)
+    response = client.post("/settings/members/", {"email": "x@y.test", "role": "owner"})
+    assert "Only an owner can make someone an owner" in response.text
+    m = Membership.objects.get(workspace=workspace, user=viewer)
+    client.post(f"/settings/members/{m.id}/role/", {"role": "owner"})
+    m.refresh_from_db()
+    assert m.role == Role.VIEWER
+
+
+def test_change_role(owner_client, workspace, viewer):
+    m = Membership.objects.get(workspace=workspace, user=viewer)
+    response = owner_client.post(
+        f"/settings/members/{m.id}/role/", {"role": "marketer"}, follow=True
+    )
+    assert "is now Marketer" in response.text
+    m.refresh_from_db()
+    assert m.role == Role.MARKETER
+
+
+def test_the_last_owner_can_be_neither_removed_nor_demoted(owner_client, owner, workspace):
+    m = Membership.objects.get(workspace=workspace, user=owner)
+    r1 = owner_client.post(f"/settings/members/{m.id}/remove/", follow=True)
+    assert "last owner" in r1.text
+    r2 = owner_client.post(f"/settings/members/{m.id}/role/", {"role": "admin"}, follow=True)
+    assert "last owner" in r2.text
+    m.refresh_from_db()
+    assert m.role == Role.OWNER
+
+
+def test_with_two_owners_one_can_step_down(owner_client, owner, workspace):
+    second = UserFactory()
+    MembershipFactory(workspace=workspace, user=second, role=Role.OWNER)
+    m = Membership.objects.get(workspace=workspace, user=owner)
+    owner_client.post(f"/settings/members/{m.id}/role/", {"role": "admin"})
+    m.refresh_from_db()
+    assert m.role == Role.ADMIN
+
+
+def test_remove_member(owner_client, workspace, viewer):
+    m = Membership.objects.get(workspace=workspace, user=viewer)
+    response = owner_client.post(f"/settings/members/{m.id}/remove/", follow=True)
+    assert "was removed" in response.text
+    assert not Membership.objects.filter(pk=m.pk).exists()
+
+
+def test_api_key_is_shown_once_and_stored_hashed(owner_client, workspace):
+    response = owner_client.post("/settings/api-keys/", {"name": "CRM sync"})
+    raw = re.search(r'value="(hk_[^"]+)"', response.text).group(1)
+    key = ApiKey.objects.get(workspace=workspace, name="CRM sync")
+    assert raw not in key.key_hash and key.matches(raw)
+    listing = owner_client.get("/settings/api-keys/")
+    assert raw not in listing.text and "CRM sync" in listing.text
+    assert "no-store" in listing.headers["Cache-Control"]
+
+
+def test_api_key_needs_a_name(owner_client, workspace):
+    response = owner_client.post("/settings/api-keys/", {"name": "  "})
+    assert "This field is required" in response.text
+    assert not ApiKey.objects.filter(workspace=workspace).exists()
+
+
+@pytest.mark.parametrize("name", ["Acme", "acme"])
+def test_workspace_slugs_stay_unique(name, owner):
+    from accounts.services import workspace_create
+
+    ws = workspace_create(name=name, owner=owner)
+    assert ws.slug != "acme" and ws.slug.startswith("acme")
