@@ -24,6 +24,12 @@ class WorkspaceScopedResource(resources.ModelResource):
         super().__init__(**kwargs)
         self.user = user
 
+    def import_data(self, *args, rollback_on_validation_errors=True, **kwargs):
+        # All or nothing: one refused row rolls back the whole file.
+        return super().import_data(
+            *args, rollback_on_validation_errors=rollback_on_validation_errors, **kwargs
+        )
+
     def allowed_ids(self) -> list[int]:
         return admin_workspace_ids(self.user) if self.user is not None else []
 

@@ -34,6 +34,13 @@ class ApiKeyAuth(HttpBearer):
 class KeyRateThrottle(AuthRateThrottle):
     """Per API key; a client over the rate gets 429 with Retry-After."""
 
+    def allow_request(self, request):
+        rate = settings.API_RATE_LIMIT  # read per call so operators and tests can change it
+        if rate != self.rate:
+            self.rate = rate
+            self.num_requests, self.duration = self.parse_rate(rate)
+        return super().allow_request(request)
+
     def get_cache_key(self, request):
         key = getattr(request, "api_key", None)
         ident = f"key-{key.pk}" if key is not None else self.get_ident(request)

@@ -175,7 +175,7 @@ USE_TZ = True
 
 # --- Static files (vendored; WhiteNoise serves them) ------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_MANIFEST = env_bool("STATIC_MANIFEST", not DEBUG)
 STORAGES = {
@@ -281,3 +281,8 @@ LOGGING = {
 }
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "3000/m")
 FORM_RENDERER = "config.forms.HeraldFormRenderer"
+
+# --- Admin import/export ----------------------------------------------------------------
+# An admin import either applies every row or none (a refused row rolls the file back).
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+IMPORT_EXPORT_SKIP_ADMIN_LOG = True

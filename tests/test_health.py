@@ -1,0 +1,35 @@
+from config.celery import app
+
+
+def test_healthz_is_200_when_database_and_broker_answer(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+
+
+def test_healthz_is_503_naming_the_broker_when_it_is_down(client, db):
+    original = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    try:
+        response = client.get("/healthz")
+    finally:
+        app.conf.broker_url = original
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["checks"]["database"] == "ok"
+    assert body["checks"]["broker"].startswith("error:")
+
+
+def test_healthz_is_503_naming_the_database_when_it_fails(client, db, monkeypatch):
+    from django.db import connection
+
+    def broken_cursor(*args, **kwargs):
+        raise connection.Database.OperationalError("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(connection, "cursor", broken_cursor)
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "connection refused" in response.json()["checks"]["database"]
+    assert response.json()["checks"]["broker"] == "ok"
