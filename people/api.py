@@ -25,6 +25,10 @@ class PersonOut(Schema):
     created_at: datetime
     updated_at: datetime
 
+    @staticmethod
+    def resolve_company(obj):
+        return obj.company.name if obj.company_id else ""
+
 
 class PersonFilters(Schema):
     q: str | None = None

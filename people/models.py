@@ -1,12 +1,66 @@
-"""People: the profiles a workspace reaches.
+"""People: profiles, typed custom attributes, events, tags, companies, Do Not Contact.
 
-Built-in fields are columns; custom attributes live in `attributes` (JSON) and are typed by
-the workspace's attribute catalogue.
+Built-in fields are columns; custom attributes live in `attributes` (JSONB) and are typed by
+the workspace's attribute catalogue (AttributeDefinition). Every composite index starts
+with workspace_id (see ARCHITECTURE.md, Tenancy).
 """
 
+from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from accounts.models import WorkspaceOwned
+
+BUILTIN_FIELDS = [
+    "external_id", "email", "phone", "first_name", "last_name", "gender",
+    "country", "city", "address", "company",
+]  # fmt: skip
+
+
+class AttributeType(models.TextChoices):
+    STRING = "string", "Text"
+    NUMBER = "number", "Number"
+    BOOLEAN = "boolean", "Yes / no"
+    DATE = "date", "Date"
+    DATETIME = "datetime", "Date and time"
+    LIST = "list", "List of texts"
+
+
+class AttributeDefinition(WorkspaceOwned):
+    """One custom attribute of a workspace: its type is enforced on every write."""
+
+    key = models.CharField(max_length=100)
+    label = models.CharField(max_length=150, blank=True)
+    type = models.CharField(max_length=16, choices=AttributeType.choices)
+    inferred = models.BooleanField(
+        default=True, help_text="Typed from the first value seen rather than declared."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="attrdef_unique_key")
+        ]
+        ordering = ["key"]
+
+    def __str__(self):
+        return self.label or self.key
+
+
+class Company(WorkspaceOwned):
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="company_unique_name")
+        ]
+        ordering = ["name"]
+        verbose_name_plural = "companies"
+
+    def __str__(self):
+        return self.name
 
 
 class Person(WorkspaceOwned):
@@ -19,7 +73,9 @@ class Person(WorkspaceOwned):
     country = models.CharField(max_length=100, blank=True, default="")
     city = models.CharField(max_length=100, blank=True, default="")
     address = models.CharField(max_length=255, blank=True, default="")
-    company = models.CharField(max_length=200, blank=True, default="")
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="people"
+    )
     attributes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -31,9 +87,14 @@ class Person(WorkspaceOwned):
             )
         ]
         indexes = [
-            models.Index(fields=["workspace", "-created_at", "-id"], name="person_ws_created"),
+            # keyset pagination of the People page (newest first)
+            models.Index(fields=["workspace", "-id"], name="person_ws_id_desc"),
             models.Index(fields=["workspace", "email"], name="person_ws_email"),
             models.Index(fields=["workspace", "phone"], name="person_ws_phone"),
+            models.Index(fields=["workspace", "city"], name="person_ws_city"),
+            models.Index(fields=["workspace", "country"], name="person_ws_country"),
+            models.Index(fields=["workspace", "company"], name="person_ws_company"),
+            models.Index(Lower("last_name"), "workspace", name="person_lower_last_name"),
         ]
         verbose_name_plural = "people"
 
@@ -43,3 +104,193 @@ class Person(WorkspaceOwned):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
+
+
+class PushPlatform(models.TextChoices):
+    IOS = "ios", "iOS"
+    ANDROID = "android", "Android"
+    WEB = "web", "Web"
+
+
+class PushToken(WorkspaceOwned):
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="push_tokens")
+    platform = models.CharField(max_length=16, choices=PushPlatform.choices)
+    token = models.CharField(max_length=512)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "platform", "token"], name="pushtoken_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "person"], name="pushtoken_ws_person")]
+
+
+class Event(WorkspaceOwned):
+    """Something a person did. Built for tens of millions of rows per workspace."""
+
+    id = models.BigAutoField(primary_key=True)
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # "events X of person P in a window" and the profile timeline
+            models.Index(
+                fields=["workspace", "person", "name", "-occurred_at"], name="event_person_name_at"
+            ),
+            models.Index(fields=["workspace", "person", "-occurred_at"], name="event_person_at"),
+            # "people with at least N events X in a window"
+            models.Index(
+                fields=["workspace", "name", "occurred_at", "person"], name="event_name_at_person"
+            ),
+        ]
+
+
+class EventType(WorkspaceOwned):
+    """The event catalogue: every event name seen in the workspace (feeds the builder)."""
+
+    name = models.CharField(max_length=200)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="eventtype_unique_name")
+        ]
+        ordering = ["name"]
+
+
+class Tag(WorkspaceOwned):
+    name = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("workspace", Lower("name"), name="tag_unique_name_ci")
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class TagSource(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    IMPORT = "import", "Import"
+    API = "api", "API"
+    FLOW = "flow", "Flow"
+    SEGMENT = "segment", "Segment"
+
+
+class PersonTag(WorkspaceOwned):
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="person_tags")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="person_tags")
+    source = models.CharField(max_length=16, choices=TagSource.choices, default=TagSource.MANUAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["person", "tag"], name="persontag_unique")
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "tag", "person"], name="persontag_ws_tag_person")
+        ]
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+
+
+class DncSource(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    IMPORT = "import", "Import"
+    FLOW = "flow", "Flow"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe link"
+    BOUNCE = "bounce", "Bounce"
+    API = "api", "API"
+
+
+class DoNotContact(WorkspaceOwned):
+    """An address that must never be contacted on a channel. Addresses are normalized."""
+
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    address = models.CharField(max_length=512)
+    reason = models.CharField(max_length=255, blank=True, default="")
+    source = models.CharField(max_length=16, choices=DncSource.choices, default=DncSource.MANUAL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "channel", "address"], name="dnc_unique_address"
+            )
+        ]
+        ordering = ["-created_at", "-id"]
+        verbose_name = "Do Not Contact entry"
+        verbose_name_plural = "Do Not Contact entries"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ContactImport(WorkspaceOwned):
+    """A contact CSV import: uploaded -> analyzed -> confirmed -> run by a Celery job."""
+
+    class Stage(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        ANALYZED = "analyzed", "Analyzed"
+        CONFIRMED = "confirmed", "Confirmed"
+
+    class Policy(models.TextChoices):
+        SKIP = "skip", "Skip existing people"
+        OVERWRITE = "overwrite", "Overwrite existing people"
+        FILL_EMPTY = "fill_empty", "Fill empty fields only"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    original_name = models.CharField(max_length=255)
+    file = models.CharField(max_length=500, help_text="Path of the stored upload.")
+    file_size = models.BigIntegerField(default=0)
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.UPLOADED)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    # What analysis found and what the user chose (encoding, separator, mapping, dedupe
+    # key, policy, tags).
+    analysis = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    total_rows = models.BigIntegerField(default=0)
+    processed_rows = models.BigIntegerField(default=0)
+    created_count = models.BigIntegerField(default=0)
+    updated_count = models.BigIntegerField(default=0)
+    skipped_count = models.BigIntegerField(default=0)
+    error_count = models.BigIntegerField(default=0)
+    error_report = models.CharField(max_length=500, blank=True, default="")
+    detail = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="contactimport_ws")]
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.total_rows:
+            return 0 if self.status != JobStatus.DONE else 100
+        return min(100, int(100 * self.processed_rows / self.total_rows))

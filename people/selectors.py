@@ -8,7 +8,9 @@ from people.models import Person
 
 def person_list(*, workspace, q: str | None = None) -> QuerySet[Person]:
     """People of the workspace, newest first; `q` matches name, email, phone or external id."""
-    people = Person.objects.for_workspace(workspace).order_by("-created_at", "-id")
+    people = (
+        Person.objects.for_workspace(workspace).select_related("company").order_by("-id")
+    )
     if q and q.strip():
         q = q.strip()
         people = people.filter(

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Membership, Role, Workspace
-from people.models import Person
+from people.models import Company, Person
 
 DEMO_PASSWORD = "herald-demo"
 WORKSPACES = [
@@ -47,6 +47,11 @@ PLANS = ["free", "starter", "pro", "enterprise"]
 
 def demo_people(workspace: Workspace, count: int) -> list[Person]:
     rng = random.Random(workspace.slug)  # the same people on every run
+    companies = [None] * 2 + [
+        Company.objects.get_or_create(workspace=workspace, name=name)[0]
+        for name in COMPANIES
+        if name
+    ]
     people = []
     for i in range(1, count + 1):
         first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -62,7 +67,7 @@ def demo_people(workspace: Workspace, count: int) -> list[Person]:
                 gender=rng.choice(["female", "male", "", "non-binary"]),
                 country=country,
                 city=city,
-                company=rng.choice(COMPANIES),
+                company=rng.choice(companies),
                 attributes={
                     "plan": rng.choice(PLANS),
                     "lifetime_value": round(rng.uniform(0, 2500), 2),
