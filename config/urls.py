@@ -9,5 +9,6 @@ admin.site.site_title = "Herald admin"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("people/import/", include("people.import_urls")),
     path("", include("accounts.urls")),
 ]

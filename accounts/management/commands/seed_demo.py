@@ -61,7 +61,7 @@ def demo_people(workspace: Workspace, count: int) -> list[Person]:
                 workspace=workspace,
                 external_id=f"{workspace.slug.split('-')[0]}-{i:05d}",
                 email=f"{first}.{last}.{i}@example.com".lower(),
-                phone=f"+4477009{i:05d}" if rng.random() < 0.7 else "",
+                phone=f"+447911{i:06d}" if rng.random() < 0.7 else "",
                 first_name=first,
                 last_name=last,
                 gender=rng.choice(["female", "male", "", "non-binary"]),

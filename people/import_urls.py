@@ -1,0 +1,3 @@
+"""URLs of the contact import (upload -> analyze -> confirm -> progress)."""
+
+urlpatterns: list = []

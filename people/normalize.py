@@ -1,0 +1,63 @@
+"""Normalizing addresses before they are stored or matched.
+
+email: trimmed and lower-cased, and checked for shape; phone: E.164 via `phonenumbers`.
+Each function returns the normalized value or raises InvalidAddress with a sentence a
+person can act on.
+"""
+
+import phonenumbers
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+
+class InvalidAddress(ValueError):
+    pass
+
+
+def normalize_email(value: str) -> str:
+    email = (value or "").strip().lower()
+    if not email:
+        raise InvalidAddress("The email address is empty.")
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise InvalidAddress(f"“{value.strip()}” is not a valid email address.") from None
+    return email
+
+
+def normalize_phone(value: str, *, default_region: str | None = None) -> str:
+    """E.164 (+447700900123). Numbers without a leading + need `default_region` (e.g. GB)."""
+    raw = (value or "").strip()
+    if not raw:
+        raise InvalidAddress("The phone number is empty.")
+    if raw.startswith("00"):
+        raw = "+" + raw[2:]
+    try:
+        number = phonenumbers.parse(raw, None if raw.startswith("+") else default_region)
+    except phonenumbers.NumberParseException:
+        raise InvalidAddress(
+            f"“{value.strip()}” is not a phone number (write it with its country code, "
+            "e.g. +44 7700 900123)."
+        ) from None
+    if not phonenumbers.is_possible_number(number) or not phonenumbers.is_valid_number(number):
+        raise InvalidAddress(f"“{value.strip()}” is not a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_push_token(value: str) -> str:
+    token = (value or "").strip()
+    if not token:
+        raise InvalidAddress("The push token is empty.")
+    if len(token) > 512:
+        raise InvalidAddress("The push token is longer than 512 characters.")
+    return token
+
+
+NORMALIZERS = {"email": normalize_email, "sms": normalize_phone, "push": normalize_push_token}
+
+
+def normalize_address(channel: str, value: str) -> str:
+    try:
+        return NORMALIZERS[channel](value)
+    except KeyError:
+        raise InvalidAddress(f"“{channel}” is not a channel (email, sms or push).") from None
