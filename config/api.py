@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
 from django.http import Http404
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
@@ -151,11 +152,13 @@ def decode_cursor(cursor: str):
 
 
 class CursorPagination(PaginationBase):
-    """Keyset pagination on one unique field (default: newest id first).
+    """Keyset pagination (default: newest id first).
 
     `?limit=` (default 50, max 1000) and `?cursor=`; answers
-    `{"items": [...], "next_cursor": "..." | null}`. Stable under inserts: a page never
-    repeats or skips rows that existed when the first page was read.
+    `{"items": [...], "next_cursor": "..." | null}`. `ordering` is one unique field or a
+    field plus "id" as tie-breaker, all in one direction (e.g. ("-occurred_at", "-id")).
+    Stable under inserts: a page never repeats or skips rows that existed when the first
+    page was read.
     """
 
     class Input(Schema):
@@ -166,25 +169,42 @@ class CursorPagination(PaginationBase):
         items: list[Any]
         next_cursor: str | None = None
 
-    def __init__(self, *, ordering: str = "-id", **kwargs):
+    def __init__(self, *, ordering: tuple[str, ...] | str = "-id", **kwargs):
         super().__init__(**kwargs)
-        self.field = ordering.lstrip("-")
-        self.descending = ordering.startswith("-")
+        ordering = (ordering,) if isinstance(ordering, str) else tuple(ordering)
+        self.ordering = ordering
+        self.fields = [f.lstrip("-") for f in ordering]
+        self.descending = ordering[0].startswith("-")
+
+    def _after(self, values: list) -> Q:
+        """Rows strictly after `values` in the ordering (a row-value comparison)."""
+        op = "lt" if self.descending else "gt"
+        condition = Q()
+        for i, name in enumerate(self.fields):
+            step = Q(**{f"{name}__{op}": values[i]})
+            for prev, value in zip(self.fields[:i], values[:i], strict=True):
+                step &= Q(**{prev: value})
+            condition |= step
+        return condition
 
     def paginate_queryset(self, queryset, pagination: Input, **params):
-        queryset = queryset.order_by(("-" if self.descending else "") + self.field)
+        queryset = queryset.order_by(*self.ordering)
         if pagination.cursor:
             after = decode_cursor(pagination.cursor)
-            if not isinstance(after, dict) or "after" not in after:
-                decode_cursor("!")  # raises the same 422
-            lookup = f"{self.field}__{'lt' if self.descending else 'gt'}"
-            queryset = queryset.filter(**{lookup: after["after"]})
+            if not isinstance(after, list) or len(after) != len(self.fields):
+                decode_cursor("!")  # raises the 422 for an unknown cursor
+            queryset = queryset.filter(self._after(after))
         rows = list(queryset[: pagination.limit + 1])
         next_cursor = None
         if len(rows) > pagination.limit:
             rows = rows[: pagination.limit]
-            next_cursor = encode_cursor({"after": getattr(rows[-1], self.field)})
+            last = rows[-1]
+            next_cursor = encode_cursor([_cursor_value(getattr(last, f)) for f in self.fields])
         return {"items": rows, "next_cursor": next_cursor}
+
+
+def _cursor_value(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def register_routers() -> None:

@@ -1,12 +1,51 @@
+"""People, Events, Tags and Do Not Contact of the HTTP API (shared/API.md, exactly)."""
+
 from datetime import datetime
+from typing import Any, Literal
 
-from ninja import Query, Router, Schema
+from django.db.models import Prefetch
+from ninja import Field, Query, Router, Schema
+from ninja.errors import HttpError
 from ninja.pagination import paginate
+from ninja.responses import Status
 
-from config.api import CursorPagination
-from people.selectors import get_person_or_404, person_list
+from config.api import CursorPagination, error_response
+from people import selectors, services
+from people.models import Channel, DncSource, PersonTag, TagSource
+from people.normalize import InvalidAddress, normalize_address
 
-router = Router(tags=["People"])
+router = Router()
+
+# --- Schemas ----------------------------------------------------------------------------
+
+
+class PushTokenSchema(Schema):
+    platform: Literal["ios", "android", "web"]
+    token: str
+
+
+class PersonIn(Schema):
+    """Every field is optional on update: fields not sent are kept."""
+
+    email: str | None = None
+    phone: str | None = Field(None, description="Any format with country code; stored E.164.")
+    first_name: str | None = None
+    last_name: str | None = None
+    gender: str | None = None
+    country: str | None = None
+    city: str | None = None
+    address: str | None = None
+    company: str | None = None
+    attributes: dict[str, Any] | None = Field(
+        None, description="Custom attributes; null clears one. Types are enforced once known."
+    )
+    push_tokens: list[PushTokenSchema] | None = Field(
+        None, description="Replaces the person's push tokens."
+    )
+
+
+class PersonBatchItem(PersonIn):
+    external_id: str
 
 
 class PersonOut(Schema):
@@ -21,7 +60,10 @@ class PersonOut(Schema):
     city: str
     address: str
     company: str
-    attributes: dict
+    attributes: dict[str, Any]
+    push_tokens: list[PushTokenSchema]
+    tags: list[str]
+    audiences: list[str]
     created_at: datetime
     updated_at: datetime
 
@@ -29,17 +71,340 @@ class PersonOut(Schema):
     def resolve_company(obj):
         return obj.company.name if obj.company_id else ""
 
+    @staticmethod
+    def resolve_tags(obj):
+        return sorted((pt.tag.name for pt in obj.person_tags.all()), key=str.lower)
 
-class PersonFilters(Schema):
+    @staticmethod
+    def resolve_push_tokens(obj):
+        return [{"platform": t.platform, "token": t.token} for t in obj.push_tokens.all()]
+
+    @staticmethod
+    def resolve_audiences(obj):
+        # Target audiences arrive with the audiences app; until then a person is in none.
+        return []
+
+
+class BatchIn(Schema):
+    people: list[dict[str, Any]] = Field(
+        ..., description="Up to 1000 people (PersonIn plus external_id).", max_length=1000
+    )
+
+
+class BatchError(Schema):
+    index: int
+    msg: str
+
+
+class BatchOut(Schema):
+    created: int
+    updated: int
+    errors: list[BatchError]
+
+
+class PeopleFilters(Schema):
+    q: str | None = Field(None, description="Name, email, phone or external id.")
+    tag: str | None = None
+    audience: str | None = None
+    segment: int | None = None
+
+
+def _with_related(people):
+    return people.prefetch_related(
+        Prefetch("person_tags", queryset=PersonTag.objects.select_related("tag")), "push_tokens"
+    )
+
+
+def _person_out(workspace, external_id):
+    return _with_related(selectors.person_list(workspace=workspace)).get(external_id=external_id)
+
+
+def _input_error(request, e: services.PersonInputError, loc_prefix=("body",)):
+    return error_response(
+        request,
+        422,
+        f"{e.field}: {e.message}",
+        [{"loc": [*loc_prefix, *e.field.split(".")], "msg": e.message}],
+    )
+
+
+# --- People -----------------------------------------------------------------------------
+
+
+@router.put(
+    "/people/{external_id}",
+    response={200: PersonOut, 201: PersonOut},
+    tags=["People"],
+    summary="Create or update one person",
+)
+def person_put(request, external_id: str, payload: PersonIn):
+    external_id = external_id.strip()
+    if not 1 <= len(external_id) <= 255:
+        raise HttpError(422, "external_id must be 1-255 characters.")
+    try:
+        _person, created = services.person_upsert(
+            workspace=request.workspace,
+            external_id=external_id,
+            data=payload.model_dump(exclude_unset=True),
+        )
+    except services.PersonInputError as e:
+        return _input_error(request, e)
+    return Status(201 if created else 200, _person_out(request.workspace, external_id))
+
+
+@router.post(
+    "/people/batch", response=BatchOut, tags=["People"], summary="Upsert up to 1000 people"
+)
+def people_batch(request, payload: BatchIn):
+    result = services.person_upsert_batch(workspace=request.workspace, items=payload.people)
+    return {
+        "created": result.created,
+        "updated": result.updated,
+        "errors": [{"index": e["index"], "msg": _error_msg(e)} for e in result.errors],
+    }
+
+
+def _error_msg(error: dict) -> str:
+    return f"{error['field']}: {error['msg']}" if error.get("field") else error["msg"]
+
+
+@router.get("/people/{external_id}", response=PersonOut, tags=["People"], summary="One person")
+def person_get(request, external_id: str):
+    selectors.get_person_or_404(workspace=request.workspace, external_id=external_id)
+    return _person_out(request.workspace, external_id)
+
+
+@router.delete(
+    "/people/{external_id}", response={204: None}, tags=["People"], summary="Erase a person"
+)
+def person_delete(request, external_id: str):
+    person = selectors.get_person_or_404(workspace=request.workspace, external_id=external_id)
+    services.person_erase(person=person)
+    return Status(204, None)
+
+
+@router.get("/people", response=list[PersonOut], tags=["People"], summary="List people")
+@paginate(CursorPagination)
+def people_list(request, filters: Query[PeopleFilters]):
+    if filters.audience is not None or filters.segment is not None:
+        # Neither audiences nor segments exist yet, so nobody is in one.
+        return selectors.person_list(workspace=request.workspace).none()
+    people = selectors.person_list(
+        workspace=request.workspace, q=filters.q, tags=[filters.tag] if filters.tag else None
+    )
+    return _with_related(people)
+
+
+# --- Events -----------------------------------------------------------------------------
+
+
+class EventsIn(Schema):
+    events: list[dict[str, Any]] = Field(
+        ...,
+        max_length=1000,
+        description='Up to 1000 of {"person": external_id, "name", "occurred_at", "properties"}.',
+    )
+
+
+class EventsAccepted(Schema):
+    accepted: int
+    errors: list[BatchError]
+
+
+class EventOut(Schema):
+    id: int
+    name: str
+    occurred_at: datetime
+    properties: dict[str, Any]
+
+
+class EventFilters(Schema):
+    name: str | None = None
+
+
+@router.post("/events", response={202: EventsAccepted}, tags=["Events"], summary="Ingest events")
+def events_ingest(request, payload: EventsIn):
+    result = services.event_ingest_batch(workspace=request.workspace, items=payload.events)
+    return Status(202, {"accepted": result.accepted, "errors": result.errors})
+
+
+@router.get(
+    "/people/{external_id}/events",
+    response=list[EventOut],
+    tags=["Events"],
+    summary="A person's events",
+)
+@paginate(CursorPagination, ordering=("-occurred_at", "-id"))
+def person_events(request, external_id: str, filters: Query[EventFilters]):
+    person = selectors.get_person_or_404(workspace=request.workspace, external_id=external_id)
+    return selectors.event_list(workspace=request.workspace, person=person, name=filters.name)
+
+
+# --- Tags -------------------------------------------------------------------------------
+
+
+class TagOut(Schema):
+    name: str
+    people_count: int
+
+
+class TagList(Schema):
+    items: list[TagOut]
+
+
+class TagIn(Schema):
+    name: str = Field(..., min_length=1, max_length=100)
+
+
+class PeopleRef(Schema):
+    people: list[str] = Field(..., max_length=10000, description="External ids.")
+
+
+class TagAssigned(Schema):
+    assigned: int
+    unknown: list[str]
+
+
+class TagRemoved(Schema):
+    removed: int
+    unknown: list[str]
+
+
+@router.get("/tags", response=TagList, tags=["Tags"], summary="Every tag with its number of people")
+def tags_list(request):
+    return {"items": list(selectors.tag_list(workspace=request.workspace))}
+
+
+@router.post("/tags", response={201: TagOut}, tags=["Tags"], summary="Create a tag")
+def tags_create(request, payload: TagIn):
+    try:
+        tag = services.tag_create(workspace=request.workspace, name=payload.name)
+    except services.TagExists as e:
+        raise HttpError(409, str(e)) from None
+    except ValueError as e:
+        raise HttpError(422, str(e)) from None
+    return Status(201, {"name": tag.name, "people_count": 0})
+
+
+@router.delete("/tags/{name}", response={204: None}, tags=["Tags"], summary="Delete a tag")
+def tags_delete(request, name: str):
+    services.tag_delete(tag=selectors.get_tag_or_404(workspace=request.workspace, name=name))
+    return Status(204, None)
+
+
+@router.post("/tags/{name}/people", response=TagAssigned, tags=["Tags"], summary="Tag people")
+def tags_assign(request, name: str, payload: PeopleRef):
+    try:
+        changed, unknown = services.tag_people_by_external_ids(
+            workspace=request.workspace,
+            name=name,
+            external_ids=payload.people,
+            source=TagSource.API,
+        )
+    except ValueError as e:
+        raise HttpError(422, str(e)) from None
+    return {"assigned": changed, "unknown": unknown}
+
+
+@router.delete("/tags/{name}/people", response=TagRemoved, tags=["Tags"], summary="Untag people")
+def tags_unassign(request, name: str, payload: PeopleRef):
+    selectors.get_tag_or_404(workspace=request.workspace, name=name)
+    changed, unknown = services.tag_people_by_external_ids(
+        workspace=request.workspace, name=name, external_ids=payload.people, remove=True
+    )
+    return {"removed": changed, "unknown": unknown}
+
+
+# --- Do Not Contact ---------------------------------------------------------------------
+
+
+class DncIn(Schema):
+    channel: Literal["email", "sms", "push"]
+    address: str = Field(..., min_length=1, max_length=512)
+    reason: str = Field("", max_length=255)
+    source: Literal["manual", "import", "flow", "unsubscribe", "bounce", "api"] = "api"
+
+
+class DncOut(Schema):
+    channel: str
+    address: str
+    reason: str
+    source: str
+    created_at: datetime
+
+
+class DncFilters(Schema):
+    channel: Literal["email", "sms", "push"] | None = None
     q: str | None = None
 
 
-@router.get("/people", response=list[PersonOut], summary="List people")
+class DncCheckIn(Schema):
+    channel: Literal["email", "sms", "push"]
+    address: str
+
+
+class Blocked(Schema):
+    blocked: bool
+
+
+@router.get(
+    "/dnc", response=list[DncOut], tags=["Do Not Contact"], summary="List or search entries"
+)
 @paginate(CursorPagination)
-def people_list(request, filters: Query[PersonFilters]):
-    return person_list(workspace=request.workspace, q=filters.q)
+def dnc_list(request, filters: Query[DncFilters]):
+    return selectors.dnc_list(workspace=request.workspace, channel=filters.channel, q=filters.q)
 
 
-@router.get("/people/{external_id}", response=PersonOut, summary="One person")
-def person_detail(request, external_id: str):
-    return get_person_or_404(workspace=request.workspace, external_id=external_id)
+@router.post(
+    "/dnc", response={200: DncOut, 201: DncOut}, tags=["Do Not Contact"], summary="Add one address"
+)
+def dnc_add(request, payload: DncIn):
+    try:
+        entry, created = services.dnc_add(
+            workspace=request.workspace,
+            channel=payload.channel,
+            address=payload.address,
+            reason=payload.reason,
+            source=payload.source or DncSource.API,
+        )
+    except InvalidAddress as e:
+        return error_response(request, 422, str(e), [{"loc": ["body", "address"], "msg": str(e)}])
+    return Status(201 if created else 200, entry)
+
+
+@router.get(
+    "/dnc/check", response=Blocked, tags=["Do Not Contact"], summary="Is an address blocked?"
+)
+def dnc_check(request, params: Query[DncCheckIn]):
+    try:
+        normalize_address(params.channel, params.address)
+    except InvalidAddress as e:
+        return error_response(request, 422, str(e), [{"loc": ["query", "address"], "msg": str(e)}])
+    blocked = selectors.dnc_is_blocked(
+        workspace=request.workspace, channel=params.channel, address=params.address
+    )
+    return {"blocked": blocked}
+
+
+@router.delete(
+    "/dnc/{channel}/{address}",
+    response={204: None},
+    tags=["Do Not Contact"],
+    summary="Remove an address",
+)
+def dnc_delete(request, channel: str, address: str):
+    if channel not in Channel.values:
+        raise HttpError(404, f"“{channel}” is not a channel (email, sms or push).")
+    try:
+        normalized = normalize_address(channel, address)
+    except InvalidAddress:
+        raise HttpError(404, "That address is not on the list.") from None
+    entry = (
+        selectors.dnc_list(workspace=request.workspace, channel=channel)
+        .filter(address=normalized)
+        .first()
+    )
+    if entry is None:
+        raise HttpError(404, "That address is not on the list.")
+    services.dnc_remove(entry=entry)
+    return Status(204, None)

@@ -1,26 +1,59 @@
-"""Reads about people."""
+"""Reads about people, their events, tags and Do Not Contact entries."""
 
-from django.db.models import Q, QuerySet
+import contextlib
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Lower
 from django.http import Http404
 
-from people.models import Person
+from people.models import (
+    AttributeDefinition,
+    Channel,
+    Company,
+    DoNotContact,
+    Event,
+    EventType,
+    Person,
+    PersonTag,
+    PushToken,
+    Tag,
+)
+from people.normalize import InvalidAddress, normalize_address
 
 
-def person_list(*, workspace, q: str | None = None) -> QuerySet[Person]:
-    """People of the workspace, newest first; `q` matches name, email, phone or external id."""
-    people = (
-        Person.objects.for_workspace(workspace).select_related("company").order_by("-id")
-    )
+def person_list(*, workspace, q: str | None = None, tags: list[str] | None = None,
+                company: str | None = None) -> QuerySet[Person]:  # fmt: skip
+    """People of the workspace, newest first.
+
+    `q` matches an exact external id, email or phone, or the start of a first or last name;
+    `tags` keeps people having every one of the tags (names, case-insensitive).
+    """
+    people = Person.objects.for_workspace(workspace).select_related("company").order_by("-id")
     if q and q.strip():
-        q = q.strip()
+        people = people.filter(person_search_q(q.strip()))
+    for name in tags or []:
         people = people.filter(
-            Q(external_id=q)
-            | Q(email__iexact=q)
-            | Q(phone=q)
-            | Q(first_name__istartswith=q)
-            | Q(last_name__istartswith=q)
+            Exists(
+                PersonTag.objects.filter(
+                    workspace=workspace, person=OuterRef("pk"), tag__name__iexact=name
+                )
+            )
         )
+    if company:
+        people = people.filter(company__name=company)
     return people
+
+
+def person_search_q(q: str) -> Q:
+    condition = Q(external_id=q) | Q(email=q.lower())
+    with contextlib.suppress(InvalidAddress):
+        condition |= Q(phone=normalize_address("sms", q))
+    parts = q.split()
+    if len(parts) >= 2:
+        condition |= Q(first_name__istartswith=parts[0], last_name__istartswith=" ".join(parts[1:]))
+    else:
+        condition |= Q(first_name__istartswith=q) | Q(last_name__istartswith=q)
+    return condition
 
 
 def person_count(*, workspace) -> int:
@@ -33,6 +66,155 @@ def person_recent(*, workspace, limit: int = 5) -> list[Person]:
 
 def get_person_or_404(*, workspace, external_id: str) -> Person:
     try:
-        return Person.objects.for_workspace(workspace).get(external_id=external_id)
+        return (
+            Person.objects.for_workspace(workspace)
+            .select_related("company")
+            .get(external_id=external_id)
+        )
     except Person.DoesNotExist:
         raise Http404(f"No person with external_id {external_id!r}.") from None
+
+
+def get_person_by_id_or_404(*, workspace, pk) -> Person:
+    try:
+        return Person.objects.for_workspace(workspace).select_related("company").get(pk=pk)
+    except (Person.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such person in this workspace.") from None
+
+
+def person_tag_names(*, person) -> list[str]:
+    return list(
+        Tag.objects.filter(person_tags__person=person)
+        .order_by(Lower("name"))
+        .values_list("name", flat=True)
+    )
+
+
+def tag_names_by_person(*, people: list[Person]) -> dict[int, list[str]]:
+    """Tag names of many people in one query."""
+    names: dict[int, list[str]] = {p.pk: [] for p in people}
+    rows = (
+        PersonTag.objects.filter(person_id__in=list(names))
+        .order_by(Lower("tag__name"))
+        .values_list("person_id", "tag__name")
+    )
+    for person_id, name in rows:
+        names[person_id].append(name)
+    return names
+
+
+def push_tokens_by_person(*, people: list[Person]) -> dict[int, list[dict]]:
+    tokens: dict[int, list[dict]] = {p.pk: [] for p in people}
+    for person_id, platform, token in PushToken.objects.filter(
+        person_id__in=list(tokens)
+    ).values_list("person_id", "platform", "token"):
+        tokens[person_id].append({"platform": platform, "token": token})
+    return tokens
+
+
+def attribute_catalogue(*, workspace) -> dict[str, AttributeDefinition]:
+    return {d.key: d for d in AttributeDefinition.objects.for_workspace(workspace)}
+
+
+def event_list(*, workspace, person, name: str | None = None) -> QuerySet[Event]:
+    events = Event.objects.for_workspace(workspace).filter(person=person)
+    if name:
+        events = events.filter(name=name)
+    return events.order_by("-occurred_at", "-id")
+
+
+def event_type_list(*, workspace) -> QuerySet[EventType]:
+    return EventType.objects.for_workspace(workspace).order_by("name")
+
+
+def tag_list(*, workspace, q: str | None = None) -> QuerySet[Tag]:
+    tags = Tag.objects.for_workspace(workspace).annotate(people_count=Count("person_tags"))
+    if q and q.strip():
+        tags = tags.filter(name__icontains=q.strip())
+    return tags.order_by(Lower("name"))
+
+
+def get_tag_or_404(*, workspace, name: str) -> Tag:
+    tag = Tag.objects.for_workspace(workspace).filter(name__iexact=name).first()
+    if tag is None:
+        raise Http404(f"No tag named {name!r}.")
+    return tag
+
+
+def get_tag_by_id_or_404(*, workspace, pk) -> Tag:
+    try:
+        return Tag.objects.for_workspace(workspace).get(pk=pk)
+    except (Tag.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such tag in this workspace.") from None
+
+
+def company_names(*, workspace) -> list[str]:
+    return list(Company.objects.for_workspace(workspace).values_list("name", flat=True))
+
+
+def dnc_list(*, workspace, channel: str | None = None, q: str | None = None):
+    entries = DoNotContact.objects.for_workspace(workspace)
+    if channel:
+        entries = entries.filter(channel=channel)
+    if q and q.strip():
+        entries = entries.filter(address__icontains=q.strip().lower())
+    return entries.order_by("-created_at", "-id")
+
+
+def get_dnc_or_404(*, workspace, pk) -> DoNotContact:
+    try:
+        return DoNotContact.objects.for_workspace(workspace).get(pk=pk)
+    except (DoNotContact.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such Do Not Contact entry in this workspace.") from None
+
+
+def dnc_is_blocked(*, workspace, channel: str, address: str) -> bool:
+    """Whether `address` (normalized first) is on the channel's Do Not Contact list."""
+    try:
+        normalized = normalize_address(channel, address)
+    except InvalidAddress:
+        return False
+    return (
+        DoNotContact.objects.for_workspace(workspace)
+        .filter(channel=channel, address=normalized)
+        .exists()
+    )
+
+
+def blocked_condition(*, workspace, channel: str) -> Exists:
+    """A condition over people: true when the person is blocked on `channel`.
+
+    Set-based: `people.filter(blocked_condition(...))` answers "which of these people are
+    blocked on channel C" in one query. Emails are stored lower-cased and phones in E.164,
+    the same forms as Do Not Contact addresses, so the match is a plain equality.
+    """
+    dnc = DoNotContact.objects.filter(workspace=workspace, channel=channel)
+    if channel == Channel.EMAIL:
+        return Exists(dnc.filter(address=OuterRef("email")))
+    if channel == Channel.SMS:
+        return Exists(dnc.filter(address=OuterRef("phone")))
+    if channel == Channel.PUSH:
+        return Exists(
+            PushToken.objects.filter(
+                workspace=workspace,
+                person=OuterRef("pk"),
+                token__in=dnc.values("address"),
+            )
+        )
+    raise ValueError(f"unknown channel {channel!r}")
+
+
+def blocked_people(*, workspace, channel: str, people: QuerySet[Person]) -> QuerySet[Person]:
+    return people.filter(blocked_condition(workspace=workspace, channel=channel))
+
+
+def dnc_status(*, workspace, person) -> dict[str, bool]:
+    """For the profile: whether the person is blocked on each channel (one query)."""
+    annotated = (
+        Person.objects.for_workspace(workspace)
+        .filter(pk=person.pk)
+        .annotate(**{c: blocked_condition(workspace=workspace, channel=c) for c in Channel.values})
+        .values(*Channel.values)
+        .get()
+    )
+    return annotated

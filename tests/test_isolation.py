@@ -1,14 +1,50 @@
-"""Tenancy: every URL that names an object answers 404 for another workspace's object.
+"""Tenancy: every URL that names an object answers 404 for another workspace's object, and
+no request through any URL changes another workspace's data.
 
 The URLs come from the URL conf (tests/urlwalk.py), so later features are covered as soon
 as they add a URL.
 """
 
 import pytest
+from django.apps import apps
 
+from accounts.services import api_key_create
 from tests.urlwalk import all_routes, fill_for, routes_with_objects
 
-METHODS = ["get", "post", "put", "patch", "delete"]
+# Upserting writes go last, so a created object of our own cannot answer the others.
+METHODS = ["get", "delete", "patch", "post", "put"]
+# A body that is valid for the API's list-taking writes and ignored elsewhere, so that a
+# write reaches its lookup instead of stopping at body validation.
+BODY = {"people": []}
+
+# Writes the API contract defines as "create or update by this key in the caller's
+# workspace": a name or external id that only exists elsewhere makes a new object in the
+# caller's own workspace. They must still leave the other workspace untouched.
+UPSERTS_BY_KEY = {
+    ("api/v1/people/<external_id>", "put"),
+    ("api/v1/tags/<name>/people", "post"),
+}
+
+
+def fingerprint(workspace) -> dict:
+    """Every row of every workspace-owned table that belongs to `workspace`."""
+    state = {}
+    for model in apps.get_models():
+        if any(f.name == "workspace" for f in model._meta.fields):
+            manager = model._default_manager
+            rows = (manager.unscoped() if hasattr(manager, "unscoped") else manager.all()).filter(
+                workspace=workspace
+            )
+            state[model._meta.label] = sorted(map(repr, rows.values_list()))
+    return state
+
+
+def _sign_in(client, route, workspace, owner):
+    if route.is_api:
+        _, raw = api_key_create(workspace=workspace, name="isolation")
+        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
+    else:
+        client.force_login(owner)
 
 
 def test_the_walk_sees_ui_and_api_routes():
@@ -20,18 +56,17 @@ def test_the_walk_sees_ui_and_api_routes():
 @pytest.mark.parametrize("route", routes_with_objects(), ids=lambda r: r.route)
 def test_another_workspaces_object_is_not_found(route, workspace, other_workspace, client, owner):
     foreign_url = fill_for(route, other_workspace)
-    if route.is_api:
-        from accounts.services import api_key_create
-
-        _, raw = api_key_create(workspace=workspace, name="isolation")
-        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
-    else:
-        client.force_login(owner)
+    _sign_in(client, route, workspace, owner)
+    before = fingerprint(other_workspace)
     statuses = {}
     for method in METHODS:
-        response = getattr(client, method)(foreign_url, content_type="application/json", data={})
+        response = getattr(client, method)(foreign_url, content_type="application/json", data=BODY)
         statuses[method] = response.status_code
-    assert all(s in (404, 405) for s in statuses.values()), (foreign_url, statuses)
+    assert fingerprint(other_workspace) == before, f"{foreign_url} changed another workspace"
+    for method, status in statuses.items():
+        if (route.route, method) in UPSERTS_BY_KEY:
+            continue
+        assert status in (404, 405), (foreign_url, method, statuses)
     assert 404 in statuses.values(), (foreign_url, statuses)
 
 
@@ -40,15 +75,9 @@ def test_own_workspaces_object_is_found(route, workspace, client, owner):
     """The control: the same URL with our own object is not a 404, so the 404 above means
     the workspace check, not a broken URL."""
     own_url = fill_for(route, workspace)
-    if route.is_api:
-        from accounts.services import api_key_create
-
-        _, raw = api_key_create(workspace=workspace, name="control")
-        client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
-    else:
-        client.force_login(owner)
+    _sign_in(client, route, workspace, owner)
     statuses = {
-        m: getattr(client, m)(own_url, content_type="application/json", data={}).status_code
+        m: getattr(client, m)(own_url, content_type="application/json", data=BODY).status_code
         for m in METHODS
     }
     assert any(s not in (404, 405) for s in statuses.values()), (own_url, statuses)

@@ -14,8 +14,25 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.services import api_key_create
 from tests.factories import MembershipFactory, PersonFactory
 
-# kwarg name -> function(workspace) -> the value that names an object of that workspace
+
+def _dnc_entry(ws):
+    from people.services import dnc_add
+
+    entry, _ = dnc_add(workspace=ws, channel="email", address=f"blocked-{ws.slug}@example.test")
+    return {"channel": entry.channel, "address": entry.address}
+
+
+def _tag_name(ws):
+    from people.models import Tag
+
+    return Tag.objects.create(workspace=ws, name=f"tag-of-{ws.slug}").name
+
+
+# kwarg name (or a tuple of names filled together) -> function(workspace) -> the value(s)
+# that name an object of that workspace
 OBJECT_MAKERS = {
+    ("channel", "address"): _dnc_entry,
+    "name": _tag_name,
     "member_id": lambda ws: MembershipFactory(workspace=ws).id,
     "api_key_id": lambda ws: api_key_create(workspace=ws, name="walk")[0].id,
     "person_id": lambda ws: PersonFactory(workspace=ws).id,
@@ -70,7 +87,13 @@ def routes_with_objects() -> list[Route]:
 
 def fill_for(route: Route, workspace) -> str:
     values = {}
-    for name in route.kwarg_names:
+    names = route.kwarg_names
+    for key, maker in OBJECT_MAKERS.items():
+        if isinstance(key, tuple) and set(key) <= set(names):
+            values.update(maker(workspace))
+    for name in names:
+        if name in values:
+            continue
         if name not in OBJECT_MAKERS:
             raise AssertionError(
                 f"URL {route.route!r} takes <{name}>, which tests/urlwalk.py cannot make: "

@@ -1,0 +1,591 @@
+"""Writes about people: upserts with typed attributes, events, tags, Do Not Contact.
+
+Work over many people is set-based: one INSERT ... SELECT / bulk statement per batch,
+never a query per person.
+"""
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.core.exceptions import EmptyResultSet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, QuerySet
+from django.db.models.functions import Greatest, Least
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from people.attributes import AttributeTypeError, check_value, infer_type
+from people.models import (
+    AttributeDefinition,
+    Channel,
+    Company,
+    DncSource,
+    DoNotContact,
+    Event,
+    EventType,
+    Person,
+    PersonTag,
+    PushToken,
+    Tag,
+    TagSource,
+)
+from people.normalize import InvalidAddress, normalize_address, normalize_email, normalize_phone
+
+PERSON_TEXT_FIELDS = ["email", "phone", "first_name", "last_name", "gender", "country", "city",
+                      "address"]  # fmt: skip
+MAX_BATCH = 1000
+
+
+class PersonInputError(ValueError):
+    """A person's data cannot be stored; `field` names the part and the message says why."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# --- Attributes -------------------------------------------------------------------------
+
+
+def _typed_attributes(*, workspace, items: list[dict], catalogue: dict) -> dict[str, str]:
+    """Types for every attribute key in `items`: declared ones, then inferred on first sight.
+
+    New keys are added to the catalogue (set-based, concurrent-safe) and returned typed.
+    """
+    types = {key: d.type for key, d in catalogue.items()}
+    new: dict[str, str] = {}
+    for attributes in items:
+        for key, value in attributes.items():
+            if key in types or key in new:
+                continue
+            try:
+                kind = infer_type(value)
+            except AttributeTypeError:
+                continue  # reported when the value is checked
+            if kind is not None:
+                new[key] = kind
+    if new:
+        AttributeDefinition.objects.bulk_create(
+            [AttributeDefinition(workspace=workspace, key=k, label=k, type=t, inferred=True)
+             for k, t in new.items()],
+            ignore_conflicts=True,
+        )  # fmt: skip
+        # A concurrent writer may have typed a key first: its type wins.
+        for d in AttributeDefinition.objects.for_workspace(workspace).filter(key__in=list(new)):
+            types[d.key] = d.type
+    return types
+
+
+def _check_attributes(attributes: dict, types: dict[str, str]) -> dict:
+    checked = {}
+    for key, value in attributes.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > 100:
+            raise PersonInputError("attributes", f"attribute name {key!r} is empty or too long")
+        if key in Person._meta.fields_map or key in {"tags", "audiences", "push_tokens", "id"}:
+            raise PersonInputError("attributes", f"“{key}” is a built-in field, not a custom one")
+        if value is None:
+            checked[key] = None
+            continue
+        if key not in types:
+            raise PersonInputError(
+                f"attributes.{key}", f"attribute “{key}” has an unsupported value {value!r}"
+            )
+        try:
+            checked[key] = check_value(key, value, types[key])
+        except AttributeTypeError as e:
+            raise PersonInputError(f"attributes.{key}", str(e)) from None
+    return checked
+
+
+def attribute_declare(*, workspace, key: str, type: str, label: str = "") -> AttributeDefinition:
+    """Declare or change an attribute's type (a marketer decides; later writes obey it)."""
+    definition, _ = AttributeDefinition.objects.update_or_create(
+        workspace=workspace,
+        key=key,
+        defaults={"type": type, "label": label or key, "inferred": False},
+    )
+    return definition
+
+
+# --- People -----------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    created: int = 0
+    updated: int = 0
+    errors: list[dict] = field(default_factory=list)
+    people: list[Person] = field(default_factory=list)
+
+
+def _clean_person(data: dict, types: dict[str, str]) -> dict:
+    """Normalized, validated fields of one person (only the fields that were sent)."""
+    clean = {}
+    for name in PERSON_TEXT_FIELDS:
+        if name not in data:
+            continue
+        value = data[name]
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise PersonInputError(name, f"{name} must be a string")
+        value = value.strip()
+        if value:
+            try:
+                if name == "email":
+                    value = normalize_email(value)
+                elif name == "phone":
+                    value = normalize_phone(value)
+            except InvalidAddress as e:
+                raise PersonInputError(name, str(e)) from None
+        max_length = Person._meta.get_field(name).max_length
+        if len(value) > max_length:
+            raise PersonInputError(name, f"{name} is longer than {max_length} characters")
+        clean[name] = value
+    if "company" in data:
+        company = (data["company"] or "").strip()
+        if len(company) > 200:
+            raise PersonInputError("company", "company is longer than 200 characters")
+        clean["company"] = company
+    if "attributes" in data and data["attributes"] is not None:
+        if not isinstance(data["attributes"], dict):
+            raise PersonInputError("attributes", "attributes must be an object")
+        clean["attributes"] = _check_attributes(data["attributes"], types)
+    if "push_tokens" in data and data["push_tokens"] is not None:
+        tokens = []
+        for i, token in enumerate(data["push_tokens"]):
+            platform = (token or {}).get("platform")
+            if platform not in {"ios", "android", "web"}:
+                raise PersonInputError(
+                    f"push_tokens.{i}.platform", "platform must be ios, android or web"
+                )
+            try:
+                value = normalize_address("push", token.get("token") or "")
+            except InvalidAddress as e:
+                raise PersonInputError(f"push_tokens.{i}.token", str(e)) from None
+            tokens.append((platform, value))
+        clean["push_tokens"] = tokens
+    return clean
+
+
+def person_upsert_batch(*, workspace, items: list[dict]) -> BatchResult:
+    """Create or update people by external_id; fields not sent are kept.
+
+    Valid items are applied even when others fail; each failure is reported by index.
+    One transaction, a constant number of statements per batch (no query per person).
+    """
+    if len(items) > MAX_BATCH:
+        raise ValueError(f"a batch holds at most {MAX_BATCH} people")
+    result = BatchResult()
+    catalogue = {d.key: d for d in AttributeDefinition.objects.for_workspace(workspace)}
+    types = _typed_attributes(
+        workspace=workspace,
+        items=[i.get("attributes") or {} for i in items if isinstance(i.get("attributes"), dict)],
+        catalogue=catalogue,
+    )
+    valid: dict[str, tuple[int, dict]] = {}
+    for index, item in enumerate(items):
+        external_id = (item.get("external_id") or "").strip() if isinstance(item, dict) else ""
+        if not external_id or len(external_id) > 255:
+            result.errors.append(
+                {"index": index, "msg": "external_id is required (1-255 characters)"}
+            )
+            continue
+        try:
+            clean = _clean_person(item, types)
+        except PersonInputError as e:
+            result.errors.append({"index": index, "field": e.field, "msg": e.message})
+            continue
+        if external_id in valid:  # the same person twice in a batch: the later item wins
+            previous = valid[external_id][1]
+            attributes = {**previous.get("attributes", {}), **clean.get("attributes", {})}
+            clean = {**previous, **clean}
+            if attributes:
+                clean["attributes"] = attributes
+        valid[external_id] = (index, clean)
+    if not valid:
+        return result
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                _apply_people(workspace=workspace, valid=valid, result=result)
+            break
+        except IntegrityError:
+            # A concurrent batch created one of these people between our read and insert:
+            # the second pass sees it and updates instead.
+            if attempt:
+                raise
+            result.created = result.updated = 0
+            result.people = []
+    return result
+
+
+def _apply_people(*, workspace, valid: dict[str, tuple[int, dict]], result: BatchResult):
+    company_names = {c["company"] for _, c in valid.values() if c.get("company")}
+    companies = {}
+    if company_names:
+        Company.objects.bulk_create(
+            [Company(workspace=workspace, name=n) for n in company_names], ignore_conflicts=True
+        )
+        companies = dict(
+            Company.objects.for_workspace(workspace)
+            .filter(name__in=company_names)
+            .values_list("name", "id")
+        )
+    existing = {
+        p.external_id: p
+        for p in Person.objects.for_workspace(workspace)
+        .filter(external_id__in=list(valid))
+        .select_for_update()
+    }
+    now = timezone.now()
+    to_create, to_update, changed_fields = [], [], set()
+    for external_id, (_, clean) in valid.items():
+        person = existing.get(external_id) or Person(
+            workspace=workspace, external_id=external_id, created_at=now, attributes={}
+        )
+        for name in PERSON_TEXT_FIELDS:
+            if name in clean:
+                setattr(person, name, clean[name])
+                changed_fields.add(name)
+        if "company" in clean:
+            person.company_id = companies.get(clean["company"]) if clean["company"] else None
+            changed_fields.add("company")
+        if "attributes" in clean:
+            merged = dict(person.attributes or {})
+            for key, value in clean["attributes"].items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            person.attributes = merged
+            changed_fields.add("attributes")
+        person.updated_at = now
+        (to_update if person.pk else to_create).append(person)
+    Person.objects.bulk_create(to_create, batch_size=500)
+    if to_update and changed_fields:
+        Person.objects.bulk_update(
+            to_update, [*sorted(changed_fields), "updated_at"], batch_size=500
+        )
+    result.created, result.updated = len(to_create), len(to_update)
+    result.people = to_create + to_update
+    tokens = {
+        p.pk: valid[p.external_id][1]["push_tokens"]
+        for p in result.people
+        if "push_tokens" in valid[p.external_id][1]
+    }
+    if tokens:
+        _replace_push_tokens(workspace=workspace, tokens=tokens)
+
+
+def _replace_push_tokens(*, workspace, tokens: dict[int, list[tuple[str, str]]]):
+    """The sent list replaces a person's tokens; a token moves to the person who sent it last."""
+    pairs = {(platform, token) for items in tokens.values() for platform, token in items}
+    PushToken.objects.for_workspace(workspace).filter(person_id__in=list(tokens)).delete()
+    for platform in {p for p, _ in pairs}:
+        PushToken.objects.for_workspace(workspace).filter(
+            platform=platform, token__in=[t for p, t in pairs if p == platform]
+        ).delete()
+    seen = set()
+    rows = []
+    for person_id, items in tokens.items():
+        for platform, token in items:
+            if (platform, token) not in seen:
+                seen.add((platform, token))
+                rows.append(
+                    PushToken(
+                        workspace=workspace, person_id=person_id, platform=platform, token=token
+                    )
+                )
+    PushToken.objects.bulk_create(rows)
+
+
+def person_upsert(*, workspace, external_id: str, data: dict) -> tuple[Person, bool]:
+    """One person (PUT): (person, created). Raises PersonInputError with the field."""
+    result = person_upsert_batch(workspace=workspace, items=[{**data, "external_id": external_id}])
+    if result.errors:
+        error = result.errors[0]
+        raise PersonInputError(error.get("field", "external_id"), error["msg"])
+    return result.people[0], bool(result.created)
+
+
+def person_erase(*, person: Person) -> None:
+    """Erase the person, their events, tags, tokens and memberships (cascade). Their
+    addresses stay on Do Not Contact as the list already holds them."""
+    person.delete()
+
+
+# --- Events -----------------------------------------------------------------------------
+
+
+@dataclass
+class EventBatchResult:
+    accepted: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+
+def _parse_occurred_at(value, now):
+    if value is None or value == "":
+        return now
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        parsed = parse_datetime(value)
+        if parsed is None:
+            raise ValueError(f"occurred_at {value!r} is not an ISO 8601 date-time")
+    else:
+        raise ValueError("occurred_at must be an ISO 8601 date-time string")
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def event_ingest_batch(*, workspace, items: list[dict], now=None) -> EventBatchResult:
+    """Store a batch of events (up to 1000) in one transaction; durable when it returns.
+
+    Unknown people are created with their external id. Rows go in with one COPY on
+    PostgreSQL (a multi-row INSERT elsewhere); the event catalogue is updated with one
+    statement per distinct name.
+    """
+    if len(items) > MAX_BATCH:
+        raise ValueError(f"a batch holds at most {MAX_BATCH} events")
+    now = now or timezone.now()
+    result = EventBatchResult()
+    rows = []
+    for index, item in enumerate(items):
+        person = item.get("person")
+        name = item.get("name")
+        if not isinstance(person, str) or not person.strip() or len(person) > 255:
+            result.errors.append({"index": index, "msg": "person (an external_id) is required"})
+            continue
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            result.errors.append({"index": index, "msg": "name is required (1-200 characters)"})
+            continue
+        properties = item.get("properties") or {}
+        if not isinstance(properties, dict):
+            result.errors.append({"index": index, "msg": "properties must be an object"})
+            continue
+        try:
+            occurred_at = _parse_occurred_at(item.get("occurred_at"), now)
+        except ValueError as e:
+            result.errors.append({"index": index, "msg": str(e)})
+            continue
+        rows.append((person.strip(), name.strip(), occurred_at, properties))
+    if not rows:
+        return result
+    with transaction.atomic():
+        external_ids = {r[0] for r in rows}
+        Person.objects.bulk_create(
+            [Person(workspace=workspace, external_id=e, attributes={}) for e in external_ids],
+            ignore_conflicts=True,
+        )
+        ids = dict(
+            Person.objects.for_workspace(workspace)
+            .filter(external_id__in=external_ids)
+            .values_list("external_id", "id")
+        )
+        _insert_events(workspace=workspace, rows=[(ids[e], n, at, p) for e, n, at, p in rows],
+                       received_at=now)  # fmt: skip
+        _update_event_catalogue(workspace=workspace, rows=rows)
+    result.accepted = len(rows)
+    return result
+
+
+def _insert_events(*, workspace, rows, received_at):
+    if connection.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+
+        with connection.cursor() as cursor:
+            copy_sql = (
+                "COPY people_event (workspace_id, person_id, name, occurred_at, properties, "
+                "received_at) FROM STDIN"
+            )
+            with cursor.cursor.copy(copy_sql) as copy:
+                for person_id, name, occurred_at, properties in rows:
+                    copy.write_row(
+                        (workspace.pk, person_id, name, occurred_at, Jsonb(properties), received_at)
+                    )
+    else:
+        Event.objects.bulk_create(
+            [Event(workspace=workspace, person_id=pid, name=n, occurred_at=at, properties=p,
+                   received_at=received_at) for pid, n, at, p in rows],
+            batch_size=500,
+        )  # fmt: skip
+
+
+def _update_event_catalogue(*, workspace, rows):
+    stats: dict[str, list] = {}
+    for _, name, occurred_at, _ in rows:
+        s = stats.setdefault(name, [occurred_at, occurred_at, 0])
+        s[0] = min(s[0], occurred_at)
+        s[1] = max(s[1], occurred_at)
+        s[2] += 1
+    EventType.objects.bulk_create(
+        [EventType(workspace=workspace, name=n, first_seen=a, last_seen=b, count=0)
+         for n, (a, b, _) in stats.items()],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    for name, (first, last, count) in stats.items():
+        EventType.objects.for_workspace(workspace).filter(name=name).update(
+            first_seen=Least(F("first_seen"), first),
+            last_seen=Greatest(F("last_seen"), last),
+            count=F("count") + count,
+        )
+
+
+# --- Tags -------------------------------------------------------------------------------
+
+
+class TagExists(ValueError):
+    pass
+
+
+def _clean_tag_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("A tag needs a name.")
+    if len(name) > 100:
+        raise ValueError("A tag name has at most 100 characters.")
+    return name
+
+
+def tag_create(*, workspace, name: str) -> Tag:
+    name = _clean_tag_name(name)
+    if Tag.objects.for_workspace(workspace).filter(name__iexact=name).exists():
+        raise TagExists(f"The tag “{name}” already exists.")
+    try:
+        with transaction.atomic():
+            return Tag.objects.create(workspace=workspace, name=name)
+    except IntegrityError:
+        raise TagExists(f"The tag “{name}” already exists.") from None
+
+
+def tag_get_or_create(*, workspace, name: str) -> Tag:
+    name = _clean_tag_name(name)
+    tag = Tag.objects.for_workspace(workspace).filter(name__iexact=name).first()
+    if tag:
+        return tag
+    try:
+        with transaction.atomic():
+            return Tag.objects.create(workspace=workspace, name=name)
+    except IntegrityError:
+        return Tag.objects.for_workspace(workspace).get(name__iexact=name)
+
+
+def tag_delete(*, tag: Tag) -> int:
+    """Removes the tag from everyone and deletes it; returns how many people had it."""
+    count = PersonTag.objects.filter(tag=tag).count()
+    tag.delete()
+    return count
+
+
+def tags_assign(
+    *, workspace, tag: Tag, people: QuerySet[Person], source: str = TagSource.MANUAL
+) -> int:
+    """Give `tag` to every person of `people` in one INSERT ... SELECT; returns how many
+    people newly got it. `people` may be a filter over millions ("all N matching")."""
+    # The SQL of `people` comes from the ORM, parameterized; only our own identifiers are
+    # formatted in, never user values.
+    try:
+        ids_sql, params = people.order_by().values("id").query.sql_with_params()
+    except EmptyResultSet:  # a filter that can match nobody (e.g. an empty id list)
+        return 0
+    sql = (
+        "INSERT INTO people_persontag (workspace_id, person_id, tag_id, source, created_at) "  # noqa: S608
+        "SELECT %s, p.id, %s, %s, %s FROM (" + ids_sql + ") AS p WHERE true "
+        "ON CONFLICT (person_id, tag_id) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [workspace.pk, tag.pk, source, timezone.now(), *params])
+        return cursor.rowcount
+
+
+def tags_unassign(*, workspace, tag: Tag, people: QuerySet[Person]) -> int:
+    deleted, _ = (
+        PersonTag.objects.for_workspace(workspace)
+        .filter(tag=tag, person_id__in=people.order_by().values("id"))
+        .delete()
+    )
+    return deleted
+
+
+def tag_people_by_external_ids(*, workspace, name: str, external_ids: list[str], remove=False,
+                               source: str = TagSource.API) -> tuple[int, list[str]]:  # fmt: skip
+    """API helper: (changed, unknown external ids)."""
+    wanted = list(dict.fromkeys(e for e in external_ids if isinstance(e, str)))
+    people = Person.objects.for_workspace(workspace).filter(external_id__in=wanted)
+    known = set(people.values_list("external_id", flat=True))
+    unknown = [e for e in wanted if e not in known]
+    if remove:
+        tag = Tag.objects.for_workspace(workspace).filter(name__iexact=name.strip()).first()
+        changed = tags_unassign(workspace=workspace, tag=tag, people=people) if tag else 0
+    else:
+        tag = tag_get_or_create(workspace=workspace, name=name)
+        changed = tags_assign(workspace=workspace, tag=tag, people=people, source=source)
+    return changed, unknown
+
+
+# --- Do Not Contact ---------------------------------------------------------------------
+
+
+def dnc_add(*, workspace, channel: str, address: str, reason: str = "",
+            source: str = DncSource.MANUAL, created_by=None):  # fmt: skip
+    """The one way onto Do Not Contact: (entry, created). Idempotent; raises InvalidAddress."""
+    if channel not in Channel.values:
+        raise InvalidAddress(f"“{channel}” is not a channel (email, sms or push).")
+    normalized = normalize_address(channel, address)
+    entry, created = DoNotContact.objects.get_or_create(
+        workspace=workspace,
+        channel=channel,
+        address=normalized,
+        defaults={"reason": (reason or "")[:255], "source": source, "created_by": created_by},
+    )
+    return entry, created
+
+
+def dnc_remove(*, entry: DoNotContact) -> None:
+    entry.delete()
+
+
+@dataclass
+class DncImportResult:
+    added: int = 0
+    already: int = 0
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # line, raw, reason
+
+
+def dnc_import(*, workspace, channel: str, lines, reason: str = "", created_by=None,
+               source: str = DncSource.IMPORT) -> DncImportResult:  # fmt: skip
+    """Import addresses (one per line or first CSV column); invalid lines are reported with
+    their number and reason; valid ones go in with one bulk insert."""
+    result = DncImportResult()
+    seen: set[str] = set()
+    for number, line in enumerate(csv.reader(lines), start=1):
+        raw = line[0].strip() if line else ""
+        if not raw or (number == 1 and raw.lower() in {"address", "email", "phone", "token"}):
+            continue
+        try:
+            seen.add(normalize_address(channel, raw))
+        except InvalidAddress as e:
+            result.invalid.append((number, raw, str(e)))
+    if seen:
+        existing = set(
+            DoNotContact.objects.for_workspace(workspace)
+            .filter(channel=channel, address__in=seen)
+            .values_list("address", flat=True)
+        )
+        DoNotContact.objects.bulk_create(
+            [DoNotContact(workspace=workspace, channel=channel, address=a, reason=reason[:255],
+                          source=source, created_by=created_by) for a in seen - existing],
+            ignore_conflicts=True, batch_size=1000,
+        )  # fmt: skip
+        result.added, result.already = len(seen - existing), len(existing)
+    return result
+
+
+def dnc_import_file(*, workspace, channel: str, file, **kwargs) -> DncImportResult:
+    text = io.TextIOWrapper(file, encoding="utf-8-sig", errors="strict", newline="")
+    return dnc_import(workspace=workspace, channel=channel, lines=text, **kwargs)
