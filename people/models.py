@@ -195,9 +195,7 @@ class PersonTag(WorkspaceOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["person", "tag"], name="persontag_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["person", "tag"], name="persontag_unique")]
         indexes = [
             models.Index(fields=["workspace", "tag", "person"], name="persontag_ws_tag_person")
         ]

@@ -7,253 +7,533 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Company',
+            name="Company",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'companies',
-                'ordering': ['name'],
+                "verbose_name_plural": "companies",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ContactImport',
+            name="ContactImport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('original_name', models.CharField(max_length=255)),
-                ('file', models.CharField(help_text='Path of the stored upload.', max_length=500)),
-                ('file_size', models.BigIntegerField(default=0)),
-                ('stage', models.CharField(choices=[('uploaded', 'Uploaded'), ('analyzed', 'Analyzed'), ('confirmed', 'Confirmed')], default='uploaded', max_length=16)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=16)),
-                ('analysis', models.JSONField(blank=True, default=dict)),
-                ('options', models.JSONField(blank=True, default=dict)),
-                ('total_rows', models.BigIntegerField(default=0)),
-                ('processed_rows', models.BigIntegerField(default=0)),
-                ('created_count', models.BigIntegerField(default=0)),
-                ('updated_count', models.BigIntegerField(default=0)),
-                ('skipped_count', models.BigIntegerField(default=0)),
-                ('error_count', models.BigIntegerField(default=0)),
-                ('error_report', models.CharField(blank=True, default='', max_length=500)),
-                ('detail', models.TextField(blank=True, default='')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("original_name", models.CharField(max_length=255)),
+                ("file", models.CharField(help_text="Path of the stored upload.", max_length=500)),
+                ("file_size", models.BigIntegerField(default=0)),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("uploaded", "Uploaded"),
+                            ("analyzed", "Analyzed"),
+                            ("confirmed", "Confirmed"),
+                        ],
+                        default="uploaded",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("analysis", models.JSONField(blank=True, default=dict)),
+                ("options", models.JSONField(blank=True, default=dict)),
+                ("total_rows", models.BigIntegerField(default=0)),
+                ("processed_rows", models.BigIntegerField(default=0)),
+                ("created_count", models.BigIntegerField(default=0)),
+                ("updated_count", models.BigIntegerField(default=0)),
+                ("skipped_count", models.BigIntegerField(default=0)),
+                ("error_count", models.BigIntegerField(default=0)),
+                ("error_report", models.CharField(blank=True, default="", max_length=500)),
+                ("detail", models.TextField(blank=True, default="")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='DoNotContact',
+            name="DoNotContact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('channel', models.CharField(choices=[('email', 'Email'), ('sms', 'SMS'), ('push', 'Push')], max_length=8)),
-                ('address', models.CharField(max_length=512)),
-                ('reason', models.CharField(blank=True, default='', max_length=255)),
-                ('source', models.CharField(choices=[('manual', 'Manual'), ('import', 'Import'), ('flow', 'Flow'), ('unsubscribe', 'Unsubscribe link'), ('bounce', 'Bounce'), ('api', 'API')], default='manual', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("email", "Email"), ("sms", "SMS"), ("push", "Push")], max_length=8
+                    ),
+                ),
+                ("address", models.CharField(max_length=512)),
+                ("reason", models.CharField(blank=True, default="", max_length=255)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual"),
+                            ("import", "Import"),
+                            ("flow", "Flow"),
+                            ("unsubscribe", "Unsubscribe link"),
+                            ("bounce", "Bounce"),
+                            ("api", "API"),
+                        ],
+                        default="manual",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'Do Not Contact entry',
-                'verbose_name_plural': 'Do Not Contact entries',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name": "Do Not Contact entry",
+                "verbose_name_plural": "Do Not Contact entries",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='EventType',
+            name="EventType",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('first_seen', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
-                ('count', models.BigIntegerField(default=0)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("first_seen", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
+                ("count", models.BigIntegerField(default=0)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Person',
+            name="Person",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=255)),
-                ('email', models.CharField(blank=True, default='', max_length=254)),
-                ('phone', models.CharField(blank=True, default='', help_text='E.164', max_length=32)),
-                ('first_name', models.CharField(blank=True, default='', max_length=150)),
-                ('last_name', models.CharField(blank=True, default='', max_length=150)),
-                ('gender', models.CharField(blank=True, default='', max_length=32)),
-                ('country', models.CharField(blank=True, default='', max_length=100)),
-                ('city', models.CharField(blank=True, default='', max_length=100)),
-                ('address', models.CharField(blank=True, default='', max_length=255)),
-                ('attributes', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('company', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='people', to='people.company')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=255)),
+                ("email", models.CharField(blank=True, default="", max_length=254)),
+                (
+                    "phone",
+                    models.CharField(blank=True, default="", help_text="E.164", max_length=32),
+                ),
+                ("first_name", models.CharField(blank=True, default="", max_length=150)),
+                ("last_name", models.CharField(blank=True, default="", max_length=150)),
+                ("gender", models.CharField(blank=True, default="", max_length=32)),
+                ("country", models.CharField(blank=True, default="", max_length=100)),
+                ("city", models.CharField(blank=True, default="", max_length=100)),
+                ("address", models.CharField(blank=True, default="", max_length=255)),
+                ("attributes", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "company",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="people",
+                        to="people.company",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'people',
+                "verbose_name_plural": "people",
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('occurred_at', models.DateTimeField()),
-                ('properties', models.JSONField(blank=True, default=dict)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
-                ('person', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='people.person')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=200)),
+                ("occurred_at", models.DateTimeField()),
+                ("properties", models.JSONField(blank=True, default=dict)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
+                (
+                    "person",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="people.person",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='PushToken',
+            name="PushToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('platform', models.CharField(choices=[('ios', 'iOS'), ('android', 'Android'), ('web', 'Web')], max_length=16)),
-                ('token', models.CharField(max_length=512)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('person', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='push_tokens', to='people.person')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "platform",
+                    models.CharField(
+                        choices=[("ios", "iOS"), ("android", "Android"), ("web", "Web")],
+                        max_length=16,
+                    ),
+                ),
+                ("token", models.CharField(max_length=512)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "person",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="push_tokens",
+                        to="people.person",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='PersonTag',
+            name="PersonTag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('manual', 'Manual'), ('import', 'Import'), ('api', 'API'), ('flow', 'Flow'), ('segment', 'Segment')], default='manual', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('person', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='person_tags', to='people.person')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
-                ('tag', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='person_tags', to='people.tag')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Manual"),
+                            ("import", "Import"),
+                            ("api", "API"),
+                            ("flow", "Flow"),
+                            ("segment", "Segment"),
+                        ],
+                        default="manual",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "person",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="person_tags",
+                        to="people.person",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
+                (
+                    "tag",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="person_tags",
+                        to="people.tag",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='AttributeDefinition',
+            name="AttributeDefinition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=100)),
-                ('label', models.CharField(blank=True, max_length=150)),
-                ('type', models.CharField(choices=[('string', 'Text'), ('number', 'Number'), ('boolean', 'Yes / no'), ('date', 'Date'), ('datetime', 'Date and time'), ('list', 'List of texts')], max_length=16)),
-                ('inferred', models.BooleanField(default=True, help_text='Typed from the first value seen rather than declared.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=100)),
+                ("label", models.CharField(blank=True, max_length=150)),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("string", "Text"),
+                            ("number", "Number"),
+                            ("boolean", "Yes / no"),
+                            ("date", "Date"),
+                            ("datetime", "Date and time"),
+                            ("list", "List of texts"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "inferred",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Typed from the first value seen rather than declared.",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['key'],
-                'constraints': [models.UniqueConstraint(fields=('workspace', 'key'), name='attrdef_unique_key')],
+                "ordering": ["key"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("workspace", "key"), name="attrdef_unique_key")
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='company',
-            constraint=models.UniqueConstraint(fields=('workspace', 'name'), name='company_unique_name'),
+            model_name="company",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "name"), name="company_unique_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='contactimport',
-            index=models.Index(fields=['workspace', '-created_at'], name='contactimport_ws'),
+            model_name="contactimport",
+            index=models.Index(fields=["workspace", "-created_at"], name="contactimport_ws"),
         ),
         migrations.AddConstraint(
-            model_name='donotcontact',
-            constraint=models.UniqueConstraint(fields=('workspace', 'channel', 'address'), name='dnc_unique_address'),
+            model_name="donotcontact",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "channel", "address"), name="dnc_unique_address"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='eventtype',
-            constraint=models.UniqueConstraint(fields=('workspace', 'name'), name='eventtype_unique_name'),
+            model_name="eventtype",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "name"), name="eventtype_unique_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(fields=['workspace', '-id'], name='person_ws_id_desc'),
+            model_name="person",
+            index=models.Index(fields=["workspace", "-id"], name="person_ws_id_desc"),
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(fields=['workspace', 'email'], name='person_ws_email'),
+            model_name="person",
+            index=models.Index(fields=["workspace", "email"], name="person_ws_email"),
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(fields=['workspace', 'phone'], name='person_ws_phone'),
+            model_name="person",
+            index=models.Index(fields=["workspace", "phone"], name="person_ws_phone"),
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(fields=['workspace', 'city'], name='person_ws_city'),
+            model_name="person",
+            index=models.Index(fields=["workspace", "city"], name="person_ws_city"),
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(fields=['workspace', 'country'], name='person_ws_country'),
+            model_name="person",
+            index=models.Index(fields=["workspace", "country"], name="person_ws_country"),
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(fields=['workspace', 'company'], name='person_ws_company'),
+            model_name="person",
+            index=models.Index(fields=["workspace", "company"], name="person_ws_company"),
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(django.db.models.functions.text.Lower('last_name'), models.F('workspace'), name='person_lower_last_name'),
+            model_name="person",
+            index=models.Index(
+                django.db.models.functions.text.Lower("last_name"),
+                models.F("workspace"),
+                name="person_lower_last_name",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='person',
-            constraint=models.UniqueConstraint(fields=('workspace', 'external_id'), name='person_unique_external_id'),
+            model_name="person",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "external_id"), name="person_unique_external_id"
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['workspace', 'person', 'name', '-occurred_at'], name='event_person_name_at'),
+            model_name="event",
+            index=models.Index(
+                fields=["workspace", "person", "name", "-occurred_at"], name="event_person_name_at"
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['workspace', 'person', '-occurred_at'], name='event_person_at'),
+            model_name="event",
+            index=models.Index(
+                fields=["workspace", "person", "-occurred_at"], name="event_person_at"
+            ),
         ),
         migrations.AddIndex(
-            model_name='event',
-            index=models.Index(fields=['workspace', 'name', 'occurred_at', 'person'], name='event_name_at_person'),
+            model_name="event",
+            index=models.Index(
+                fields=["workspace", "name", "occurred_at", "person"], name="event_name_at_person"
+            ),
         ),
         migrations.AddIndex(
-            model_name='pushtoken',
-            index=models.Index(fields=['workspace', 'person'], name='pushtoken_ws_person'),
+            model_name="pushtoken",
+            index=models.Index(fields=["workspace", "person"], name="pushtoken_ws_person"),
         ),
         migrations.AddConstraint(
-            model_name='pushtoken',
-            constraint=models.UniqueConstraint(fields=('workspace', 'platform', 'token'), name='pushtoken_unique'),
+            model_name="pushtoken",
+            constraint=models.UniqueConstraint(
+                fields=("workspace", "platform", "token"), name="pushtoken_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tag',
-            constraint=models.UniqueConstraint(models.F('workspace'), django.db.models.functions.text.Lower('name'), name='tag_unique_name_ci'),
+            model_name="tag",
+            constraint=models.UniqueConstraint(
+                models.F("workspace"),
+                django.db.models.functions.text.Lower("name"),
+                name="tag_unique_name_ci",
+            ),
         ),
         migrations.AddIndex(
-            model_name='persontag',
-            index=models.Index(fields=['workspace', 'tag', 'person'], name='persontag_ws_tag_person'),
+            model_name="persontag",
+            index=models.Index(
+                fields=["workspace", "tag", "person"], name="persontag_ws_tag_person"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='persontag',
-            constraint=models.UniqueConstraint(fields=('person', 'tag'), name='persontag_unique'),
+            model_name="persontag",
+            constraint=models.UniqueConstraint(fields=("person", "tag"), name="persontag_unique"),
         ),
     ]
