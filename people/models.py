@@ -7,7 +7,8 @@ with workspace_id (see ARCHITECTURE.md, Tenancy).
 
 from django.conf import settings
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models import F
+from django.db.models.functions import Lower, Upper
 
 from accounts.models import WorkspaceOwned
 
@@ -91,8 +92,10 @@ class Person(WorkspaceOwned):
             models.Index(fields=["workspace", "-id"], name="person_ws_id_desc"),
             models.Index(fields=["workspace", "email"], name="person_ws_email"),
             models.Index(fields=["workspace", "phone"], name="person_ws_phone"),
-            models.Index(fields=["workspace", "city"], name="person_ws_city"),
-            models.Index(fields=["workspace", "country"], name="person_ws_country"),
+            # quick filters compare case-insensitively (UPPER(city) = UPPER(%s))
+            models.Index(F("workspace"), Upper("city"), name="person_ws_upper_city"),
+            models.Index(F("workspace"), Upper("country"), name="person_ws_upper_country"),
+            models.Index(F("workspace"), Upper("gender"), name="person_ws_upper_gender"),
             models.Index(fields=["workspace", "company"], name="person_ws_company"),
             models.Index(Lower("last_name"), "workspace", name="person_lower_last_name"),
         ]

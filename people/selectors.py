@@ -1,6 +1,7 @@
 """Reads about people, their events, tags and Do Not Contact entries."""
 
 import contextlib
+from dataclasses import dataclass, field
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
@@ -218,3 +219,63 @@ def dnc_status(*, workspace, person) -> dict[str, bool]:
         .get()
     )
     return annotated
+
+
+@dataclass
+class QuickFilters:
+    q: str = ""
+    tags: list[str] = field(default_factory=list)
+    gender: str = ""
+    country: str = ""
+    city: str = ""
+    address: str = ""
+    company: str = ""
+
+    @property
+    def active(self) -> bool:
+        return any([self.q, self.tags, self.gender, self.country, self.city, self.address,
+                    self.company])  # fmt: skip
+
+
+def person_filter(*, workspace, filters: QuickFilters) -> QuerySet[Person]:
+    """People matching the People page's quick filters (every filter must hold)."""
+    people = person_list(workspace=workspace, q=filters.q, tags=filters.tags,
+                         company=filters.company or None)  # fmt: skip
+    for name in ("gender", "country", "city"):
+        value = getattr(filters, name).strip()
+        if value:
+            people = people.filter(**{f"{name}__iexact": value})
+    if filters.address.strip():
+        people = people.filter(address__icontains=filters.address.strip())
+    return people
+
+
+@dataclass
+class Counted:
+    value: int
+    exact: bool
+
+
+def count_people(people: QuerySet[Person], *, exact_up_to: int = 200_000) -> Counted:
+    """An exact count when it is cheap (up to `exact_up_to` rows), otherwise the planner's
+    estimate, labelled as one. Counting a million rows exactly on every page view is
+    what makes people pages slow."""
+    capped = people.order_by().values("id")[: exact_up_to + 1]
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        sql, params = capped.query.sql_with_params()
+        cursor.execute(f"SELECT count(*) FROM ({sql}) AS capped", params)  # noqa: S608
+        n = cursor.fetchone()[0]
+    if n <= exact_up_to:
+        return Counted(n, True)
+    if connection.vendor == "postgresql":
+        import json
+
+        sql, params = people.order_by().values("id").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            plan = cursor.fetchone()[0]
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        return Counted(max(int(plan[0]["Plan"]["Plan Rows"]), n), False)
+    return Counted(people.count(), True)
