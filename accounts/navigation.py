@@ -23,6 +23,7 @@ SECTIONS = [
     Section("Dashboard", "speedometer2", "dashboard"),
     Section("People", "people", "people_list"),
     Section("Tags", "tags", "tag_list"),
+    Section("Do Not Contact", "slash-circle", "dnc_list"),
     Section("Segments", "diagram-3", "segment_list"),
     Section("Audiences", "collection", "audience_list"),
     Section("Channels", "broadcast", "channel_list"),

@@ -10,5 +10,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("people/import/", include("people.import_urls")),
+    path("", include("people.urls")),
     path("", include("accounts.urls")),
 ]

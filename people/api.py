@@ -131,6 +131,19 @@ def _input_error(request, e: services.PersonInputError, loc_prefix=("body",)):
 # --- People -----------------------------------------------------------------------------
 
 
+# /people/batch is declared before /people/{external_id} so that it is matched first.
+@router.post(
+    "/people/batch", response=BatchOut, tags=["People"], summary="Upsert up to 1000 people"
+)
+def people_batch(request, payload: BatchIn):
+    result = services.person_upsert_batch(workspace=request.workspace, items=payload.people)
+    return {
+        "created": result.created,
+        "updated": result.updated,
+        "errors": [{"index": e["index"], "msg": _error_msg(e)} for e in result.errors],
+    }
+
+
 @router.put(
     "/people/{external_id}",
     response={200: PersonOut, 201: PersonOut},
@@ -150,18 +163,6 @@ def person_put(request, external_id: str, payload: PersonIn):
     except services.PersonInputError as e:
         return _input_error(request, e)
     return Status(201 if created else 200, _person_out(request.workspace, external_id))
-
-
-@router.post(
-    "/people/batch", response=BatchOut, tags=["People"], summary="Upsert up to 1000 people"
-)
-def people_batch(request, payload: BatchIn):
-    result = services.person_upsert_batch(workspace=request.workspace, items=payload.people)
-    return {
-        "created": result.created,
-        "updated": result.updated,
-        "errors": [{"index": e["index"], "msg": _error_msg(e)} for e in result.errors],
-    }
 
 
 def _error_msg(error: dict) -> str:

@@ -13,9 +13,17 @@ from django.db.models.functions import Lower, Upper
 from accounts.models import WorkspaceOwned
 
 BUILTIN_FIELDS = [
-    "external_id", "email", "phone", "first_name", "last_name", "gender",
-    "country", "city", "address", "company",
-]  # fmt: skip
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "gender",
+    "country",
+    "city",
+    "address",
+    "company",
+]
 
 
 class AttributeType(models.TextChoices):

@@ -22,8 +22,9 @@ from people.models import (
 from people.normalize import InvalidAddress, normalize_address
 
 
-def person_list(*, workspace, q: str | None = None, tags: list[str] | None = None,
-                company: str | None = None) -> QuerySet[Person]:  # fmt: skip
+def person_list(
+    *, workspace, q: str | None = None, tags: list[str] | None = None, company: str | None = None
+) -> QuerySet[Person]:
     """People of the workspace, newest first.
 
     `q` matches an exact external id, email or phone, or the start of a first or last name;
@@ -214,11 +215,16 @@ def dnc_status(*, workspace, person) -> dict[str, bool]:
     annotated = (
         Person.objects.for_workspace(workspace)
         .filter(pk=person.pk)
-        .annotate(**{c: blocked_condition(workspace=workspace, channel=c) for c in Channel.values})
-        .values(*Channel.values)
+        .annotate(
+            **{
+                f"blocked_{c}": blocked_condition(workspace=workspace, channel=c)
+                for c in Channel.values
+            }
+        )
+        .values(*(f"blocked_{c}" for c in Channel.values))
         .get()
     )
-    return annotated
+    return {c: annotated[f"blocked_{c}"] for c in Channel.values}
 
 
 @dataclass
@@ -233,14 +239,16 @@ class QuickFilters:
 
     @property
     def active(self) -> bool:
-        return any([self.q, self.tags, self.gender, self.country, self.city, self.address,
-                    self.company])  # fmt: skip
+        return any(
+            [self.q, self.tags, self.gender, self.country, self.city, self.address, self.company]
+        )
 
 
 def person_filter(*, workspace, filters: QuickFilters) -> QuerySet[Person]:
     """People matching the People page's quick filters (every filter must hold)."""
-    people = person_list(workspace=workspace, q=filters.q, tags=filters.tags,
-                         company=filters.company or None)  # fmt: skip
+    people = person_list(
+        workspace=workspace, q=filters.q, tags=filters.tags, company=filters.company or None
+    )
     for name in ("gender", "country", "city"):
         value = getattr(filters, name).strip()
         if value:

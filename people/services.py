@@ -33,8 +33,16 @@ from people.models import (
 )
 from people.normalize import InvalidAddress, normalize_address, normalize_email, normalize_phone
 
-PERSON_TEXT_FIELDS = ["email", "phone", "first_name", "last_name", "gender", "country", "city",
-                      "address"]  # fmt: skip
+PERSON_TEXT_FIELDS = [
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "gender",
+    "country",
+    "city",
+    "address",
+]
 MAX_BATCH = 1000
 
 
@@ -69,10 +77,12 @@ def _typed_attributes(*, workspace, items: list[dict], catalogue: dict) -> dict[
                 new[key] = kind
     if new:
         AttributeDefinition.objects.bulk_create(
-            [AttributeDefinition(workspace=workspace, key=k, label=k, type=t, inferred=True)
-             for k, t in new.items()],
+            [
+                AttributeDefinition(workspace=workspace, key=k, label=k, type=t, inferred=True)
+                for k, t in new.items()
+            ],
             ignore_conflicts=True,
-        )  # fmt: skip
+        )
         # A concurrent writer may have typed a key first: its type wins.
         for d in AttributeDefinition.objects.for_workspace(workspace).filter(key__in=list(new)):
             types[d.key] = d.type
@@ -387,8 +397,9 @@ def event_ingest_batch(*, workspace, items: list[dict], now=None) -> EventBatchR
             .filter(external_id__in=external_ids)
             .values_list("external_id", "id")
         )
-        _insert_events(workspace=workspace, rows=[(ids[e], n, at, p) for e, n, at, p in rows],
-                       received_at=now)  # fmt: skip
+        _insert_events(
+            workspace=workspace, rows=[(ids[e], n, at, p) for e, n, at, p in rows], received_at=now
+        )
         _update_event_catalogue(workspace=workspace, rows=rows)
     result.accepted = len(rows)
     return result
@@ -410,10 +421,19 @@ def _insert_events(*, workspace, rows, received_at):
                     )
     else:
         Event.objects.bulk_create(
-            [Event(workspace=workspace, person_id=pid, name=n, occurred_at=at, properties=p,
-                   received_at=received_at) for pid, n, at, p in rows],
+            [
+                Event(
+                    workspace=workspace,
+                    person_id=pid,
+                    name=n,
+                    occurred_at=at,
+                    properties=p,
+                    received_at=received_at,
+                )
+                for pid, n, at, p in rows
+            ],
             batch_size=500,
-        )  # fmt: skip
+        )
 
 
 def _update_event_catalogue(*, workspace, rows):
@@ -424,10 +444,12 @@ def _update_event_catalogue(*, workspace, rows):
         s[1] = max(s[1], occurred_at)
         s[2] += 1
     EventType.objects.bulk_create(
-        [EventType(workspace=workspace, name=n, first_seen=a, last_seen=b, count=0)
-         for n, (a, b, _) in stats.items()],
+        [
+            EventType(workspace=workspace, name=n, first_seen=a, last_seen=b, count=0)
+            for n, (a, b, _) in stats.items()
+        ],
         ignore_conflicts=True,
-    )  # fmt: skip
+    )
     for name, (first, last, count) in stats.items():
         EventType.objects.for_workspace(workspace).filter(name=name).update(
             first_seen=Least(F("first_seen"), first),
@@ -512,8 +534,9 @@ def tags_unassign(*, workspace, tag: Tag, people: QuerySet[Person]) -> int:
     return deleted
 
 
-def tag_people_by_external_ids(*, workspace, name: str, external_ids: list[str], remove=False,
-                               source: str = TagSource.API) -> tuple[int, list[str]]:  # fmt: skip
+def tag_people_by_external_ids(
+    *, workspace, name: str, external_ids: list[str], remove=False, source: str = TagSource.API
+) -> tuple[int, list[str]]:
     """API helper: (changed, unknown external ids)."""
     wanted = list(dict.fromkeys(e for e in external_ids if isinstance(e, str)))
     people = Person.objects.for_workspace(workspace).filter(external_id__in=wanted)
@@ -531,8 +554,15 @@ def tag_people_by_external_ids(*, workspace, name: str, external_ids: list[str],
 # --- Do Not Contact ---------------------------------------------------------------------
 
 
-def dnc_add(*, workspace, channel: str, address: str, reason: str = "",
-            source: str = DncSource.MANUAL, created_by=None):  # fmt: skip
+def dnc_add(
+    *,
+    workspace,
+    channel: str,
+    address: str,
+    reason: str = "",
+    source: str = DncSource.MANUAL,
+    created_by=None,
+):
     """The one way onto Do Not Contact: (entry, created). Idempotent; raises InvalidAddress."""
     if channel not in Channel.values:
         raise InvalidAddress(f"“{channel}” is not a channel (email, sms or push).")
@@ -557,8 +587,15 @@ class DncImportResult:
     invalid: list[tuple[int, str, str]] = field(default_factory=list)  # line, raw, reason
 
 
-def dnc_import(*, workspace, channel: str, lines, reason: str = "", created_by=None,
-               source: str = DncSource.IMPORT) -> DncImportResult:  # fmt: skip
+def dnc_import(
+    *,
+    workspace,
+    channel: str,
+    lines,
+    reason: str = "",
+    created_by=None,
+    source: str = DncSource.IMPORT,
+) -> DncImportResult:
     """Import addresses (one per line or first CSV column); invalid lines are reported with
     their number and reason; valid ones go in with one bulk insert."""
     result = DncImportResult()
@@ -578,10 +615,20 @@ def dnc_import(*, workspace, channel: str, lines, reason: str = "", created_by=N
             .values_list("address", flat=True)
         )
         DoNotContact.objects.bulk_create(
-            [DoNotContact(workspace=workspace, channel=channel, address=a, reason=reason[:255],
-                          source=source, created_by=created_by) for a in seen - existing],
-            ignore_conflicts=True, batch_size=1000,
-        )  # fmt: skip
+            [
+                DoNotContact(
+                    workspace=workspace,
+                    channel=channel,
+                    address=a,
+                    reason=reason[:255],
+                    source=source,
+                    created_by=created_by,
+                )
+                for a in seen - existing
+            ],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
         result.added, result.already = len(seen - existing), len(existing)
     return result
 

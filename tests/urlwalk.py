@@ -12,19 +12,17 @@ from dataclasses import dataclass
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.services import api_key_create
+from people.models import Tag
+from people.services import dnc_add
 from tests.factories import MembershipFactory, PersonFactory
 
 
 def _dnc_entry(ws):
-    from people.services import dnc_add
-
     entry, _ = dnc_add(workspace=ws, channel="email", address=f"blocked-{ws.slug}@example.test")
     return {"channel": entry.channel, "address": entry.address}
 
 
 def _tag_name(ws):
-    from people.models import Tag
-
     return Tag.objects.create(workspace=ws, name=f"tag-of-{ws.slug}").name
 
 
@@ -33,6 +31,8 @@ def _tag_name(ws):
 OBJECT_MAKERS = {
     ("channel", "address"): _dnc_entry,
     "name": _tag_name,
+    "tag_id": lambda ws: Tag.objects.create(workspace=ws, name=f"tag-id-of-{ws.slug}").id,
+    "dnc_id": lambda ws: dnc_add(workspace=ws, channel="sms", address="+447911123456")[0].id,
     "member_id": lambda ws: MembershipFactory(workspace=ws).id,
     "api_key_id": lambda ws: api_key_create(workspace=ws, name="walk")[0].id,
     "person_id": lambda ws: PersonFactory(workspace=ws).id,

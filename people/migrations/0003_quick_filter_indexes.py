@@ -5,31 +5,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('people', '0002_postgres_indexes'),
+        ("accounts", "0001_initial"),
+        ("people", "0002_postgres_indexes"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='person',
-            name='person_ws_city',
+            model_name="person",
+            name="person_ws_city",
         ),
         migrations.RemoveIndex(
-            model_name='person',
-            name='person_ws_country',
+            model_name="person",
+            name="person_ws_country",
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(models.F('workspace'), django.db.models.functions.text.Upper('city'), name='person_ws_upper_city'),
+            model_name="person",
+            index=models.Index(
+                models.F("workspace"),
+                django.db.models.functions.text.Upper("city"),
+                name="person_ws_upper_city",
+            ),
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(models.F('workspace'), django.db.models.functions.text.Upper('country'), name='person_ws_upper_country'),
+            model_name="person",
+            index=models.Index(
+                models.F("workspace"),
+                django.db.models.functions.text.Upper("country"),
+                name="person_ws_upper_country",
+            ),
         ),
         migrations.AddIndex(
-            model_name='person',
-            index=models.Index(models.F('workspace'), django.db.models.functions.text.Upper('gender'), name='person_ws_upper_gender'),
+            model_name="person",
+            index=models.Index(
+                models.F("workspace"),
+                django.db.models.functions.text.Upper("gender"),
+                name="person_ws_upper_gender",
+            ),
         ),
     ]

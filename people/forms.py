@@ -1,0 +1,284 @@
+from django import forms
+
+from config.forms import StyledFormMixin
+from people.models import AttributeType, Channel
+from people.selectors import QuickFilters
+
+
+class QuickFilterForm(StyledFormMixin, forms.Form):
+    q = forms.CharField(required=False, label="Search", max_length=200)
+    tags = forms.CharField(
+        required=False, label="Tags", help_text="Comma-separated; all must apply."
+    )
+    gender = forms.CharField(required=False, max_length=32)
+    country = forms.CharField(required=False, max_length=100)
+    city = forms.CharField(required=False, max_length=100)
+    address = forms.CharField(required=False, max_length=255, label="Address contains")
+    company = forms.CharField(required=False, max_length=200)
+    rules = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def filters(self) -> QuickFilters:
+        data = self.cleaned_data if self.is_valid() else {}
+        tags = [t.strip() for t in (data.get("tags") or "").split(",") if t.strip()]
+        return QuickFilters(
+            q=data.get("q") or "",
+            tags=tags,
+            gender=data.get("gender") or "",
+            country=data.get("country") or "",
+            city=data.get("city") or "",
+            address=data.get("address") or "",
+            company=data.get("company") or "",
+        )
+
+
+class TagForm(StyledFormMixin, forms.Form):
+    name = forms.CharField(max_length=100, label="Tag name")
+
+
+class DncAddForm(StyledFormMixin, forms.Form):
+    channel = forms.ChoiceField(choices=Channel.choices)
+    address = forms.CharField(
+        max_length=512, help_text="An email, a phone number with country code, or a push token."
+    )
+    reason = forms.CharField(max_length=255, required=False)
+
+
+class DncImportForm(StyledFormMixin, forms.Form):
+    channel = forms.ChoiceField(choices=Channel.choices)
+    file = forms.FileField(help_text="CSV or text: one address per line (first column).")
+    reason = forms.CharField(max_length=255, required=False)
+
+
+class AttributeForm(StyledFormMixin, forms.Form):
+    key = forms.RegexField(
+        regex=r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$",
+        max_length=100,
+        error_messages={"invalid": "Use letters, digits, _ . - and start with a letter or _."},
+    )
+    label = forms.CharField(max_length=150, required=False)
+    type = forms.ChoiceField(choices=AttributeType.choices)
+
+
+# --- Advanced filters: a rule builder over the segment rule tree ---------------------------
+# Conditions within a group are combined with AND; groups with OR ("or+" adds a group).
+# The builder posts flat fields c-<group>-<row>-{attribute,op,value,amount,unit}; the tree
+# it produces is the one of shared/API.md, compiled by segments.rules like any segment.
+
+OPERATORS = {
+    "is": "is",
+    "is_not": "is not",
+    "in": "is one of",
+    "not_in": "is none of",
+    "lt": "<",
+    "lte": "<=",
+    "gte": ">=",
+    "gt": ">",
+    "is_empty": "is empty",
+    "is_not_empty": "is not empty",
+    "starts_with": "starts with",
+    "ends_with": "ends with",
+    "contains": "contains",
+    "not_contains": "does not contain",
+    "before": "before",
+    "until": "until",
+    "since": "since",
+    "after": "after",
+    "was": "was exactly",
+    "was_within": "was within the last",
+    "was_more_than": "was more than",
+    "will_be_in": "will be in exactly",
+    "will_be_within": "will be within the next",
+    "will_be_more_than": "will be more than",
+}
+OPS_BY_TYPE = {
+    "string": [
+        "is",
+        "is_not",
+        "in",
+        "not_in",
+        "starts_with",
+        "ends_with",
+        "contains",
+        "not_contains",
+        "is_empty",
+        "is_not_empty",
+    ],
+    "number": [
+        "is",
+        "is_not",
+        "lt",
+        "lte",
+        "gte",
+        "gt",
+        "in",
+        "not_in",
+        "is_empty",
+        "is_not_empty",
+    ],
+    "boolean": ["is", "is_not", "is_empty", "is_not_empty"],
+    "date": [
+        "before",
+        "until",
+        "since",
+        "after",
+        "was",
+        "was_within",
+        "was_more_than",
+        "will_be_in",
+        "will_be_within",
+        "will_be_more_than",
+        "is_empty",
+        "is_not_empty",
+    ],
+    "list": ["contains", "not_contains", "is_empty", "is_not_empty"],
+}
+OPS_BY_TYPE["datetime"] = OPS_BY_TYPE["date"]
+RELATIVE = {
+    "was",
+    "was_within",
+    "was_more_than",
+    "will_be_in",
+    "will_be_within",
+    "will_be_more_than",
+}
+NO_VALUE = {"is_empty", "is_not_empty"}
+BUILTIN_TYPES = {
+    name: "string"
+    for name in (
+        "external_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "gender",
+        "country",
+        "city",
+        "address",
+        "company",
+    )
+} | {"created_at": "datetime"}
+
+
+def value_kind(attr_type: str, op: str) -> str:
+    """Which input the value needs: none, relative, date, list, number, boolean or text."""
+    if op in NO_VALUE:
+        return "none"
+    if op in RELATIVE:
+        return "relative"
+    if op in {"before", "until", "since", "after"}:
+        return "date"
+    if op in {"in", "not_in"}:
+        return "list"
+    if attr_type == "number":
+        return "number"
+    if attr_type == "boolean":
+        return "boolean"
+    return "text"
+
+
+class BuilderError(ValueError):
+    def __init__(self, group: int, row: int, message: str):
+        super().__init__(message)
+        self.group, self.row, self.message = group, row, message
+
+
+def _number(text: str):
+    text = text.strip().replace(",", ".")
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def parse_builder(data) -> list[list[dict]]:
+    """The groups of rows posted by the builder, each row a dict of its raw fields."""
+    rows: dict[tuple[int, int], dict] = {}
+    for key, value in data.items():
+        parts = key.split("-")
+        if len(parts) == 4 and parts[0] == "c" and parts[1].isdigit() and parts[2].isdigit():
+            rows.setdefault((int(parts[1]), int(parts[2])), {})[parts[3]] = value
+    groups: dict[int, list[dict]] = {}
+    for (g, _row), row in sorted(rows.items()):
+        groups.setdefault(g, []).append(row)
+    return [groups[g] for g in sorted(groups)]
+
+
+def apply_builder_action(groups: list[list[dict]], action: str) -> list[list[dict]]:
+    """add:<g> adds a row to group g, or adds a group, remove:<g>:<r> removes a row."""
+    groups = [list(g) for g in groups]
+    if action == "or":
+        groups.append([{}])
+    elif action.startswith("add:"):
+        g = int(action.split(":")[1])
+        if 0 <= g < len(groups):
+            groups[g].append({})
+        else:
+            groups.append([{}])
+    elif action.startswith("remove:"):
+        _, g, r = action.split(":")
+        g, r = int(g), int(r)
+        if 0 <= g < len(groups) and 0 <= r < len(groups[g]):
+            del groups[g][r]
+            if not groups[g]:
+                del groups[g]
+    return groups
+
+
+def builder_tree(groups: list[list[dict]], types: dict[str, str]) -> dict | None:
+    """The rule tree of complete rows, or None when no row is complete. Raises BuilderError
+    naming the row whose value does not fit its operator."""
+    any_of = []
+    for g, rows in enumerate(groups):
+        all_of = []
+        for r, row in enumerate(rows):
+            attribute = (row.get("attribute") or "").strip()
+            op = (row.get("op") or "").strip()
+            if not attribute or not op:
+                continue
+            attr_type = types.get(attribute)
+            if attr_type is None:
+                raise BuilderError(g, r, f"“{attribute}” is not a known attribute.")
+            if op not in OPS_BY_TYPE[attr_type]:
+                raise BuilderError(
+                    g, r, f"“{OPERATORS.get(op, op)}” does not apply to {attr_type}s."
+                )
+            condition = {"attribute": attribute, "op": op}
+            kind = value_kind(attr_type, op)
+            raw = (row.get("value") or "").strip()
+            try:
+                if kind == "relative":
+                    amount = int((row.get("amount") or "").strip())
+                    if amount < 0:
+                        raise ValueError
+                    condition["value"] = {"amount": amount, "unit": row.get("unit") or "days"}
+                elif kind == "list":
+                    items = [v.strip() for v in raw.split(",") if v.strip()]
+                    if not items:
+                        raise ValueError
+                    condition["value"] = (
+                        [_number(v) for v in items] if attr_type == "number" else items
+                    )
+                elif kind == "number":
+                    condition["value"] = _number(raw)
+                elif kind == "boolean":
+                    if raw not in {"true", "false"}:
+                        raise ValueError
+                    condition["value"] = raw == "true"
+                elif kind in {"text", "date"}:
+                    if not raw:
+                        raise ValueError
+                    condition["value"] = raw
+            except ValueError:
+                needs = {
+                    "relative": "a whole number of days, weeks or months",
+                    "list": "one or more values separated by commas",
+                    "number": "a number",
+                    "boolean": "yes or no",
+                    "text": "a value",
+                    "date": "a date",
+                }[kind]
+                raise BuilderError(g, r, f"{attribute} {OPERATORS[op]} needs {needs}.") from None
+            all_of.append(condition)
+        if all_of:
+            any_of.append({"all": all_of})
+    if not any_of:
+        return None
+    return any_of[0] if len(any_of) == 1 else {"any": any_of}
