@@ -1,0 +1,526 @@
+"""UI for people: the People page, profiles, tags, Do Not Contact and the attribute catalogue."""
+
+import csv
+from datetime import datetime
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
+
+from accounts.permissions import MANAGE_PEOPLE, VIEW, role_required
+from people import selectors, services
+from people.forms import (
+    BUILTIN_TYPES,
+    OPERATORS,
+    OPS_BY_TYPE,
+    AttributeForm,
+    BuilderError,
+    DncAddForm,
+    DncImportForm,
+    QuickFilterForm,
+    TagForm,
+    apply_builder_action,
+    builder_tree,
+    parse_builder,
+    value_kind,
+)
+from people.models import AttributeType, Channel, DncSource, TagSource
+from people.normalize import InvalidAddress
+
+PAGE_SIZE = 50
+LARGE_SELECTION = 10_000
+EXPORT_FIELDS = [
+    "external_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "gender",
+    "country",
+    "city",
+    "address",
+    "company",
+    "tags",
+    "attributes",
+    "created_at",
+]
+
+
+def _attribute_types(workspace) -> dict[str, str]:
+    types = dict(BUILTIN_TYPES)
+    for key, definition in selectors.attribute_catalogue(workspace=workspace).items():
+        types[key] = definition.type
+    return types
+
+
+class FilteredPeople:
+    """The People page's filters read from a request: quick filters, then the advanced
+    rule groups compiled by the segment compiler. Shared by the list, bulk actions and
+    export so that "all N matching" means exactly what the page showed."""
+
+    def __init__(self, request, data):
+        workspace = request.workspace
+        self.form = QuickFilterForm(data)
+        self.types = _attribute_types(workspace)
+        self.groups = apply_builder_action(parse_builder(data), data.get("builder", ""))
+        self.builder_error: BuilderError | None = None
+        self.rule_error: str = ""
+        self.tree = None
+        people = selectors.person_filter(workspace=workspace, filters=self.form.filters())
+        try:
+            self.tree = builder_tree(self.groups, self.types)
+        except BuilderError as e:
+            self.builder_error = e
+        if self.tree is not None:
+            from segments.rules.compiler import compile_rules
+            from segments.rules.schema import RuleError, parse_rules
+
+            try:
+                parsed = parse_rules(self.tree, workspace=workspace)
+                people = people.filter(
+                    compile_rules(parsed, workspace=workspace, now=timezone.now())
+                )
+            except RuleError as e:
+                self.rule_error = str(e)
+                people = people.none()
+        if self.builder_error:
+            people = people.none()
+        self.people = people
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """The filters as (name, value) pairs: for links and forms that keep them."""
+        pairs = [(k, v) for k, v in self.form.data.items() if k in self.form.fields and v]
+        for g, rows in enumerate(self.groups):
+            for r, row in enumerate(rows):
+                for name, value in row.items():
+                    if value:
+                        pairs.append((f"c-{g}-{r}-{name}", value))
+        return pairs
+
+    @property
+    def querystring(self) -> str:
+        return urlencode(self.pairs)
+
+    def builder_rows(self):
+        """Rows for the template, with the operators and input that fit each attribute."""
+        groups = self.groups or [[{}]]
+        out = []
+        for g, rows in enumerate(groups):
+            out_rows = []
+            for r, row in enumerate(rows or [{}]):
+                attr_type = self.types.get(row.get("attribute", ""), "")
+                ops = OPS_BY_TYPE.get(attr_type, [])
+                op = row.get("op") if row.get("op") in ops else (ops[0] if ops else "")
+                error = (
+                    self.builder_error.message
+                    if self.builder_error
+                    and (self.builder_error.group, self.builder_error.row) == (g, r)
+                    else ""
+                )
+                out_rows.append(
+                    {
+                        "g": g,
+                        "r": r,
+                        "row": row,
+                        "type": attr_type,
+                        "op": op,
+                        "ops": [(o, OPERATORS[o]) for o in ops],
+                        "kind": value_kind(attr_type, op) if op else "none",
+                        "error": error,
+                    }
+                )
+            out.append(out_rows)
+        return out
+
+
+@role_required(VIEW)
+def people_list(request):
+    view = FilteredPeople(request, request.GET)
+    people = view.people
+    after = request.GET.get("after", "")
+    before = request.GET.get("before", "")
+    if after.isdigit():
+        rows = list(people.filter(id__lt=int(after))[: PAGE_SIZE + 1])
+        has_next, has_prev = len(rows) > PAGE_SIZE, True
+        rows = rows[:PAGE_SIZE]
+    elif before.isdigit():
+        rows = list(people.filter(id__gt=int(before)).order_by("id")[: PAGE_SIZE + 1])
+        has_prev, has_next = len(rows) > PAGE_SIZE, True
+        rows = list(reversed(rows[:PAGE_SIZE]))
+    else:
+        rows = list(people[: PAGE_SIZE + 1])
+        has_next, has_prev = len(rows) > PAGE_SIZE, False
+        rows = rows[:PAGE_SIZE]
+    tags = selectors.tag_names_by_person(people=rows)
+    for person in rows:
+        person.tag_names = tags[person.pk]
+    context = {
+        "view": view,
+        "form": view.form,
+        "rows": rows,
+        "count": selectors.count_people(people),
+        "next_after": rows[-1].pk if rows and has_next else None,
+        "prev_before": rows[0].pk if rows and has_prev else None,
+        "qs": view.querystring,
+        "attribute_choices": sorted(view.types),
+        "large_selection": LARGE_SELECTION,
+        "all_tags": selectors.tag_list(workspace=request.workspace)[:500],
+    }
+    return render(request, "people/people_list.html", context)
+
+
+def _selection(request, view: FilteredPeople):
+    """The people a bulk action applies to: the ticked rows or "all N matching"."""
+    if request.POST.get("all_matching") == "1":
+        return view.people
+    ids = [int(i) for i in request.POST.getlist("person") if i.isdigit()]
+    return view.people.filter(id__in=ids)
+
+
+@require_POST
+@role_required(MANAGE_PEOPLE)
+def people_bulk_tags(request):
+    view = FilteredPeople(request, request.POST)
+    people = _selection(request, view)
+    name = (request.POST.get("tag") or "").strip()
+    action = request.POST.get("action")
+    back = f"{reverse('people_list')}?{view.querystring}"
+    if action not in {"add", "remove"} or not name:
+        messages.error(
+            request, "Choose a tag (or type a new name) and whether to add or remove it."
+        )
+        return redirect(back)
+    try:
+        if action == "add":
+            tag = services.tag_get_or_create(workspace=request.workspace, name=name)
+            changed = services.tags_assign(
+                workspace=request.workspace, tag=tag, people=people, source=TagSource.MANUAL
+            )
+            messages.success(request, f"Tagged {changed:,} people with “{tag.name}”.")
+        else:
+            tag = selectors.get_tag_or_404(workspace=request.workspace, name=name)
+            changed = services.tags_unassign(workspace=request.workspace, tag=tag, people=people)
+            messages.success(request, f"Removed “{tag.name}” from {changed:,} people.")
+    except ValueError as e:
+        messages.error(request, str(e))
+    return redirect(back)
+
+
+def _csv_safe(value) -> str:
+    """Spreadsheet apps run cells starting with = + - @ as formulas: neutralize them."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@require_POST
+@role_required(VIEW)
+def people_export(request):
+    view = FilteredPeople(request, request.POST)
+    people = _selection(request, view)
+
+    def rows():
+        writer = csv.writer(_Echo())
+        yield "\ufeff" + writer.writerow(EXPORT_FIELDS)
+        last_id = None
+        while True:  # keyset batches: bounded memory however many people match
+            batch_qs = people.order_by("-id")
+            if last_id is not None:
+                batch_qs = batch_qs.filter(id__lt=last_id)
+            batch = list(batch_qs[:2000])
+            if not batch:
+                return
+            tags = selectors.tag_names_by_person(people=batch)
+            for p in batch:
+                values = [
+                    p.external_id,
+                    p.email,
+                    p.phone,
+                    p.first_name,
+                    p.last_name,
+                    p.gender,
+                    p.country,
+                    p.city,
+                    p.address,
+                    p.company.name if p.company_id else "",
+                    "|".join(tags[p.pk]),
+                    ";".join(f"{k}={v}" for k, v in sorted(p.attributes.items())),
+                    p.created_at.isoformat(),
+                ]
+                yield writer.writerow([_csv_safe(v) for v in values])
+            last_id = batch[-1].pk
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="people-{stamp}.csv"'
+    return response
+
+
+# --- Profile ----------------------------------------------------------------------------
+
+
+@role_required(VIEW)
+def person_detail(request, person_id):
+    ws = request.workspace
+    person = selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
+    event_name = request.GET.get("event", "")
+    events = selectors.event_list(workspace=ws, person=person, name=event_name or None)
+    cursor = request.GET.get("events_before", "")
+    if "_" in cursor:
+        at, _, pk = cursor.rpartition("_")
+        try:
+            at = datetime.fromisoformat(at)
+            events = events.filter(occurred_at__lt=at) | events.filter(
+                occurred_at=at, id__lt=int(pk)
+            )
+        except ValueError:
+            pass
+    page = list(events[:26])
+    next_cursor = f"{page[24].occurred_at.isoformat()}_{page[24].pk}" if len(page) > 25 else None
+    catalogue = selectors.attribute_catalogue(workspace=ws)
+    attributes = [
+        (
+            key,
+            catalogue[key].label if key in catalogue else key,
+            catalogue[key].type if key in catalogue else "",
+            value,
+        )
+        for key, value in sorted(person.attributes.items())
+    ]
+    context = {
+        "person": person,
+        "attributes": attributes,
+        "tag_objects": list(selectors.tag_list(workspace=ws).filter(person_tags__person=person)),
+        "dnc": selectors.dnc_status(workspace=ws, person=person),
+        "events": page[:25],
+        "events_next": next_cursor,
+        "event_name": event_name,
+        "event_names": list(
+            selectors.event_type_list(workspace=ws).values_list("name", flat=True)[:300]
+        ),
+        "push_tokens": list(person.push_tokens.all()),
+    }
+    return render(request, "people/person_detail.html", context)
+
+
+@require_POST
+@role_required(MANAGE_PEOPLE)
+def person_tag_add(request, person_id):
+    ws = request.workspace
+    person = selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
+    form = TagForm(request.POST)
+    if form.is_valid():
+        tag = services.tag_get_or_create(workspace=ws, name=form.cleaned_data["name"])
+        services.tags_assign(
+            workspace=ws, tag=tag, people=selectors.person_list(workspace=ws).filter(pk=person.pk)
+        )
+        messages.success(request, f"Tagged with “{tag.name}”.")
+    else:
+        messages.error(request, "Give the tag a name (at most 100 characters).")
+    return redirect("person_detail", person_id=person.pk)
+
+
+@require_POST
+@role_required(MANAGE_PEOPLE)
+def person_tag_remove(request, person_id, tag_id):
+    ws = request.workspace
+    person = selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
+    tag = selectors.get_tag_by_id_or_404(workspace=ws, pk=tag_id)
+    services.tags_unassign(
+        workspace=ws, tag=tag, people=selectors.person_list(workspace=ws).filter(pk=person.pk)
+    )
+    messages.success(request, f"Removed “{tag.name}”.")
+    return redirect("person_detail", person_id=person.pk)
+
+
+@require_POST
+@role_required(MANAGE_PEOPLE)
+def person_dnc_add(request, person_id):
+    """Put the person's address for a channel on Do Not Contact."""
+    ws = request.workspace
+    person = selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
+    channel = request.POST.get("channel")
+    addresses = {
+        Channel.EMAIL: [person.email],
+        Channel.SMS: [person.phone],
+        Channel.PUSH: [t.token for t in person.push_tokens.all()],
+    }.get(channel)
+    if addresses is None:
+        return HttpResponseBadRequest("Unknown channel.")
+    addresses = [a for a in addresses if a]
+    if not addresses:
+        messages.error(request, f"{person} has no {Channel(channel).label} address to block.")
+    for address in addresses:
+        try:
+            services.dnc_add(
+                workspace=ws,
+                channel=channel,
+                address=address,
+                reason=request.POST.get("reason", "")[:255] or "Added from the profile",
+                source=DncSource.MANUAL,
+                created_by=request.user,
+            )
+        except InvalidAddress as e:
+            messages.error(request, str(e))
+        else:
+            messages.success(
+                request, f"{address} is on the {Channel(channel).label} Do Not Contact list."
+            )
+    return redirect("person_detail", person_id=person.pk)
+
+
+# --- Tags -------------------------------------------------------------------------------
+
+
+@role_required(VIEW, write_minimum=MANAGE_PEOPLE)
+def tag_list(request):
+    ws = request.workspace
+    form = TagForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            tag = services.tag_create(workspace=ws, name=form.cleaned_data["name"])
+        except ValueError as e:
+            form.add_error("name", str(e))
+        else:
+            messages.success(request, f"Tag “{tag.name}” created.")
+            return redirect("tag_list")
+    q = request.GET.get("q", "")
+    return render(
+        request,
+        "people/tag_list.html",
+        {"form": form, "tags": selectors.tag_list(workspace=ws, q=q), "q": q},
+    )
+
+
+@require_POST
+@role_required(MANAGE_PEOPLE)
+def tag_delete(request, tag_id):
+    tag = selectors.get_tag_by_id_or_404(workspace=request.workspace, pk=tag_id)
+    count = services.tag_delete(tag=tag)
+    messages.success(request, f"Tag “{tag.name}” deleted and removed from {count:,} people.")
+    return redirect("tag_list")
+
+
+# --- Do Not Contact ---------------------------------------------------------------------
+
+
+@role_required(VIEW, write_minimum=MANAGE_PEOPLE)
+def dnc_list(request):
+    ws = request.workspace
+    channel = request.GET.get("channel", "")
+    channel = channel if channel in Channel.values else ""
+    q = request.GET.get("q", "")
+    form = DncAddForm(request.POST or None, initial={"channel": channel or Channel.EMAIL})
+    if request.method == "POST" and form.is_valid():
+        try:
+            entry, created = services.dnc_add(
+                workspace=ws,
+                channel=form.cleaned_data["channel"],
+                address=form.cleaned_data["address"],
+                reason=form.cleaned_data["reason"],
+                source=DncSource.MANUAL,
+                created_by=request.user,
+            )
+        except InvalidAddress as e:
+            form.add_error("address", str(e))
+        else:
+            messages.success(
+                request,
+                f"{entry.address} added."
+                if created
+                else f"{entry.address} was already on the list.",
+            )
+            return redirect(f"{reverse('dnc_list')}?channel={entry.channel}")
+    entries = selectors.dnc_list(workspace=ws, channel=channel or None, q=q)
+    after = request.GET.get("after", "")
+    if after.isdigit():
+        entries = entries.filter(id__lt=int(after))
+    page = list(entries.order_by("-id")[:101])
+    return render(
+        request,
+        "people/dnc_list.html",
+        {
+            "form": form,
+            "import_form": DncImportForm(initial={"channel": channel or Channel.EMAIL}),
+            "entries": page[:100],
+            "next_after": page[99].pk if len(page) > 100 else None,
+            "channel": channel,
+            "q": q,
+            "channels": Channel.choices,
+        },
+    )
+
+
+@require_POST
+@role_required(MANAGE_PEOPLE)
+def dnc_import(request):
+    ws = request.workspace
+    form = DncImportForm(request.POST, request.FILES)
+    report = None
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            report = services.dnc_import_file(
+                workspace=ws,
+                channel=form.cleaned_data["channel"],
+                file=upload.file,
+                reason=form.cleaned_data["reason"],
+                created_by=request.user,
+            )
+        except UnicodeDecodeError:
+            form.add_error(
+                "file", "The file is not UTF-8 text. Save it as CSV UTF-8 and try again."
+            )
+        except ValidationError as e:
+            form.add_error("file", e)
+    return render(request, "people/dnc_import_result.html", {"form": form, "report": report})
+
+
+@require_POST
+@role_required(MANAGE_PEOPLE)
+def dnc_remove(request, dnc_id):
+    entry = selectors.get_dnc_or_404(workspace=request.workspace, pk=dnc_id)
+    services.dnc_remove(entry=entry)
+    messages.success(
+        request, f"{entry.address} removed from Do Not Contact ({entry.get_channel_display()})."
+    )
+    return redirect(f"{reverse('dnc_list')}?channel={entry.channel}")
+
+
+# --- Attribute catalogue ----------------------------------------------------------------
+
+
+@role_required(VIEW, write_minimum=MANAGE_PEOPLE)
+def attribute_list(request):
+    ws = request.workspace
+    form = AttributeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        d = services.attribute_declare(
+            workspace=ws,
+            key=form.cleaned_data["key"],
+            type=form.cleaned_data["type"],
+            label=form.cleaned_data["label"],
+        )
+        messages.success(request, f"Attribute “{d.key}” is now of type {d.get_type_display()}.")
+        return redirect("attribute_list")
+    return render(
+        request,
+        "people/attribute_list.html",
+        {
+            "form": form,
+            "attributes": selectors.attribute_catalogue(workspace=ws).values(),
+            "types": AttributeType.choices,
+        },
+    )
