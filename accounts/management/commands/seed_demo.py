@@ -4,13 +4,16 @@ Idempotent: running it again changes nothing that is already there.
 """
 
 import random
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Membership, Role, Workspace
 from people.models import Company, Person
+from people.services import attribute_declare, event_ingest_batch, tag_get_or_create, tags_assign
 
 DEMO_PASSWORD = "herald-demo"
 WORKSPACES = [
@@ -43,6 +46,13 @@ CITIES = [
 ]
 COMPANIES = ["", "", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises"]
 PLANS = ["free", "starter", "pro", "enterprise"]
+ATTRIBUTE_TYPES = {
+    "plan": "string",
+    "lifetime_value": "number",
+    "newsletter": "boolean",
+    "signup_date": "date",
+}
+EVENT_NAMES = ["App Launch", "Product Viewed", "Purchase", "Support Ticket"]
 
 
 def demo_people(workspace: Workspace, count: int) -> list[Person]:
@@ -79,6 +89,39 @@ def demo_people(workspace: Workspace, count: int) -> list[Person]:
     return people
 
 
+def seed_activity(workspace: Workspace) -> None:
+    """Typed attributes, tags and a few weeks of events, through the same services the
+    API uses, so the demo's profiles, filters and segments have something to show."""
+    rng = random.Random(f"{workspace.slug}-activity")
+    for key, kind in ATTRIBUTE_TYPES.items():
+        attribute_declare(workspace=workspace, key=key, type=kind)
+    people = Person.objects.for_workspace(workspace)
+    vip = tag_get_or_create(workspace=workspace, name="VIP")
+    tags_assign(workspace=workspace, tag=vip, people=people.filter(attributes__plan="enterprise"))
+    newsletter = tag_get_or_create(workspace=workspace, name="Newsletter")
+    tags_assign(
+        workspace=workspace, tag=newsletter, people=people.filter(attributes__newsletter=True)
+    )
+    now = timezone.now()
+    external_ids = list(people.values_list("external_id", flat=True))
+    events = []
+    for external_id in external_ids:
+        for _ in range(rng.choice([0, 1, 2, 4, 8])):
+            name = rng.choices(EVENT_NAMES, weights=[8, 3, 2, 1])[0]
+            events.append(
+                {
+                    "person": external_id,
+                    "name": name,
+                    "occurred_at": now - timedelta(minutes=rng.randint(5, 60 * 24 * 60)),
+                    "properties": {"amount": round(rng.uniform(5, 200), 2)}
+                    if name == "Purchase"
+                    else {},
+                }
+            )
+    for start in range(0, len(events), 1000):
+        event_ingest_batch(workspace=workspace, items=events[start : start + 1000], now=now)
+
+
 class Command(BaseCommand):
     help = "Load the demo workspaces, users and people (idempotent)."
 
@@ -106,9 +149,12 @@ class Command(BaseCommand):
                             workspace=ws, user=user, defaults={"role": role}
                         )
             for ws, (*_, count) in zip(workspaces, WORKSPACES, strict=True):
+                if Person.objects.for_workspace(ws).exists():
+                    continue  # already seeded: leave the demo as people have changed it
                 Person.objects.bulk_create(
                     demo_people(ws, count), batch_size=500, ignore_conflicts=True
                 )
+                seed_activity(ws)
         self.stdout.write(self.style.SUCCESS("Demo workspaces are ready:"))
         for ws in workspaces:
             n = Person.objects.for_workspace(ws).count()
