@@ -1,0 +1,259 @@
+"""The People page, profile, Tags page, Do Not Contact page and attribute catalogue."""
+
+import csv
+import io
+
+import pytest
+
+from people.models import AttributeDefinition, DoNotContact, Person, PersonTag, Tag
+from people.services import (
+    dnc_add,
+    event_ingest_batch,
+    person_upsert,
+    tag_get_or_create,
+    tags_assign,
+)
+from tests.factories import PersonFactory
+
+
+@pytest.fixture
+def ops_client(client, ops_user):
+    client.force_login(ops_user)
+    return client
+
+
+def _tag(workspace, name, people):
+    tag = tag_get_or_create(workspace=workspace, name=name)
+    tags_assign(
+        workspace=workspace, tag=tag, people=Person.objects.filter(pk__in=[p.pk for p in people])
+    )
+    return tag
+
+
+def test_quick_filters_by_tag_and_city(ops_client, workspace):
+    a = PersonFactory(workspace=workspace, city="London", external_id="a")
+    b = PersonFactory(workspace=workspace, city="Paris", external_id="b")
+    c = PersonFactory(workspace=workspace, city="london", external_id="c")
+    _tag(workspace, "VIP", [a, b])
+    page = ops_client.get("/people/", {"tags": "vip", "city": "LONDON"})
+    assert page.status_code == 200
+    # c is in London too but has no VIP tag; b has the tag but lives in Paris
+    assert [p.external_id for p in page.context["rows"]] == ["a"]
+    assert page.context["count"].value == 1 and page.context["count"].exact
+
+
+def test_search_by_name_email_phone_or_external_id(ops_client, workspace):
+    person_upsert(
+        workspace=workspace,
+        external_id="crm-42",
+        data={
+            "first_name": "Grace",
+            "last_name": "Hopper",
+            "email": "grace@navy.test",
+            "phone": "+447911123456",
+        },
+    )
+    PersonFactory(workspace=workspace, first_name="Alan")
+    for q in ["crm-42", "GRACE@navy.test", "+44 7911 123456", "Gra", "Grace Hop"]:
+        rows = ops_client.get("/people/", {"q": q}).context["rows"]
+        assert [p.external_id for p in rows] == ["crm-42"], q
+
+
+def test_keyset_pages_walk_everyone_once(ops_client, workspace):
+    Person.objects.bulk_create(
+        [Person(workspace=workspace, external_id=f"p{i:03d}") for i in range(120)]
+    )
+    seen, url = [], "/people/"
+    while url:
+        page = ops_client.get(url)
+        seen += [p.external_id for p in page.context["rows"]]
+        after = page.context["next_after"]
+        url = f"/people/?after={after}" if after else None
+    assert len(seen) == len(set(seen)) == 120
+
+
+def test_people_page_query_count_does_not_grow_with_rows(
+    ops_client, workspace, django_assert_max_num_queries
+):
+    people = [PersonFactory(workspace=workspace) for _ in range(5)]
+    _tag(workspace, "VIP", people)
+    with django_assert_max_num_queries(14) as small:
+        ops_client.get("/people/", {"tags": "VIP"})
+    more = Person.objects.bulk_create(
+        [Person(workspace=workspace, external_id=f"x{i}") for i in range(60)]
+    )
+    _tag(workspace, "VIP", more)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        ops_client.get("/people/", {"tags": "VIP"})
+
+
+def test_large_counts_are_labelled_as_estimates(workspace):
+    from people.selectors import count_people, person_list
+
+    Person.objects.bulk_create(
+        [Person(workspace=workspace, external_id=f"p{i}") for i in range(30)]
+    )
+    exact = count_people(person_list(workspace=workspace), exact_up_to=100)
+    assert (exact.value, exact.exact) == (30, True)
+    estimate = count_people(person_list(workspace=workspace), exact_up_to=10)
+    assert not estimate.exact and estimate.value >= 11
+
+
+def test_bulk_tag_selected_rows_and_all_matching(ops_client, workspace):
+    london = [PersonFactory(workspace=workspace, city="London") for _ in range(3)]
+    PersonFactory(workspace=workspace, city="Paris")
+    r = ops_client.post(
+        "/people/bulk/tags/",
+        {"city": "London", "person": [london[0].pk], "tag": "Pilot", "action": "add"},
+    )
+    assert r.status_code == 302 and "city=London" in r.url
+    assert PersonTag.objects.filter(tag__name="Pilot").count() == 1
+    ops_client.post(
+        "/people/bulk/tags/",
+        {"city": "London", "all_matching": "1", "tag": "Pilot", "action": "add"},
+    )
+    assert set(PersonTag.objects.filter(tag__name="Pilot").values_list("person_id", flat=True)) == {
+        p.pk for p in london
+    }
+    ops_client.post(
+        "/people/bulk/tags/",
+        {"city": "London", "all_matching": "1", "tag": "pilot", "action": "remove"},
+    )
+    assert not PersonTag.objects.filter(tag__name="Pilot").exists()
+
+
+def test_bulk_selection_never_reaches_another_workspace(ops_client, workspace, other_workspace):
+    theirs = PersonFactory(workspace=other_workspace)
+    ops_client.post("/people/bulk/tags/", {"person": [theirs.pk], "tag": "Mine", "action": "add"})
+    assert not PersonTag.objects.filter(person=theirs).exists()
+
+
+def test_viewer_cannot_bulk_tag(client, viewer, workspace):
+    client.force_login(viewer)
+    p = PersonFactory(workspace=workspace)
+    assert (
+        client.post(
+            "/people/bulk/tags/", {"person": [p.pk], "tag": "X", "action": "add"}
+        ).status_code
+        == 403
+    )
+
+
+def test_export_csv_escapes_formula_cells(ops_client, workspace):
+    person_upsert(
+        workspace=workspace,
+        external_id="=HYPERLINK(1)",
+        data={"first_name": "+cmd", "city": "@evil"},
+    )
+    PersonFactory(workspace=workspace, external_id="plain", first_name="Ann")
+    r = ops_client.post("/people/export/", {"all_matching": "1"})
+    assert r.status_code == 200 and r["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode("utf-8-sig"))))
+    assert rows[0][0] == "external_id"
+    by_id = {row[0]: row for row in rows[1:]}
+    assert "'=HYPERLINK(1)" in by_id and by_id["'=HYPERLINK(1)"][3] == "'+cmd"
+    assert by_id["plain"][3] == "Ann"
+
+
+def test_profile_shows_attributes_tags_dnc_events(ops_client, workspace):
+    person, _ = person_upsert(
+        workspace=workspace,
+        external_id="p1",
+        data={"email": "p1@x.test", "attributes": {"plan": "pro", "langs": ["en", "fr"]}},
+    )
+    _tag(workspace, "VIP", [person])
+    event_ingest_batch(
+        workspace=workspace,
+        items=[
+            {"person": "p1", "name": "App Launch", "occurred_at": f"2026-11-{d:02d}T10:00:00Z"}
+            for d in range(1, 30)
+        ]
+        + [{"person": "p1", "name": "Purchase", "occurred_at": "2026-10-01T10:00:00Z"}],
+    )
+    page = ops_client.get(f"/people/{person.pk}/")
+    assert page.status_code == 200
+    assert "en, fr" in page.text and "VIP" in page.text
+    assert len(page.context["events"]) == 25 and page.context["events"][0].occurred_at.day == 29
+    older = ops_client.get(f"/people/{person.pk}/", {"events_before": page.context["events_next"]})
+    assert [e.name for e in older.context["events"]] == ["App Launch"] * 4 + ["Purchase"]
+    only = ops_client.get(f"/people/{person.pk}/", {"event": "Purchase"})
+    assert [e.name for e in only.context["events"]] == ["Purchase"]
+    assert page.context["dnc"] == {"email": False, "sms": False, "push": False}
+
+
+def test_profile_adds_email_to_do_not_contact_and_tags(ops_client, workspace):
+    person, _ = person_upsert(workspace=workspace, external_id="p1", data={"email": "P1@X.test"})
+    ops_client.post(f"/people/{person.pk}/dnc/", {"channel": "email"})
+    entry = DoNotContact.objects.for_workspace(workspace).get()
+    assert (entry.channel, entry.address, entry.source) == ("email", "p1@x.test", "manual")
+    assert ops_client.get(f"/people/{person.pk}/").context["dnc"]["email"] is True
+    ops_client.post(f"/people/{person.pk}/tags/", {"name": "Churn risk"})
+    tag = Tag.objects.for_workspace(workspace).get(name="Churn risk")
+    assert PersonTag.objects.filter(person=person, tag=tag).exists()
+    ops_client.post(f"/people/{person.pk}/tags/{tag.pk}/remove/")
+    assert not PersonTag.objects.filter(person=person).exists()
+
+
+def test_tags_page_lists_counts_creates_and_deletes(ops_client, workspace):
+    _tag(workspace, "VIP", [PersonFactory(workspace=workspace) for _ in range(2)])
+    page = ops_client.get("/tags/")
+    assert [(t.name, t.people_count) for t in page.context["tags"]] == [("VIP", 2)]
+    assert "already exists" in ops_client.post("/tags/", {"name": "vip"}).text
+    ops_client.post("/tags/", {"name": "Beta"})
+    beta = Tag.objects.for_workspace(workspace).get(name="Beta")
+    r = ops_client.post(f"/tags/{beta.pk}/delete/", follow=True)
+    assert "deleted" in r.text and not Tag.objects.filter(pk=beta.pk).exists()
+
+
+def test_dnc_page_adds_searches_removes(ops_client, workspace):
+    r = ops_client.post(
+        "/dnc/", {"channel": "sms", "address": "+44 7911 123456", "reason": "asked"}
+    )
+    assert r.status_code == 302
+    assert DoNotContact.objects.for_workspace(workspace).get().address == "+447911123456"
+    bad = ops_client.post("/dnc/", {"channel": "email", "address": "nope"})
+    assert "not a valid email address" in bad.text
+    page = ops_client.get("/dnc/", {"q": "7911"})
+    assert [e.address for e in page.context["entries"]] == ["+447911123456"]
+    entry = DoNotContact.objects.for_workspace(workspace).get()
+    ops_client.post(f"/dnc/{entry.pk}/remove/")
+    assert not DoNotContact.objects.for_workspace(workspace).exists()
+
+
+def test_dnc_csv_import_reports_invalid_lines(ops_client, workspace):
+    dnc_add(workspace=workspace, channel="email", address="old@x.test")
+    data = "email\nA@X.test\nold@x.test\nnot an email\n\nb@x.test\n".encode()
+    upload = io.BytesIO(data)
+    upload.name = "dnc.csv"
+    r = ops_client.post("/dnc/import/", {"channel": "email", "file": upload})
+    assert r.status_code == 200
+    report = r.context["report"]
+    assert (report.added, report.already) == (2, 1)
+    assert report.invalid == [(4, "not an email", "“not an email” is not a valid email address.")]
+    assert set(DoNotContact.objects.for_workspace(workspace).values_list("address", flat=True)) == {
+        "old@x.test",
+        "a@x.test",
+        "b@x.test",
+    }
+
+
+def test_dnc_import_refuses_a_binary_file_cleanly(ops_client, workspace):
+    upload = io.BytesIO(b"\xff\xfe\x00\x00\x89PNG\x00\x01binary")
+    upload.name = "image.csv"
+    r = ops_client.post("/dnc/import/", {"channel": "email", "file": upload})
+    assert "not UTF-8 text" in r.text
+    assert not DoNotContact.objects.for_workspace(workspace).exists()
+
+
+def test_attribute_types_are_declared_in_the_ui(ops_client, workspace):
+    person_upsert(workspace=workspace, external_id="p", data={"attributes": {"score": "12"}})
+    assert AttributeDefinition.objects.for_workspace(workspace).get(key="score").type == "string"
+    ops_client.post("/people/attributes/", {"key": "score", "type": "number", "label": "Score"})
+    d = AttributeDefinition.objects.for_workspace(workspace).get(key="score")
+    assert (d.type, d.inferred) == ("number", False)
+    from people.services import PersonInputError
+
+    with pytest.raises(PersonInputError, match="number"):
+        person_upsert(
+            workspace=workspace, external_id="p", data={"attributes": {"score": "thirteen"}}
+        )
