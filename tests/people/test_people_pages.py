@@ -33,7 +33,7 @@ def _tag(workspace, name, people):
 def test_quick_filters_by_tag_and_city(ops_client, workspace):
     a = PersonFactory(workspace=workspace, city="London", external_id="a")
     b = PersonFactory(workspace=workspace, city="Paris", external_id="b")
-    c = PersonFactory(workspace=workspace, city="london", external_id="c")
+    PersonFactory(workspace=workspace, city="london", external_id="c")
     _tag(workspace, "VIP", [a, b])
     page = ops_client.get("/people/", {"tags": "vip", "city": "LONDON"})
     assert page.status_code == 200
@@ -222,7 +222,7 @@ def test_dnc_page_adds_searches_removes(ops_client, workspace):
 
 def test_dnc_csv_import_reports_invalid_lines(ops_client, workspace):
     dnc_add(workspace=workspace, channel="email", address="old@x.test")
-    data = "email\nA@X.test\nold@x.test\nnot an email\n\nb@x.test\n".encode()
+    data = b"email\nA@X.test\nold@x.test\nnot an email\n\nb@x.test\n"
     upload = io.BytesIO(data)
     upload.name = "dnc.csv"
     r = ops_client.post("/dnc/import/", {"channel": "email", "file": upload})
