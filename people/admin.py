@@ -1,7 +1,18 @@
 from django.contrib import admin
 
 from accounts.admin_scoping import WorkspaceScopedAdmin, WorkspaceScopedResource
-from people.models import Person
+from people.models import (
+    AttributeDefinition,
+    Company,
+    ContactImport,
+    DoNotContact,
+    Event,
+    EventType,
+    Person,
+    PersonTag,
+    PushToken,
+    Tag,
+)
 
 
 class PersonResource(WorkspaceScopedResource):
@@ -9,19 +20,9 @@ class PersonResource(WorkspaceScopedResource):
         model = Person
         import_id_fields = ("workspace", "external_id")
         fields = (
-            "workspace",
-            "external_id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "gender",
-            "country",
-            "city",
-            "address",
-            "company",
-            "attributes",
-        )
+            "workspace", "external_id", "email", "phone", "first_name", "last_name",
+            "gender", "country", "city", "address", "attributes",
+        )  # fmt: skip
         use_bulk = True
         batch_size = 1000
 
@@ -32,4 +33,105 @@ class PersonAdmin(WorkspaceScopedAdmin):
     list_display = ("external_id", "email", "first_name", "last_name", "city", "workspace")
     search_fields = ("external_id", "email", "last_name")
     list_select_related = ("workspace",)
+    raw_id_fields = ("company",)
     show_full_result_count = False
+
+
+class AttributeDefinitionResource(WorkspaceScopedResource):
+    class Meta:
+        model = AttributeDefinition
+        import_id_fields = ("workspace", "key")
+        fields = ("workspace", "key", "label", "type", "inferred")
+
+
+@admin.register(AttributeDefinition)
+class AttributeDefinitionAdmin(WorkspaceScopedAdmin):
+    resource_classes = [AttributeDefinitionResource]
+    list_display = ("key", "label", "type", "inferred", "workspace")
+    list_filter = ("type",)
+
+
+class CompanyResource(WorkspaceScopedResource):
+    class Meta:
+        model = Company
+        import_id_fields = ("workspace", "name")
+        fields = ("workspace", "name")
+
+
+@admin.register(Company)
+class CompanyAdmin(WorkspaceScopedAdmin):
+    resource_classes = [CompanyResource]
+    list_display = ("name", "workspace", "created_at")
+    search_fields = ("name",)
+
+
+class TagResource(WorkspaceScopedResource):
+    class Meta:
+        model = Tag
+        import_id_fields = ("workspace", "name")
+        fields = ("workspace", "name")
+
+
+@admin.register(Tag)
+class TagAdmin(WorkspaceScopedAdmin):
+    resource_classes = [TagResource]
+    list_display = ("name", "workspace", "created_at")
+    search_fields = ("name",)
+
+
+class DoNotContactResource(WorkspaceScopedResource):
+    class Meta:
+        model = DoNotContact
+        import_id_fields = ("workspace", "channel", "address")
+        fields = ("workspace", "channel", "address", "reason", "source", "created_at")
+
+
+@admin.register(DoNotContact)
+class DoNotContactAdmin(WorkspaceScopedAdmin):
+    resource_classes = [DoNotContactResource]
+    list_display = ("address", "channel", "source", "reason", "workspace", "created_at")
+    list_filter = ("channel", "source")
+    search_fields = ("address",)
+
+
+class ReadOnlyScopedAdmin(WorkspaceScopedAdmin):
+    """High-volume or job rows: browse and export, never hand-edit."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_import_permission(self, request):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyScopedAdmin):
+    list_display = ("name", "person", "occurred_at", "workspace")
+    raw_id_fields = ("person",)
+    show_full_result_count = False
+
+
+@admin.register(EventType)
+class EventTypeAdmin(ReadOnlyScopedAdmin):
+    list_display = ("name", "count", "first_seen", "last_seen", "workspace")
+
+
+@admin.register(PersonTag)
+class PersonTagAdmin(ReadOnlyScopedAdmin):
+    list_display = ("person", "tag", "source", "created_at", "workspace")
+    raw_id_fields = ("person", "tag")
+    show_full_result_count = False
+
+
+@admin.register(PushToken)
+class PushTokenAdmin(ReadOnlyScopedAdmin):
+    list_display = ("person", "platform", "token", "workspace")
+    raw_id_fields = ("person",)
+
+
+@admin.register(ContactImport)
+class ContactImportAdmin(ReadOnlyScopedAdmin):
+    list_display = ("original_name", "status", "stage", "total_rows", "created_count", "workspace")
