@@ -25,10 +25,14 @@ def _error_text(error: ValidationError) -> str:
 @role_required(VIEW)
 def dashboard(request):
     ws = request.workspace
+    people = people_selectors.count_people(people_selectors.person_list(workspace=ws))
     stats = [
-        ("People", people_selectors.person_count(workspace=ws), "people"),
-        ("Members", selectors.member_list(workspace=ws).count(), "person-badge"),
-        ("Active API keys", selectors.api_key_list(workspace=ws).active().count(), "key"),
+        ("People", people.value, "people", not people.exact),
+        ("Events", people_selectors.event_total(workspace=ws), "activity", False),
+        ("Tags", people_selectors.tag_list(workspace=ws).count(), "tags", False),
+        ("Do Not Contact", people_selectors.dnc_list(workspace=ws).count(), "slash-circle", False),
+        ("Members", selectors.member_list(workspace=ws).count(), "person-badge", False),
+        ("Active API keys", selectors.api_key_list(workspace=ws).active().count(), "key", False),
     ]
     return render(
         request,

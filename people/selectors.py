@@ -3,7 +3,7 @@
 import contextlib
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Lower
 from django.http import Http404
 
@@ -127,6 +127,11 @@ def event_list(*, workspace, person, name: str | None = None) -> QuerySet[Event]
 
 def event_type_list(*, workspace) -> QuerySet[EventType]:
     return EventType.objects.for_workspace(workspace).order_by("name")
+
+
+def event_total(*, workspace) -> int:
+    """Events ever ingested, from the catalogue (counting the events table would scan it)."""
+    return EventType.objects.for_workspace(workspace).aggregate(n=Sum("count"))["n"] or 0
 
 
 def tag_list(*, workspace, q: str | None = None) -> QuerySet[Tag]:
