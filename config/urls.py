@@ -11,5 +11,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("people/import/", include("people.import_urls")),
     path("", include("people.urls")),
+    path("audiences/import/", include("audiences.import_urls")),
+    path("", include("audiences.urls")),
     path("", include("accounts.urls")),
 ]

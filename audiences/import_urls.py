@@ -1,0 +1,3 @@
+"""URLs of the audience CSV import (Audiences -> Import audiences)."""
+
+urlpatterns: list = []

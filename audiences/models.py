@@ -1,0 +1,105 @@
+"""Target audiences: named groups of people, filled from segments, flows, the API, the People
+page or CSV files uploaded by ops staff."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+
+from accounts.models import WorkspaceOwned
+from people.models import JobStatus, Person
+
+
+class TargetAudience(WorkspaceOwned):
+    name = models.CharField(max_length=200)
+    # Kept current by every service that changes the membership (counting 500,000 rows on
+    # each list view would not be).
+    people_count = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, help_text="The date the audience was set.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("workspace", Lower("name"), name="audience_unique_name_ci")
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class MemberSource(models.TextChoices):
+    IMPORT = "import", "Import"
+    SEGMENT = "segment", "Segment"
+    FLOW = "flow", "Flow"
+    MANUAL = "manual", "Manual"
+    API = "api", "API"
+
+
+class AudienceMember(WorkspaceOwned):
+    audience = models.ForeignKey(TargetAudience, on_delete=models.CASCADE, related_name="members")
+    person = models.ForeignKey(
+        Person, on_delete=models.CASCADE, related_name="audience_memberships"
+    )
+    source = models.CharField(
+        max_length=16, choices=MemberSource.choices, default=MemberSource.MANUAL
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # also the index "members of audience A" (audience_id first)
+            models.UniqueConstraint(fields=["audience", "person"], name="audiencemember_unique")
+        ]
+        indexes = [
+            # "audiences of person P" (profiles, segment conditions "in audience X")
+            models.Index(fields=["workspace", "person", "audience"], name="audmember_ws_person")
+        ]
+
+
+class Identifier(models.TextChoices):
+    ID = "id", "Herald ID"
+    EXTERNAL_ID = "external_id", "External (partner system) ID"
+    EMAIL = "email", "Email"
+    PHONE = "phone", "Phone"
+
+
+class AudienceImport(WorkspaceOwned):
+    """An audience CSV import job (shared/API.md: POST /audiences/imports)."""
+
+    class Mode(models.TextChoices):
+        SINGLE = "single", "One audience for every person in the file"
+        PER_ROW = "per_row", "Each row: identifier; audience name"
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    original_name = models.CharField(max_length=255)
+    file = models.CharField(max_length=500, help_text="Path of the stored upload.")
+    file_size = models.BigIntegerField(default=0)
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    identifier = models.CharField(max_length=16, choices=Identifier.choices)
+    audience_name = models.CharField(max_length=200, blank=True, default="")
+    replace = models.BooleanField(default=False, help_text="Replace the audiences' members.")
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    total_rows = models.BigIntegerField(default=0)
+    processed_rows = models.BigIntegerField(default=0)
+    matched = models.BigIntegerField(default=0)
+    unmatched = models.BigIntegerField(default=0)
+    invalid = models.BigIntegerField(default=0)
+    audiences_created = models.JSONField(default=list, blank=True)
+    error_report = models.CharField(max_length=500, blank=True, default="")
+    detail = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="audienceimport_ws")]
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.total_rows:
+            return 100 if self.status == JobStatus.DONE else 0
+        return min(100, int(100 * self.processed_rows / self.total_rows))

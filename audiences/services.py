@@ -1,0 +1,150 @@
+"""Writes about target audiences. Membership changes are one set-based statement each,
+followed by a recount of the audiences they touched."""
+
+from django.core.exceptions import EmptyResultSet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from audiences.models import AudienceMember, Identifier, MemberSource, TargetAudience
+from people.models import Person
+from people.normalize import InvalidAddress, normalize_email, normalize_phone
+
+
+class AudienceExists(ValueError):
+    pass
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValueError("An audience needs a name.")
+    if len(name) > 200:
+        raise ValueError("An audience name has at most 200 characters.")
+    return name
+
+
+def audience_create(*, workspace, name: str) -> TargetAudience:
+    name = _clean_name(name)
+    if TargetAudience.objects.for_workspace(workspace).filter(name__iexact=name).exists():
+        raise AudienceExists(f"An audience named “{name}” already exists.")
+    try:
+        with transaction.atomic():
+            return TargetAudience.objects.create(workspace=workspace, name=name)
+    except IntegrityError:
+        raise AudienceExists(f"An audience named “{name}” already exists.") from None
+
+
+def audience_get_or_create(*, workspace, name: str) -> tuple[TargetAudience, bool]:
+    name = _clean_name(name)
+    existing = TargetAudience.objects.for_workspace(workspace).filter(name__iexact=name).first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():
+            return TargetAudience.objects.create(workspace=workspace, name=name), True
+    except IntegrityError:
+        return TargetAudience.objects.for_workspace(workspace).get(name__iexact=name), False
+
+
+def audience_rename(*, audience: TargetAudience, name: str) -> TargetAudience:
+    name = _clean_name(name)
+    clash = (
+        TargetAudience.objects.for_workspace(audience.workspace)
+        .filter(name__iexact=name)
+        .exclude(pk=audience.pk)
+    )
+    if clash.exists():
+        raise AudienceExists(f"An audience named “{name}” already exists.")
+    audience.name = name
+    audience.save(update_fields=["name", "updated_at"])
+    return audience
+
+
+def audience_delete(*, audience: TargetAudience) -> int:
+    """Deletes the audience and its memberships; returns how many memberships went."""
+    count = AudienceMember.objects.filter(audience=audience).count()
+    audience.delete()
+    return count
+
+
+def audience_recount(*, audience_ids) -> None:
+    """Store the exact member count of each audience (one UPDATE for all of them)."""
+    members = (
+        AudienceMember.objects.filter(audience_id=OuterRef("pk"))
+        .order_by()
+        .values("audience_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    TargetAudience.objects.unscoped().filter(pk__in=list(audience_ids)).update(
+        people_count=Coalesce(Subquery(members), 0)
+    )
+
+
+def audience_add_people(
+    *, audience: TargetAudience, people: QuerySet[Person], source: str = MemberSource.MANUAL
+) -> int:
+    """Add every person of `people` (any filter, "all N matching" included) in one
+    INSERT ... SELECT; returns how many were not members yet."""
+    try:
+        ids_sql, params = people.order_by().values("id").query.sql_with_params()
+    except EmptyResultSet:
+        return 0
+    # The SQL of `people` comes from the ORM, parameterized; no user value is formatted in.
+    sql = (
+        "INSERT INTO audiences_audiencemember "  # noqa: S608
+        "(workspace_id, audience_id, person_id, source, added_at) "
+        "SELECT %s, %s, p.id, %s, %s FROM (" + ids_sql + ") AS p WHERE true "
+        "ON CONFLICT (audience_id, person_id) DO NOTHING"
+    )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql, [audience.workspace_id, audience.pk, source, timezone.now(), *params]
+            )
+            changed = cursor.rowcount
+        if changed:
+            audience_recount(audience_ids=[audience.pk])
+    audience.refresh_from_db(fields=["people_count", "updated_at"])
+    return changed
+
+
+def audience_remove_people(*, audience: TargetAudience, people: QuerySet[Person]) -> int:
+    with transaction.atomic():
+        removed, _ = AudienceMember.objects.filter(
+            audience=audience, person_id__in=people.order_by().values("id")
+        ).delete()
+        if removed:
+            audience_recount(audience_ids=[audience.pk])
+    audience.refresh_from_db(fields=["people_count", "updated_at"])
+    return removed
+
+
+def resolve_identifiers(*, workspace, identifier: str, values: list[str]):
+    """(people queryset, unknown values) for identifiers of one type, normalized as stored."""
+    wanted: dict[str, str] = {}
+    unknown: list[str] = []
+    for raw in dict.fromkeys(v for v in values if isinstance(v, str | int)):
+        text = str(raw).strip()
+        try:
+            if identifier == Identifier.EMAIL:
+                key = normalize_email(text)
+            elif identifier == Identifier.PHONE:
+                key = normalize_phone(text)
+            elif identifier == Identifier.ID:
+                key = str(int(text))
+            else:
+                key = text
+        except (InvalidAddress, ValueError):
+            unknown.append(text)
+            continue
+        wanted[key] = text
+    field = {"id": "pk", "external_id": "external_id", "email": "email", "phone": "phone"}[
+        identifier
+    ]
+    people = Person.objects.for_workspace(workspace).filter(**{f"{field}__in": list(wanted)})
+    found = {str(v) for v in people.values_list(field, flat=True)}
+    unknown += [wanted[k] for k in wanted if k not in found]
+    return people, unknown
