@@ -123,28 +123,29 @@ def audience_remove_people(*, audience: TargetAudience, people: QuerySet[Person]
 
 
 def resolve_identifiers(*, workspace, identifier: str, values: list[str]):
-    """(people queryset, unknown values) for identifiers of one type, normalized as stored."""
-    wanted: dict[str, str] = {}
-    unknown: list[str] = []
-    for raw in dict.fromkeys(v for v in values if isinstance(v, str | int)):
+    """(people queryset, unknown values in the order given) for identifiers of one type,
+    normalized as they are stored (emails lower-cased, phones E.164, ids numeric)."""
+    keys: dict[str, str | None] = {}
+    for raw in values:
         text = str(raw).strip()
+        if text in keys:
+            continue
         try:
             if identifier == Identifier.EMAIL:
-                key = normalize_email(text)
+                keys[text] = normalize_email(text)
             elif identifier == Identifier.PHONE:
-                key = normalize_phone(text)
+                keys[text] = normalize_phone(text)
             elif identifier == Identifier.ID:
-                key = str(int(text))
+                keys[text] = str(int(text))
             else:
-                key = text
+                keys[text] = text
         except (InvalidAddress, ValueError):
-            unknown.append(text)
-            continue
-        wanted[key] = text
+            keys[text] = None
     field = {"id": "pk", "external_id": "external_id", "email": "email", "phone": "phone"}[
         identifier
     ]
-    people = Person.objects.for_workspace(workspace).filter(**{f"{field}__in": list(wanted)})
+    wanted = [k for k in keys.values() if k is not None]
+    people = Person.objects.for_workspace(workspace).filter(**{f"{field}__in": wanted})
     found = {str(v) for v in people.values_list(field, flat=True)}
-    unknown += [wanted[k] for k in wanted if k not in found]
+    unknown = [text for text, key in keys.items() if key is None or key not in found]
     return people, unknown

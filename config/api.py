@@ -213,6 +213,9 @@ def register_routers() -> None:
 
     api.add_router("/", accounts_router)
     api.add_router("/", people_router)
+    from audiences.api import router as audiences_router
+
+    api.add_router("/", audiences_router)
 
 
 register_routers()

@@ -9,6 +9,7 @@ from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
 
+from audiences.models import AudienceMember
 from config.api import CursorPagination, error_response
 from people import selectors, services
 from people.models import Channel, DncSource, PersonTag, TagSource
@@ -81,8 +82,7 @@ class PersonOut(Schema):
 
     @staticmethod
     def resolve_audiences(obj):
-        # Target audiences arrive with the audiences app; until then a person is in none.
-        return []
+        return sorted((m.audience.name for m in obj.audience_memberships.all()), key=str.lower)
 
 
 class BatchIn(Schema):
@@ -109,14 +109,22 @@ class PeopleFilters(Schema):
     segment: int | None = None
 
 
-def _with_related(people):
+def with_person_related(people):
+    """Prefetch what PersonOut shows (tags, tokens, audiences): a constant number of queries
+    per page."""
     return people.prefetch_related(
-        Prefetch("person_tags", queryset=PersonTag.objects.select_related("tag")), "push_tokens"
+        Prefetch("person_tags", queryset=PersonTag.objects.select_related("tag")),
+        "push_tokens",
+        Prefetch(
+            "audience_memberships", queryset=AudienceMember.objects.select_related("audience")
+        ),
     )
 
 
 def _person_out(workspace, external_id):
-    return _with_related(selectors.person_list(workspace=workspace)).get(external_id=external_id)
+    return with_person_related(selectors.person_list(workspace=workspace)).get(
+        external_id=external_id
+    )
 
 
 def _input_error(request, e: services.PersonInputError, loc_prefix=("body",)):
@@ -187,13 +195,18 @@ def person_delete(request, external_id: str):
 @router.get("/people", response=list[PersonOut], tags=["People"], summary="List people")
 @paginate(CursorPagination)
 def people_list(request, filters: Query[PeopleFilters]):
-    if filters.audience is not None or filters.segment is not None:
-        # Neither audiences nor segments exist yet, so nobody is in one.
-        return selectors.person_list(workspace=request.workspace).none()
     people = selectors.person_list(
         workspace=request.workspace, q=filters.q, tags=[filters.tag] if filters.tag else None
     )
-    return _with_related(people)
+    if filters.audience is not None:
+        people = people.filter(
+            audience_memberships__audience__name__iexact=filters.audience,
+            audience_memberships__workspace=request.workspace,
+        )
+    if filters.segment is not None:
+        # Segments arrive with the segments issue; until then no segment has members.
+        people = people.none()
+    return with_person_related(people)
 
 
 # --- Events -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import MANAGE_PEOPLE, VIEW, role_required
+from audiences import selectors as audience_selectors
 from people import selectors, services
 from people.forms import (
     BUILTIN_TYPES,
@@ -171,11 +172,12 @@ def people_list(request):
         "attribute_choices": sorted(view.types),
         "large_selection": LARGE_SELECTION,
         "all_tags": selectors.tag_list(workspace=request.workspace)[:500],
+        "all_audiences": audience_selectors.audience_list(workspace=request.workspace)[:500],
     }
     return render(request, "people/people_list.html", context)
 
 
-def _selection(request, view: FilteredPeople):
+def selected_people(request, view: FilteredPeople):
     """The people a bulk action applies to: the ticked rows or "all N matching"."""
     if request.POST.get("all_matching") == "1":
         return view.people
@@ -187,7 +189,7 @@ def _selection(request, view: FilteredPeople):
 @role_required(MANAGE_PEOPLE)
 def people_bulk_tags(request):
     view = FilteredPeople(request, request.POST)
-    people = _selection(request, view)
+    people = selected_people(request, view)
     name = (request.POST.get("tag") or "").strip()
     action = request.POST.get("action")
     back = f"{reverse('people_list')}?{view.querystring}"
@@ -229,7 +231,7 @@ class _Echo:
 @role_required(VIEW)
 def people_export(request):
     view = FilteredPeople(request, request.POST)
-    people = _selection(request, view)
+    people = selected_people(request, view)
 
     def rows():
         writer = csv.writer(_Echo())
@@ -311,6 +313,7 @@ def person_detail(request, person_id):
             selectors.event_type_list(workspace=ws).values_list("name", flat=True)[:300]
         ),
         "push_tokens": list(person.push_tokens.all()),
+        "audiences": audience_selectors.person_audiences(person=person),
     }
     return render(request, "people/person_detail.html", context)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.services import api_key_create
+from audiences.models import TargetAudience
 from people.models import Tag
 from people.services import dnc_add
 from tests.factories import MembershipFactory, PersonFactory
@@ -31,6 +32,7 @@ def _tag_name(ws):
 OBJECT_MAKERS = {
     ("channel", "address"): _dnc_entry,
     "name": _tag_name,
+    "audience_id": lambda ws: TargetAudience.objects.create(workspace=ws, name=f"aud-{ws.slug}").id,
     "tag_id": lambda ws: Tag.objects.create(workspace=ws, name=f"tag-id-of-{ws.slug}").id,
     "dnc_id": lambda ws: dnc_add(workspace=ws, channel="sms", address="+447911123456")[0].id,
     "member_id": lambda ws: MembershipFactory(workspace=ws).id,
