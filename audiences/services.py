@@ -3,7 +3,7 @@ followed by a recount of the audiences they touched."""
 
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -106,7 +106,10 @@ def audience_add_people(
             )
             changed = cursor.rowcount
         if changed:
-            audience_recount(audience_ids=[audience.pk])
+            # ON CONFLICT DO NOTHING counts exactly the new rows: no need to recount.
+            TargetAudience.objects.filter(pk=audience.pk).update(
+                people_count=F("people_count") + changed, updated_at=timezone.now()
+            )
     audience.refresh_from_db(fields=["people_count", "updated_at"])
     return changed
 
@@ -117,7 +120,9 @@ def audience_remove_people(*, audience: TargetAudience, people: QuerySet[Person]
             audience=audience, person_id__in=people.order_by().values("id")
         ).delete()
         if removed:
-            audience_recount(audience_ids=[audience.pk])
+            TargetAudience.objects.filter(pk=audience.pk).update(
+                people_count=F("people_count") - removed, updated_at=timezone.now()
+            )
     audience.refresh_from_db(fields=["people_count", "updated_at"])
     return removed
 
