@@ -12,6 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Workspace
+from audiences.models import MemberSource
+from audiences.services import audience_add_people, audience_get_or_create
 from people.models import Company, Person
 from people.services import attribute_declare, event_ingest_batch, tag_get_or_create, tags_assign
 
@@ -102,6 +104,12 @@ def seed_activity(workspace: Workspace) -> None:
     tags_assign(
         workspace=workspace, tag=newsletter, people=people.filter(attributes__newsletter=True)
     )
+    for name, members in [
+        ("Londoners", people.filter(city="London")),
+        ("High value", people.filter(attributes__lifetime_value__gte=1500)),
+    ]:
+        audience, _ = audience_get_or_create(workspace=workspace, name=name)
+        audience_add_people(audience=audience, people=members, source=MemberSource.MANUAL)
     now = timezone.now()
     external_ids = list(people.values_list("external_id", flat=True))
     events = []
