@@ -19,7 +19,7 @@ def test_every_model_of_herald_has_an_admin():
 
 @pytest.mark.parametrize(
     "model",
-    [m for m in admin.site._registry if m._meta.app_label in {"accounts", "people", "audiences"}],
+    [m for m in admin.site._registry if m._meta.app_label in {"accounts", "people", "audiences", "segments"}],
     ids=lambda m: m._meta.label,
 )  # fmt: skip
 def test_admin_changelist_opens(client, workspace, model):
