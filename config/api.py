@@ -216,6 +216,9 @@ def register_routers() -> None:
     from audiences.api import router as audiences_router
 
     api.add_router("/", audiences_router)
+    from segments.api import router as segments_router
+
+    api.add_router("/", segments_router)
 
 
 register_routers()

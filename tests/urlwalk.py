@@ -13,7 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.services import api_key_create
 from audiences.models import TargetAudience
-from people.models import Tag
+from people.models import ContactImport, Tag
 from people.services import dnc_add
 from tests.factories import MembershipFactory, PersonFactory
 
@@ -33,12 +33,16 @@ OBJECT_MAKERS = {
     ("channel", "address"): _dnc_entry,
     "name": _tag_name,
     "audience_id": lambda ws: TargetAudience.objects.create(workspace=ws, name=f"aud-{ws.slug}").id,
+    "segment_id": lambda ws: Segment.objects.create(
+        workspace=ws, name=f"static-{ws.slug}", kind="static"
+    ).id,
     "tag_id": lambda ws: Tag.objects.create(workspace=ws, name=f"tag-id-of-{ws.slug}").id,
     "dnc_id": lambda ws: dnc_add(workspace=ws, channel="sms", address="+447911123456")[0].id,
     "member_id": lambda ws: MembershipFactory(workspace=ws).id,
     "api_key_id": lambda ws: api_key_create(workspace=ws, name="walk")[0].id,
     "person_id": lambda ws: PersonFactory(workspace=ws).id,
     "external_id": lambda ws: PersonFactory(workspace=ws).external_id,
+    "import_id": lambda ws: ContactImport.objects.create(workspace=ws, original_name="walk.csv").id,
 }
 
 # URL trees that are not workspace pages: the Django admin (scoped and tested on its own),

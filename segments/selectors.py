@@ -1,0 +1,69 @@
+"""Reads about segments: who is in one, by kind, always through the one compiler."""
+
+from datetime import datetime
+
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404
+
+from people.models import Person
+from segments.models import Segment, SegmentKind, SegmentMember, SegmentRefresh
+from segments.rules import compile_rules, parse_rules
+
+
+def segment_list(*, workspace, q: str | None = None, kind: str | None = None) -> QuerySet[Segment]:
+    segments = Segment.objects.for_workspace(workspace)
+    if q and q.strip():
+        q = q.strip()
+        segments = segments.filter(pk=int(q)) if q.isdigit() else segments.filter(name__icontains=q)
+    if kind:
+        segments = segments.filter(kind=kind)
+    return segments.order_by("name")
+
+
+def get_segment_or_404(*, workspace, pk) -> Segment:
+    try:
+        return Segment.objects.for_workspace(workspace).get(pk=pk)
+    except (Segment.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such segment in this workspace.") from None
+
+
+def rules_people(*, workspace, rules: dict, now: datetime) -> QuerySet[Person]:
+    """People of the workspace matching a JSON rule tree at `now` (one query)."""
+    tree = parse_rules(rules)
+    return Person.objects.for_workspace(workspace).filter(
+        compile_rules(tree, workspace=workspace, now=now)
+    )
+
+
+def current_members(segment: Segment) -> QuerySet[SegmentMember]:
+    return SegmentMember.objects.filter(segment=segment, exited_at__isnull=True)
+
+
+def segment_people(*, segment: Segment, now: datetime) -> QuerySet[Person]:
+    """The segment's people now: stored members for real-time, static and query segments,
+    the rules evaluated at `now` for snapshots, everybody for "everyone"."""
+    people = Person.objects.for_workspace(segment.workspace)
+    if segment.kind == SegmentKind.EVERYONE:
+        return people
+    if segment.kind == SegmentKind.SNAPSHOT:
+        return rules_people(workspace=segment.workspace, rules=segment.rules, now=now)
+    return people.filter(Exists(current_members(segment).filter(person=OuterRef("pk"))))
+
+
+def segment_contains(*, segment: Segment, person: Person, now: datetime) -> bool:
+    """Whether one person is in the segment: one indexed query, for experiments and flags."""
+    if segment.kind == SegmentKind.EVERYONE:
+        return person.workspace_id == segment.workspace_id
+    if segment.kind == SegmentKind.SNAPSHOT:
+        tree = parse_rules(segment.rules)
+        return (
+            Person.objects.for_workspace(segment.workspace)
+            .filter(pk=person.pk)
+            .filter(compile_rules(tree, workspace=segment.workspace, now=now))
+            .exists()
+        )
+    return current_members(segment).filter(person=person).exists()
+
+
+def refresh_history(*, segment: Segment, limit: int = 20) -> list[SegmentRefresh]:
+    return list(SegmentRefresh.objects.filter(segment=segment).order_by("-started_at")[:limit])

@@ -1,0 +1,395 @@
+"""Writes about segments. Membership is computed with the one compiler and written with
+one set-based statement per step; never a loop over people."""
+
+from datetime import datetime, timedelta
+
+from django.core.exceptions import EmptyResultSet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from audiences.models import MemberSource
+from audiences.services import audience_add_people, audience_get_or_create, audience_remove_people
+from people.models import AttributeType, Person
+from segments.models import (
+    RULE_KINDS,
+    RefreshStatus,
+    Segment,
+    SegmentKind,
+    SegmentRefresh,
+    SegmentSnapshot,
+)
+from segments.rules import RuleError, check_catalogue, iter_nodes, parse_rules
+from segments.rules.schema import AttributeCondition, SegmentCondition
+from segments.selectors import current_members, rules_people, segment_people
+
+MIN_REFRESH_MINUTES = 5
+
+PREDEFINED = {
+    "active_mobile_users": (
+        "Active Mobile Users",
+        {
+            "event": "App Launch",
+            "count": {"op": "gte", "value": 1},
+            "time": {"op": "within_last", "amount": 30, "unit": "days"},
+        },
+    ),
+    "inactive_mobile_users": (
+        "Inactive Mobile Users",
+        {
+            "all": [
+                {"event": "App Launch"},
+                {
+                    "event": "App Launch",
+                    "count": {"op": "eq", "value": 0},
+                    "time": {"op": "within_last", "amount": 30, "unit": "days"},
+                },
+            ]
+        },
+    ),
+}
+
+
+class SegmentConflict(ValueError):
+    """A change the segment's state forbids (HTTP 409): the message says why and what to do."""
+
+
+def _check_rules(*, workspace, kind: str, rules, segment_id=None):
+    """The parsed tree, checked against the catalogues and the kind's limits."""
+    if kind not in RULE_KINDS:
+        if rules not in (None, {}):
+            raise RuleError("", f"a {SegmentKind(kind).label.lower()} segment has no rules")
+        return None
+    if rules in (None, {}):
+        raise RuleError("", "this kind of segment needs rules")
+    tree = parse_rules(rules, workspace=workspace)
+    types = check_catalogue(tree, workspace=workspace)
+    for node in iter_nodes(tree):
+        if (
+            kind == SegmentKind.REALTIME
+            and isinstance(node, AttributeCondition)
+            and types.get(node.attribute) == AttributeType.LIST
+        ):
+            raise RuleError(
+                node.path, f"real-time segments cannot use list attributes (“{node.attribute}”)"
+            )
+        if isinstance(node, SegmentCondition):
+            _check_no_cycle(
+                workspace=workspace, start=node.segment, path=node.path, forbidden=segment_id
+            )
+    return tree
+
+
+def _check_no_cycle(*, workspace, start: int, path: str, forbidden: int | None):
+    """Refuse a segment condition whose chain of segments leads back to `forbidden`."""
+    seen, todo = set(), [start]
+    while todo:
+        current = todo.pop()
+        if current == forbidden:
+            raise RuleError(path, "a segment cannot depend on itself (directly or through others)")
+        if current in seen:
+            continue
+        seen.add(current)
+        segment = Segment.objects.for_workspace(workspace).filter(pk=current).first()
+        if segment is None:
+            raise RuleError(path, f"there is no segment {current} in this workspace")
+        if segment.rules:
+            todo += [
+                n.segment
+                for n in iter_nodes(parse_rules(segment.rules))
+                if isinstance(n, SegmentCondition)
+            ]
+
+
+def segment_create(
+    *,
+    workspace,
+    name: str,
+    kind: str,
+    rules=None,
+    refresh_every_minutes=None,
+    created_by=None,
+    now: datetime | None = None,
+) -> Segment:
+    """Create a segment; stored kinds with rules are computed fully before this returns."""
+    now = now or timezone.now()
+    name = " ".join((name or "").split())
+    if not name or len(name) > 200:
+        raise RuleError("name", "a segment needs a name of 1-200 characters")
+    if kind not in SegmentKind.values:
+        raise RuleError("kind", f"“{kind}” is not a kind of segment")
+    if kind == SegmentKind.QUERY:
+        if not refresh_every_minutes or refresh_every_minutes < MIN_REFRESH_MINUTES:
+            raise RuleError(
+                "refresh_every_minutes",
+                f"a scheduled query refreshes every {MIN_REFRESH_MINUTES} minutes or more",
+            )
+    elif refresh_every_minutes:
+        raise RuleError("refresh_every_minutes", "only query segments refresh on a schedule")
+    _check_rules(workspace=workspace, kind=kind, rules=rules)
+    try:
+        with transaction.atomic():
+            segment = Segment.objects.create(
+                workspace=workspace,
+                name=name,
+                kind=kind,
+                rules=rules or None,
+                refresh_every_minutes=refresh_every_minutes if kind == SegmentKind.QUERY else None,
+                created_by=created_by,
+            )
+    except IntegrityError:
+        raise SegmentConflict(f"A segment named “{name}” already exists.") from None
+    if kind in (SegmentKind.REALTIME, SegmentKind.QUERY):
+        segment_refresh(segment=segment, now=now)
+    elif kind == SegmentKind.EVERYONE:
+        segment_count(segment=segment, now=now)
+    return segment
+
+
+def segment_update(
+    *,
+    segment: Segment,
+    name: str | None = None,
+    rules=None,
+    refresh_every_minutes=None,
+    now: datetime | None = None,
+) -> Segment:
+    """Rename, change rules or schedule. A real-time segment's rules never change (409);
+    editing a snapshot never changes what was frozen for its requesters."""
+    now = now or timezone.now()
+    fields = []
+    if rules is not None and rules != segment.rules:
+        if segment.kind == SegmentKind.REALTIME:
+            raise SegmentConflict(
+                "A real-time segment's rules cannot change after creation: its members' "
+                "entry and exit history depends on them. Duplicate it with the new rules."
+            )
+        if segment.predefined:
+            raise SegmentConflict("A built-in segment's rules cannot change; duplicate it.")
+        _check_rules(
+            workspace=segment.workspace, kind=segment.kind, rules=rules, segment_id=segment.pk
+        )
+        segment.rules = rules
+        fields.append("rules")
+    if name is not None:
+        name = " ".join(name.split())
+        if not name or len(name) > 200:
+            raise RuleError("name", "a segment needs a name of 1-200 characters")
+        segment.name = name
+        fields.append("name")
+    if refresh_every_minutes is not None:
+        if segment.kind != SegmentKind.QUERY:
+            raise RuleError("refresh_every_minutes", "only query segments refresh on a schedule")
+        if refresh_every_minutes < MIN_REFRESH_MINUTES:
+            raise RuleError(
+                "refresh_every_minutes",
+                f"a scheduled query refreshes every {MIN_REFRESH_MINUTES} minutes or more",
+            )
+        segment.refresh_every_minutes = refresh_every_minutes
+        segment.next_refresh_at = now
+        fields += ["refresh_every_minutes", "next_refresh_at"]
+    if fields:
+        try:
+            with transaction.atomic():
+                segment.save(update_fields=[*fields, "updated_at"])
+        except IntegrityError:
+            raise SegmentConflict(f"A segment named “{segment.name}” already exists.") from None
+        if "rules" in fields and segment.kind == SegmentKind.QUERY:
+            segment_refresh(segment=segment, now=now)
+    return segment
+
+
+def segment_delete(*, segment: Segment) -> None:
+    if segment.predefined:
+        raise SegmentConflict("Built-in segments cannot be deleted.")
+    segment.delete()
+
+
+def _people_sql(people: QuerySet[Person]) -> tuple[str, list]:
+    return people.order_by().values("id").query.sql_with_params()
+
+
+def segment_refresh(*, segment: Segment, now: datetime | None = None) -> SegmentRefresh:
+    """Recompute a stored segment from its rules in one transaction: people who no longer
+    match exit (exited_at), people who newly match enter (entered_at), with history kept.
+    A failure is recorded on the segment and in its refresh history with the reason."""
+    now = now or timezone.now()
+    refresh = SegmentRefresh.objects.create(
+        workspace=segment.workspace, segment=segment, started_at=now, status=RefreshStatus.RUNNING
+    )
+    try:
+        with transaction.atomic():
+            target = rules_people(workspace=segment.workspace, rules=segment.rules, now=now)
+            try:
+                target_sql, params = _people_sql(target)
+            except EmptyResultSet:
+                target_sql, params = "SELECT NULL::bigint AS id WHERE false", []
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE segments_segmentmember SET exited_at = %s "  # noqa: S608
+                    "WHERE segment_id = %s AND exited_at IS NULL "
+                    "AND person_id NOT IN (" + target_sql + ")",
+                    [now, segment.pk, *params],
+                )
+                exited = cursor.rowcount
+                cursor.execute(
+                    "INSERT INTO segments_segmentmember "  # noqa: S608
+                    "(workspace_id, segment_id, person_id, entered_at, exited_at) "
+                    "SELECT %s, %s, t.id, %s, NULL FROM (" + target_sql + ") AS t WHERE true "
+                    "ON CONFLICT (segment_id, person_id) DO UPDATE "
+                    "SET entered_at = EXCLUDED.entered_at, exited_at = NULL "
+                    "WHERE segments_segmentmember.exited_at IS NOT NULL",
+                    [segment.workspace_id, segment.pk, now, *params],
+                )
+                entered = cursor.rowcount
+            count = current_members(segment).count()
+            _finish(segment, refresh, now=now, count=count, entered=entered, exited=exited)
+    except (RuleError, Exception) as e:  # noqa: BLE001 - any failure is shown on the segment
+        reason = str(e) if isinstance(e, RuleError) else f"{e.__class__.__name__}: {e}"
+        refresh.status = RefreshStatus.FAILED
+        refresh.error = reason[:2000]
+        refresh.finished_at = timezone.now()
+        refresh.save(update_fields=["status", "error", "finished_at"])
+        Segment.objects.filter(pk=segment.pk).update(
+            refresh_status=RefreshStatus.FAILED,
+            refresh_error=reason[:2000],
+            next_refresh_at=_next_refresh(segment, now),
+        )
+        segment.refresh_from_db()
+        if not isinstance(e, RuleError | connection.Database.Error):
+            raise
+    return refresh
+
+
+def _next_refresh(segment: Segment, now: datetime):
+    if segment.kind == SegmentKind.QUERY and segment.refresh_every_minutes:
+        return now + timedelta(minutes=segment.refresh_every_minutes)
+    return None
+
+
+def _finish(segment, refresh, *, now, count, entered=0, exited=0):
+    refresh.status = RefreshStatus.OK
+    refresh.finished_at = timezone.now()
+    refresh.entered, refresh.exited, refresh.people_count = entered, exited, count
+    refresh.save(update_fields=["status", "finished_at", "entered", "exited", "people_count"])
+    Segment.objects.filter(pk=segment.pk).update(
+        people_count=count,
+        computed_at=now,
+        refresh_status=RefreshStatus.OK,
+        refresh_error="",
+        next_refresh_at=_next_refresh(segment, now),
+    )
+    segment.refresh_from_db()
+
+
+def segment_count(*, segment: Segment, now: datetime | None = None) -> int:
+    """Count the segment's people now and remember it (the list shows the last count)."""
+    now = now or timezone.now()
+    count = segment_people(segment=segment, now=now).count()
+    Segment.objects.filter(pk=segment.pk).update(people_count=count, computed_at=now)
+    segment.people_count, segment.computed_at = count, now
+    return count
+
+
+def segment_freeze(
+    *, segment: Segment, requester: str, now: datetime | None = None
+) -> SegmentSnapshot:
+    """Freeze the segment's people for a requester (campaign or flow), once: asking again
+    returns the same frozen members, whatever the segment's rules have become since."""
+    now = now or timezone.now()
+    existing = SegmentSnapshot.objects.filter(segment=segment, requester=requester).first()
+    if existing:
+        return existing
+    people = segment_people(segment=segment, now=now)
+    with transaction.atomic():
+        snapshot = SegmentSnapshot.objects.create(
+            workspace=segment.workspace,
+            segment=segment,
+            requester=requester[:100],
+            rules=segment.rules or {},
+            frozen_at=now,
+        )
+        try:
+            sql, params = _people_sql(people)
+        except EmptyResultSet:
+            return snapshot
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO segments_snapshotmember (workspace_id, snapshot_id, person_id) "  # noqa: S608
+                "SELECT %s, %s, p.id FROM (" + sql + ") AS p WHERE true ON CONFLICT DO NOTHING",
+                [segment.workspace_id, snapshot.pk, *params],
+            )
+            snapshot.people_count = cursor.rowcount
+        snapshot.save(update_fields=["people_count"])
+    return snapshot
+
+
+def static_members_change(
+    *, segment: Segment, people: QuerySet[Person], add: bool, now: datetime | None = None
+) -> int:
+    """Add people to (or remove them from) a static segment; returns how many changed."""
+    if segment.kind != SegmentKind.STATIC:
+        raise SegmentConflict("Only static segments take people by hand; the others follow rules.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        if add:
+            try:
+                sql, params = _people_sql(people)
+            except EmptyResultSet:
+                return 0
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO segments_segmentmember "  # noqa: S608
+                    "(workspace_id, segment_id, person_id, entered_at, exited_at) "
+                    "SELECT %s, %s, p.id, %s, NULL FROM (" + sql + ") AS p WHERE true "
+                    "ON CONFLICT (segment_id, person_id) DO UPDATE "
+                    "SET entered_at = EXCLUDED.entered_at, exited_at = NULL "
+                    "WHERE segments_segmentmember.exited_at IS NOT NULL",
+                    [segment.workspace_id, segment.pk, now, *params],
+                )
+                changed = cursor.rowcount
+        else:
+            changed = (
+                current_members(segment)
+                .filter(person_id__in=people.order_by().values("id"))
+                .update(exited_at=now)
+            )
+        count = current_members(segment).count()
+        Segment.objects.filter(pk=segment.pk).update(people_count=count, computed_at=now)
+    segment.refresh_from_db()
+    return changed
+
+
+def segment_to_audience(
+    *, segment: Segment, audience_name: str, action: str, now: datetime | None = None
+) -> int:
+    """Add the segment's people to a target audience (created if needed), or remove them,
+    in one statement; returns how many memberships changed."""
+    now = now or timezone.now()
+    people = segment_people(segment=segment, now=now)
+    if action == "add":
+        audience, _ = audience_get_or_create(workspace=segment.workspace, name=audience_name)
+        return audience_add_people(audience=audience, people=people, source=MemberSource.SEGMENT)
+    if action == "remove":
+        from audiences.selectors import get_audience_by_name
+
+        audience = get_audience_by_name(workspace=segment.workspace, name=audience_name)
+        if audience is None:
+            raise RuleError("audience", f"there is no audience named “{audience_name}”")
+        return audience_remove_people(audience=audience, people=people)
+    raise RuleError("action", "action is add or remove")
+
+
+def ensure_predefined(*, workspace) -> None:
+    """The built-in segments every workspace has (idempotent)."""
+    for key, (name, rules) in PREDEFINED.items():
+        if Segment.objects.for_workspace(workspace).filter(predefined=key).exists():
+            continue
+        taken = Segment.objects.for_workspace(workspace).filter(name__iexact=name).exists()
+        Segment.objects.create(
+            workspace=workspace,
+            name=f"{name} (built-in)" if taken else name,
+            kind=SegmentKind.SNAPSHOT,
+            rules=rules,
+            predefined=key,
+        )
