@@ -171,7 +171,7 @@ def people_list(request):
         "qs": view.querystring,
         "attribute_choices": sorted(view.types),
         "large_selection": LARGE_SELECTION,
-        "all_tags": selectors.tag_list(workspace=request.workspace)[:500],
+        "all_tags": selectors.tag_choices(workspace=request.workspace),
         "all_audiences": audience_selectors.audience_list(workspace=request.workspace)[:500],
     }
     return render(request, "people/people_list.html", context)
