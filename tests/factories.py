@@ -50,3 +50,73 @@ class PersonFactory(DjangoModelFactory):
     first_name = factory.Faker("first_name")
     last_name = factory.Faker("last_name")
     city = "London"
+
+
+# --- People catalogue, events and tags (segments tests) ---------------------------------
+# Imported here so that this section only appends to the module.
+from django.utils import timezone  # noqa: E402
+
+from people.models import (  # noqa: E402
+    AttributeDefinition,
+    AttributeType,
+    Company,
+    Event,
+    EventType,
+    PersonTag,
+    Tag,
+)
+
+
+class CompanyFactory(DjangoModelFactory):
+    class Meta:
+        model = Company
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Company {n}")
+
+
+class AttributeDefinitionFactory(DjangoModelFactory):
+    class Meta:
+        model = AttributeDefinition
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    key = factory.Sequence(lambda n: f"attribute_{n}")
+    type = AttributeType.STRING
+
+
+class EventTypeFactory(DjangoModelFactory):
+    class Meta:
+        model = EventType
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Event {n}")
+    first_seen = factory.LazyFunction(timezone.now)
+    last_seen = factory.LazyFunction(timezone.now)
+
+
+class EventFactory(DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    person = factory.SubFactory(PersonFactory)
+    workspace = factory.LazyAttribute(lambda event: event.person.workspace)
+    name = "App Launch"
+    occurred_at = factory.LazyFunction(timezone.now)
+    properties = factory.Dict({})
+
+
+class TagFactory(DjangoModelFactory):
+    class Meta:
+        model = Tag
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Tag {n}")
+
+
+class PersonTagFactory(DjangoModelFactory):
+    class Meta:
+        model = PersonTag
+
+    person = factory.SubFactory(PersonFactory)
+    workspace = factory.LazyAttribute(lambda person_tag: person_tag.person.workspace)
+    tag = factory.SubFactory(TagFactory, workspace=factory.SelfAttribute("..workspace"))

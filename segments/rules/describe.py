@@ -1,0 +1,156 @@
+"""Rule trees in plain words, for the builder, segment lists and explanations:
+"City is London AND App Launch at least once in the last 30 days"."""
+
+from datetime import date
+
+from segments.rules.schema import (
+    All,
+    Any,
+    AttributeCondition,
+    AudienceCondition,
+    Count,
+    EventCondition,
+    Node,
+    Not,
+    PropertyFilter,
+    RelativeDate,
+    SegmentCondition,
+    TagCondition,
+    Window,
+)
+
+BUILTIN_LABELS = {
+    "external_id": "External ID",
+    "email": "Email",
+    "phone": "Phone",
+    "first_name": "First name",
+    "last_name": "Last name",
+    "gender": "Gender",
+    "country": "Country",
+    "city": "City",
+    "address": "Address",
+    "company": "Company",
+    "created_at": "Created at",
+}
+
+_PHRASES = {
+    "is": "is {}",
+    "is_not": "is not {}",
+    "in": "is one of {}",
+    "not_in": "is none of {}",
+    "lt": "is less than {}",
+    "lte": "is at most {}",
+    "gte": "is at least {}",
+    "gt": "is more than {}",
+    "is_empty": "is empty",
+    "is_not_empty": "is not empty",
+    "starts_with": "starts with {}",
+    "ends_with": "ends with {}",
+    "contains": "contains {}",
+    "not_contains": "does not contain {}",
+    "will_be_in": "is in {}",
+    "was": "was {} ago",
+    "will_be_within": "is within the next {}",
+    "was_within": "was within the last {}",
+    "will_be_more_than": "is more than {} from now",
+    "was_more_than": "was more than {} ago",
+    "before": "is before {}",
+    "until": "is on or before {}",
+    "since": "is on or after {}",
+    "after": "is after {}",
+}
+# lt..gt read as before/after when they compare dates.
+_DATE_COMPARISONS = {"lt": "before", "lte": "until", "gte": "since", "gt": "after"}
+
+
+def describe_rules(tree: Node) -> str:
+    """The whole tree in words; nested groups in parentheses."""
+    return describe_node(tree)
+
+
+def describe_node(node: Node) -> str:
+    match node:
+        case All(nodes=nodes):
+            return " AND ".join(_nested(child) for child in nodes)
+        case Any(nodes=nodes):
+            return " OR ".join(_nested(child) for child in nodes)
+        case Not(node=child):
+            return f"NOT {_nested(child)}"
+        case AttributeCondition(attribute=name, op=op, value=value):
+            return f"{BUILTIN_LABELS.get(name, name)} {_operation(op, value)}"
+        case EventCondition():
+            return _event(node)
+        case TagCondition(tag=tag, op=op):
+            return f"has tag {tag}" if op == "has" else f"does not have tag {tag}"
+        case AudienceCondition(audience=audience, op=op):
+            return f"{'in' if op == 'in' else 'not in'} audience {audience}"
+        case SegmentCondition(segment=segment, op=op):
+            return f"{'in' if op == 'in' else 'not in'} segment #{segment}"
+    raise TypeError(f"not a rule node: {node!r}")
+
+
+def _nested(node: Node) -> str:
+    text = describe_node(node)
+    if isinstance(node, All | Any) and len(node.nodes) > 1:
+        return f"({text})"
+    return text
+
+
+def _operation(op: str, value) -> str:
+    if op in _DATE_COMPARISONS and isinstance(value, date):
+        op = _DATE_COMPARISONS[op]
+    return _PHRASES[op].format(_value(value))
+
+
+def _value(value) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(_value(item) for item in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, RelativeDate):
+        return _amount(value.amount, value.unit)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _amount(amount: int, unit: str) -> str:
+    return f"{amount} {unit[:-1] if amount == 1 else unit}"
+
+
+def _event(node: EventCondition) -> str:
+    words = [node.event, _count(node.count)]
+    if node.time.op != "any_time":
+        words.append(_window(node.time))
+    if node.where:
+        words.append("where " + " and ".join(_property(where) for where in node.where))
+    return " ".join(words)
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
+def _count(count: Count) -> str:
+    op, n = count.op, count.value
+    if (op == "eq" and n == 0) or (op == "lt" and n == 1):
+        return "never"
+    return {
+        "eq": f"exactly {_times(n)}",
+        "lt": f"fewer than {_times(n)}",
+        "lte": f"at most {_times(n)}",
+        "gte": f"at least {_times(n)}",
+        "gt": f"more than {_times(n)}",
+    }[op]
+
+
+def _window(window: Window) -> str:
+    if window.op == "within_last":
+        return f"in the last {_amount(window.amount, window.unit)}"
+    if window.op == "before_last":
+        return f"more than {_amount(window.amount, window.unit)} ago"
+    return f"between {window.end} and {_amount(window.start, window.unit)} ago"
+
+
+def _property(where: PropertyFilter) -> str:
+    return f"{where.property} {_operation(where.op, where.value)}"
