@@ -32,6 +32,7 @@ from people.forms import (
 )
 from people.models import AttributeType, Channel, DncSource, TagSource
 from people.normalize import InvalidAddress
+from segments.rules import RuleError, compile_rules, parse_rules
 
 PAGE_SIZE = 50
 LARGE_SELECTION = 10_000
@@ -78,9 +79,6 @@ class FilteredPeople:
         except BuilderError as e:
             self.builder_error = e
         if self.tree is not None:
-            from segments.rules.compiler import compile_rules
-            from segments.rules.schema import RuleError, parse_rules
-
             try:
                 parsed = parse_rules(self.tree, workspace=workspace)
                 people = people.filter(

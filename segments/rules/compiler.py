@@ -19,7 +19,9 @@ from django.db.models.functions import Lower, TruncDate
 from django.db.models.lookups import Exact, IContains, IEndsWith, IStartsWith
 from django.utils import timezone
 
+from audiences.models import AudienceMember
 from people.models import AttributeType, Company, Event, Person, PersonTag
+from segments.models import Segment, SegmentKind, SegmentMember
 from segments.rules.dates import ABSOLUTE_COMPARISONS, relative_constraints
 from segments.rules.describe import describe_node
 from segments.rules.schema import (
@@ -40,6 +42,7 @@ from segments.rules.schema import (
     Window,
     check_catalogue,
     iter_nodes,
+    parse_rules,
 )
 from segments.rules.sql import json_text, json_value, local_date, predicate
 
@@ -56,8 +59,8 @@ ALWAYS = Q(pk__isnull=False)
 def compile_rules(tree: Node, *, workspace, now: datetime) -> Q:
     """The people of `workspace` that `tree` (from parse_rules) describes at `now`.
 
-    Checks the tree against the workspace's catalogues first (RuleError as parse_rules);
-    audience and segment conditions raise RuleError until their tables exist.
+    Checks the tree's custom attributes against the workspace's catalogue first (RuleError
+    as parse_rules); an event nobody has sent yet simply matches nobody.
     """
     return _Compiler(tree, workspace=workspace, now=now).compile(tree)
 
@@ -97,8 +100,11 @@ class _Compiler:
         self.now = now
         self.time_zone = workspace.time_zone
         self.today = now.astimezone(workspace.tzinfo).date()
-        self.attribute_types = check_catalogue(tree, workspace=workspace)
+        # Events are not checked here: a stored tree (a built-in segment in a new
+        # workspace, say) may name an event nobody has sent yet, which simply matches nobody.
+        self.attribute_types = check_catalogue(tree, workspace=workspace, events=False)
         self._compiled: dict[int, Q] = {}
+        self._segment_stack: set[int] = set()
 
     def compile(self, node: Node) -> Q:
         # explain_rules asks for every node of a tree, so each subtree is compiled once.
@@ -195,10 +201,41 @@ class _Compiler:
         return has if node.op == "has" else ~has
 
     def audience(self, node: AudienceCondition) -> Q:
-        raise RuleError(node.path, "audience conditions are not available yet")
+        # Audience names are unique case-insensitively; an unknown name matches nobody.
+        members = AudienceMember.objects.filter(
+            Exact(Lower("audience__name"), Lower(Value(node.audience))),
+            workspace=self.workspace,
+            person=OuterRef("pk"),
+            audience__workspace=self.workspace,
+        )
+        is_in = Q(Exists(members))
+        return is_in if node.op == "in" else ~is_in
 
     def segment(self, node: SegmentCondition) -> Q:
-        raise RuleError(node.path, "segment conditions are not available yet")
+        """Membership of another segment: its stored members (real-time, static, query),
+        its own rules inlined (snapshot), or everybody. A chain of segments that leads
+        back to itself is refused."""
+        segment = Segment.objects.for_workspace(self.workspace).filter(pk=node.segment).first()
+        if segment is None:
+            raise RuleError(node.path, f"there is no segment {node.segment} in this workspace")
+        if segment.pk in self._segment_stack:
+            raise RuleError(node.path, "a segment cannot depend on itself")
+        if segment.kind == SegmentKind.EVERYONE:
+            is_in = ALWAYS
+        elif segment.kind == SegmentKind.SNAPSHOT:
+            inner_tree = parse_rules(segment.rules)
+            inner = _Compiler(inner_tree, workspace=self.workspace, now=self.now)
+            inner._segment_stack = self._segment_stack | {segment.pk}
+            is_in = inner.compile(inner_tree)
+        else:
+            is_in = Q(
+                Exists(
+                    SegmentMember.objects.filter(
+                        segment=segment, person=OuterRef("pk"), exited_at__isnull=True
+                    )
+                )
+            )
+        return is_in if node.op == "in" else ~is_in
 
     # --- operators -----------------------------------------------------------------------
 

@@ -215,7 +215,7 @@ def parse_rules(payload, *, workspace=None) -> Node:
     return tree
 
 
-def check_catalogue(tree: Node, *, workspace) -> dict[str, str]:
+def check_catalogue(tree: Node, *, workspace, events: bool = True) -> dict[str, str]:
     """Check `tree` against the workspace's attribute and event catalogues.
 
     Returns the declared type of each custom attribute the tree uses. An unknown tag is fine
@@ -241,6 +241,8 @@ def check_catalogue(tree: Node, *, workspace) -> dict[str, str]:
             subject=f"attribute “{node.attribute}”",
         )
 
+    if not events:
+        return types
     events = [node for node in nodes if isinstance(node, EventCondition)]
     known = set()
     if events:

@@ -699,19 +699,51 @@ def test_equality_on_a_custom_attribute_is_a_containment(ws):
     assert sql.count('"people_person"."attributes" @> ') == 2
 
 
-@pytest.mark.parametrize(
-    ("rules", "path"),
-    [
-        ({"all": [attr("city", "is", "x"), {"audience": "Newsletter", "op": "in"}]}, "all.1"),
-        ({"any": [{"not": {"segment": 3, "op": "not_in"}}]}, "any.0.not"),
-    ],
-)
-def test_membership_conditions_are_not_available_yet(ws, rules, path):
+def _matching(ws, rules):
     tree = parse_rules(rules)
+    people = Person.objects.for_workspace(ws).filter(compile_rules(tree, workspace=ws, now=NOW))
+    return sorted(people.values_list("external_id", flat=True))
+
+
+def test_audience_membership_conditions(ws, other_workspace):
+    from audiences.services import audience_add_people, audience_create
+
+    for ext in ("a", "b"):
+        Person.objects.create(workspace=ws, external_id=ext)
+    theirs = Person.objects.create(workspace=other_workspace, external_id="a")
+    audience = audience_create(workspace=ws, name="Newsletter")
+    audience_add_people(
+        audience=audience, people=Person.objects.filter(workspace=ws, external_id="a")
+    )
+    foreign = audience_create(workspace=other_workspace, name="Newsletter")
+    audience_add_people(audience=foreign, people=Person.objects.filter(pk=theirs.pk))
+    assert _matching(ws, {"audience": "newsletter", "op": "in"}) == ["a"]
+    assert _matching(ws, {"audience": "Newsletter", "op": "not_in"}) == ["b"]
+    assert _matching(ws, {"audience": "No such list", "op": "in"}) == []
+
+
+def test_segment_membership_conditions_by_kind(ws):
+    from segments.services import segment_create, static_members_change
+
+    for ext, city in (("a", "London"), ("b", "Paris"), ("c", "London")):
+        Person.objects.create(workspace=ws, external_id=ext, city=city)
+    static = segment_create(workspace=ws, name="Picked", kind="static")
+    static_members_change(
+        segment=static, people=Person.objects.filter(workspace=ws, external_id="b"), add=True
+    )
+    snapshot = segment_create(
+        workspace=ws, name="Londoners", kind="snapshot", rules=attr("city", "is", "London")
+    )
+    everyone = segment_create(workspace=ws, name="All", kind="everyone")
+    assert _matching(ws, {"segment": static.pk, "op": "in"}) == ["b"]
+    assert _matching(ws, {"segment": snapshot.pk, "op": "in"}) == ["a", "c"]
+    assert _matching(
+        ws, {"any": [{"segment": static.pk, "op": "in"}, {"segment": snapshot.pk, "op": "in"}]}
+    ) == ["a", "b", "c"]
+    assert _matching(ws, {"segment": everyone.pk, "op": "not_in"}) == []
     with pytest.raises(RuleError) as caught:
-        compile_rules(tree, workspace=ws, now=NOW)
-    assert caught.value.path == path
-    assert "not available yet" in caught.value.message
+        _matching(ws, {"any": [{"not": {"segment": 999999, "op": "not_in"}}]})
+    assert caught.value.path == "any.0.not"
 
 
 def test_compiling_checks_the_catalogue(ws, other_workspace):
