@@ -3,6 +3,7 @@
 import contextlib
 from dataclasses import dataclass, field
 
+from django.core.exceptions import EmptyResultSet
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Lower
 from django.http import Http404
@@ -297,7 +298,10 @@ def count_people(people: QuerySet[Person], *, exact_up_to: int = 200_000) -> Cou
     from django.db import connection
 
     capped = people.order_by().values("id")[: exact_up_to + 1]
-    sql, params = capped.query.sql_with_params()
+    try:
+        sql, params = capped.query.sql_with_params()
+    except EmptyResultSet:  # a filter that can match nobody (people.none(), an empty list)
+        return Counted(0, True)
     if connection.vendor == "postgresql":
         import json
 
