@@ -191,6 +191,18 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 MEDIA_ROOT = VAR_DIR / "media"
 
+# --- Audience CSV import ----------------------------------------------------------------
+# The largest file an audience import takes (UI and API; the API answers 413 above it).
+AUDIENCE_IMPORT_MAX_MB = env_int("AUDIENCE_IMPORT_MAX_MB", 250)
+if AUDIENCE_IMPORT_MAX_MB < 1:
+    raise ImproperlyConfigured("AUDIENCE_IMPORT_MAX_MB must be at least 1 (megabytes).")
+AUDIENCE_IMPORT_MAX_BYTES = AUDIENCE_IMPORT_MAX_MB * 1024 * 1024
+
+# Largest CSV a contact import accepts (uploads and error reports live under MEDIA_ROOT).
+CONTACT_IMPORT_MAX_BYTES = env_int("CONTACT_IMPORT_MAX_MB", 512) * 1024 * 1024
+if CONTACT_IMPORT_MAX_BYTES <= 0:
+    raise ImproperlyConfigured("CONTACT_IMPORT_MAX_MB must be a positive number of megabytes.")
+
 # --- Email (SMTP) -----------------------------------------------------------------------
 # Read from EMAIL_* variables; with no EMAIL_HOST in DEBUG, mail is printed to the console.
 _email_host = env_str("EMAIL_HOST", "")
@@ -258,6 +270,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
+    "refresh-due-query-segments": {
+        "task": "segments.tasks.refresh_due_segments_task",
+        "schedule": 60.0,
+    },
     "clear-expired-sessions": {
         "task": "accounts.tasks.clear_expired_sessions_task",
         "schedule": crontab(minute=17, hour=3),

@@ -282,6 +282,27 @@ def _finish(segment, refresh, *, now, count, entered=0, exited=0):
     segment.refresh_from_db()
 
 
+def claim_due_segments(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Ids of query segments due for a refresh, each claimed once: their next refresh is
+    pushed forward by a conditional update, so a second beat (or a slow worker) that runs
+    meanwhile does not enqueue them again."""
+    now = now or timezone.now()
+    due = list(
+        Segment.objects.unscoped()
+        .filter(kind=SegmentKind.QUERY, next_refresh_at__lte=now)
+        .exclude(refresh_status=RefreshStatus.RUNNING)
+        .values_list("pk", "next_refresh_at", "refresh_every_minutes")[:limit]
+    )
+    claimed = []
+    for pk, next_at, every in due:
+        pushed = now + timedelta(minutes=every or MIN_REFRESH_MINUTES)
+        if Segment.objects.unscoped().filter(pk=pk, next_refresh_at=next_at).update(
+            next_refresh_at=pushed
+        ):
+            claimed.append(pk)
+    return claimed
+
+
 def segment_count(*, segment: Segment, now: datetime | None = None) -> int:
     """Count the segment's people now and remember it (the list shows the last count)."""
     now = now or timezone.now()
