@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.db.models import Prefetch
+from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import paginate
@@ -14,6 +15,7 @@ from config.api import CursorPagination, error_response
 from people import selectors, services
 from people.models import Channel, DncSource, PersonTag, TagSource
 from people.normalize import InvalidAddress, normalize_address
+from segments.selectors import get_segment_or_404, segment_people
 
 router = Router()
 
@@ -204,8 +206,10 @@ def people_list(request, filters: Query[PeopleFilters]):
             audience_memberships__workspace=request.workspace,
         )
     if filters.segment is not None:
-        # Segments arrive with the segments issue; until then no segment has members.
-        people = people.none()
+        segment = get_segment_or_404(workspace=request.workspace, pk=filters.segment)
+        people = people.filter(
+            pk__in=segment_people(segment=segment, now=timezone.now()).values("pk")
+        )
     return with_person_related(people)
 
 

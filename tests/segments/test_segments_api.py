@@ -186,3 +186,11 @@ def test_query_segments_are_refreshed_when_due_and_claimed_once(
     seg.refresh_from_db()
     assert seg.people_count == 3 and seg.next_refresh_at > now
     assert claim_due_segments() == []  # nothing due twice
+
+
+def test_people_list_filters_by_segment(api_client, people, other_workspace):
+    seg = post(api_client, "/api/v1/segments", {"name": "L", "kind": "snapshot", "rules": LONDON}).json()
+    got = api_client.get(f"/api/v1/people?segment={seg['id']}").json()["items"]
+    assert sorted(p["external_id"] for p in got) == ["a", "b"]
+    theirs = Segment.objects.create(workspace=other_workspace, name="T", kind="everyone")
+    assert api_client.get(f"/api/v1/people?segment={theirs.pk}").status_code == 404
