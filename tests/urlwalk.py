@@ -15,6 +15,8 @@ from accounts.services import api_key_create
 from audiences.models import TargetAudience
 from people.models import ContactImport, Tag
 from people.services import dnc_add
+from segments.models import Segment
+from tests.audiences.makers import finished_dry_run
 from tests.factories import MembershipFactory, PersonFactory
 
 
@@ -43,6 +45,7 @@ OBJECT_MAKERS = {
     "person_id": lambda ws: PersonFactory(workspace=ws).id,
     "external_id": lambda ws: PersonFactory(workspace=ws).external_id,
     "import_id": lambda ws: ContactImport.objects.create(workspace=ws, original_name="walk.csv").id,
+    "audience_import_id": finished_dry_run,
 }
 
 # URL trees that are not workspace pages: the Django admin (scoped and tested on its own),
