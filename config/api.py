@@ -213,6 +213,11 @@ def register_routers() -> None:
 
     api.add_router("/", accounts_router)
     api.add_router("/", people_router)
+    # Audience imports before audiences: /audiences/imports must never be read as
+    # /audiences/{id}.
+    from audiences.import_api import router as audience_imports_router
+
+    api.add_router("/", audience_imports_router)
     from audiences.api import router as audiences_router
 
     api.add_router("/", audiences_router)

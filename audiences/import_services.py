@@ -1,0 +1,311 @@
+"""Use cases of the audience CSV import: start (upload), repeat a dry run for real, run.
+
+Lifecycle of an AudienceImport: queued -> running -> done | failed. A dry run ends done
+like an import does, having changed nothing; "Import for real" starts a new job on the
+same stored file.
+
+Invariant: an import either commits what its job row says or nothing. The job row is
+marked done inside the merge transaction; a job that fails or dies before that changed
+nothing, and a re-delivered job whose attempt died is run again from scratch.
+"""
+
+import logging
+import os
+import uuid
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.move import file_move_safe
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.utils import timezone
+
+from audiences.importing.reader import NAME_MAX, ImportRefused, clean_name, sniff
+from audiences.importing.report import media_path
+from audiences.importing.run import JobTaken, run_job
+from audiences.models import AudienceImport, Identifier
+from people.models import JobStatus
+
+logger = logging.getLogger(__name__)
+
+NEEDS_POSTGRES = "Audience import needs PostgreSQL (set DATABASE_URL)."
+_LOCK_NAMESPACE = 0x4841_5544 << 32  # "HAUD": advisory lock keys of audience import jobs
+
+
+class ImportTooLarge(ValidationError):
+    """The upload is over settings.AUDIENCE_IMPORT_MAX_BYTES (the API answers 413)."""
+
+    def __init__(self, size: int | None, limit: int):
+        self.size = size
+        self.limit = limit
+        message = f"The file is {megabytes(size)}; " if size else "The file is too large; "
+        message += (
+            f"audience imports take files up to {megabytes(limit)}. Split it into smaller "
+            "files and import each one (in “replace” mode, import the first file with "
+            "“replace” and the others with “add”)."
+        )
+        super().__init__({"file": [message]})
+
+
+def megabytes(size: int) -> str:
+    """'250 MB', '1.5 MB', '117 KB'."""
+    if size < 1024 * 1024:
+        return f"{size / 1024:,.0f} KB"
+    return f"{size / (1024 * 1024):,.1f} MB".replace(".0 MB", " MB")
+
+
+def audience_import_supported() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _clean_options(*, mode, identifier, audience_name, replace, dry_run) -> dict:
+    errors: dict[str, list[str]] = {}
+    if mode not in AudienceImport.Mode.values:
+        errors["mode"] = [
+            f"“{mode}” is not a mode: use “single” (one audience for every person in the "
+            "file) or “per_row” (each row: identifier; audience name)."
+        ]
+    if identifier not in Identifier.values:
+        errors["identifier"] = [
+            f"“{identifier}” is not an identifier type: use one of "
+            + ", ".join(f"“{value}”" for value in Identifier.values)
+            + "."
+        ]
+    name = clean_name(audience_name or "")
+    if mode == AudienceImport.Mode.SINGLE:
+        if not name:
+            errors["audience"] = ["Name the audience (an existing one, or a new name)."]
+        elif len(name) > NAME_MAX:
+            errors["audience"] = [f"An audience name has at most {NAME_MAX} characters."]
+    elif mode == AudienceImport.Mode.PER_ROW and name:
+        errors["audience"] = [
+            "The audience is named by each row in “per_row” mode: leave `audience` out, "
+            "or use mode “single”."
+        ]
+    if errors:
+        raise ValidationError(errors)
+    return {
+        "mode": mode,
+        "identifier": identifier,
+        "audience_name": name,
+        "replace": bool(replace),
+        "dry_run": bool(dry_run),
+    }
+
+
+def _store_upload(*, workspace, file) -> tuple[str, int]:
+    """Stream the upload to MEDIA_ROOT/audience-imports/<workspace_id>/ in chunks (or move
+    Django's temporary file there); refuses an empty file and one over the limit."""
+    limit = settings.AUDIENCE_IMPORT_MAX_BYTES
+    size = file.size
+    if size is not None and size > limit:
+        raise ImportTooLarge(size, limit)
+    if size == 0:
+        raise ValidationError({"file": ["The file is empty: it needs one identifier per line."]})
+    relative = f"audience-imports/{workspace.id}/{uuid.uuid4().hex}.csv"
+    target = media_path(relative)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = getattr(file, "temporary_file_path", None)
+    if temporary is not None:
+        file_move_safe(temporary(), str(target))
+        return relative, size
+    written = 0
+    try:
+        with open(target, "wb") as out:
+            for chunk in file.chunks():
+                written += len(chunk)
+                if written > limit:
+                    raise ImportTooLarge(None, limit)
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    if not written:
+        target.unlink(missing_ok=True)
+        raise ValidationError({"file": ["The file is empty: it needs one identifier per line."]})
+    return relative, written
+
+
+def _enqueue(job: AudienceImport) -> None:
+    from audiences.tasks import audience_import_run_task
+
+    transaction.on_commit(lambda: audience_import_run_task.delay(job.id))
+
+
+def audience_import_start(*, workspace, uploaded_by, file, mode: str, identifier: str,
+                          audience_name: str = "", replace: bool = False,
+                          dry_run: bool = False) -> AudienceImport:  # fmt: skip
+    """Store the uploaded file and queue its import (or, with dry_run, its analysis).
+
+    Refuses with a ValidationError keyed by field (file, mode, identifier, audience): bad
+    options, an empty file, a file over AUDIENCE_IMPORT_MAX_BYTES (ImportTooLarge), one
+    that is not text or not UTF-8/UTF-16 (read from its first 64 KB; the rest is checked
+    by the job), and the embedded SQLite mode. Changes no audience."""
+    if not audience_import_supported():
+        raise ValidationError(NEEDS_POSTGRES)
+    options = _clean_options(
+        mode=mode,
+        identifier=identifier,
+        audience_name=audience_name,
+        replace=replace,
+        dry_run=dry_run,
+    )
+    relative, size = _store_upload(workspace=workspace, file=file)
+    try:
+        sniff(str(media_path(relative)))
+    except ImportRefused as e:
+        media_path(relative).unlink(missing_ok=True)
+        raise ValidationError({"file": [str(e)]}) from None
+    name = os.path.basename(file.name or "") or "audiences.csv"
+    with transaction.atomic():
+        job = AudienceImport.objects.create(
+            workspace=workspace,
+            created_by=uploaded_by,
+            original_name=name[:255],
+            file=relative,
+            file_size=size,
+            status=JobStatus.QUEUED,
+            detail="Waiting for a worker to start the import…",
+            **options,
+        )
+        _enqueue(job)
+    return job
+
+
+def audience_import_repeat(*, audience_import: AudienceImport, uploaded_by) -> AudienceImport:
+    """ "Import for real": a new job importing the file a finished dry run analyzed, with
+    the same options."""
+    source = audience_import
+    if not source.dry_run or source.status != JobStatus.DONE:
+        raise ValidationError("Only a finished analysis (dry run) can be imported for real.")
+    if not media_path(source.file).is_file():
+        raise ValidationError(
+            "The analyzed file is no longer on the server; upload it again to import it."
+        )
+    with transaction.atomic():
+        job = AudienceImport.objects.create(
+            workspace_id=source.workspace_id,
+            created_by=uploaded_by,
+            original_name=source.original_name,
+            file=source.file,
+            file_size=source.file_size,
+            mode=source.mode,
+            identifier=source.identifier,
+            audience_name=source.audience_name,
+            replace=source.replace,
+            dry_run=False,
+            status=JobStatus.QUEUED,
+            detail="Waiting for a worker to start the import…",
+        )
+        _enqueue(job)
+    return job
+
+
+@contextmanager
+def _job_lock(import_id: int):
+    """A session-level advisory lock held while one attempt works on the job.
+
+    Celery re-delivers a task whose worker died (acks_late); the lock tells a re-delivery
+    whether the first attempt is still alive (lock taken: leave it alone) or dead (its
+    session ended, so the lock is free: redo the job from scratch, which is safe because
+    nothing commits before the merge transaction)."""
+    key = _LOCK_NAMESPACE + import_id
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        got = cursor.fetchone()[0]
+    try:
+        yield got
+    finally:
+        if got:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:
+                # A broken connection: the lock went with its session.
+                logger.warning("could not release the lock of audience import %s", import_id)
+
+
+def _claim(import_id: int, *, now) -> bool:
+    """queued -> running, or running -> running when the previous attempt died (the caller
+    holds the job lock, so no live attempt is working on it)."""
+    return bool(
+        AudienceImport.objects.unscoped()
+        .filter(pk=import_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            finished_at=None,
+            total_rows=0,
+            processed_rows=0,
+            matched=0,
+            unmatched=0,
+            invalid=0,
+            audiences_created=[],
+            error_report="",
+            detail="Starting…",
+        )
+    )
+
+
+def audience_import_fail(*, import_id: int, detail: str, reword: bool = False, **fields) -> None:
+    """Mark a job that has not finished as failed, saying why (with `reword`, also say it
+    better for one already failed). Survives a broken database connection (the error that
+    ended the job may have broken it). A finished job is never touched."""
+    statuses = [JobStatus.QUEUED, JobStatus.RUNNING] + ([JobStatus.FAILED] if reword else [])
+
+    def update():
+        AudienceImport.objects.unscoped().filter(pk=import_id, status__in=statuses).update(
+            status=JobStatus.FAILED, detail=detail, finished_at=timezone.now(), **fields
+        )
+
+    try:
+        update()
+    except DatabaseError:
+        connection.close()
+        close_old_connections()
+        update()
+
+
+def audience_import_run(*, import_id: int, now=None) -> AudienceImport | None:
+    """Run the job (a dry run only analyzes). Ends done, or failed with a `detail` saying
+    what to fix; an unexpected error marks it failed and is raised again for the worker's
+    log. Returns None when another live attempt holds the job."""
+    now = now or timezone.now()
+    with _job_lock(import_id) as got:
+        if not got:
+            logger.info("audience import %s: another attempt is running it", import_id)
+            return None
+        if not _claim(import_id, now=now):
+            return AudienceImport.objects.unscoped().filter(pk=import_id).first()
+        job = AudienceImport.objects.unscoped().get(pk=import_id)
+        try:
+            run_job(job, now=now)
+        except ImportRefused as e:
+            fields = {}
+            stats = getattr(e, "stats", None)
+            if stats is not None:
+                fields = {
+                    "total_rows": stats.rows,
+                    "processed_rows": stats.rows,
+                    "invalid": stats.invalid,
+                }
+            audience_import_fail(
+                import_id=import_id,
+                detail=str(e),
+                error_report=getattr(e, "error_report", ""),
+                **fields,
+            )
+        except JobTaken:
+            logger.warning("audience import %s was changed by someone else while it ran", import_id)
+        except Exception as e:
+            logger.exception("audience import %s failed", import_id)
+            audience_import_fail(
+                import_id=import_id,
+                detail=(
+                    f"The import stopped on an unexpected error ({type(e).__name__}); nothing "
+                    "was changed. Start it again, and if it fails again tell your "
+                    f"administrator (audience import #{import_id})."
+                ),
+            )
+            raise
+    return AudienceImport.objects.unscoped().get(pk=import_id)
