@@ -29,7 +29,7 @@ def dashboard(request):
     stats = [
         ("People", people.value, "people", not people.exact),
         ("Events", people_selectors.event_total(workspace=ws), "activity", False),
-        ("Tags", people_selectors.tag_list(workspace=ws).count(), "tags", False),
+        ("Tags", people_selectors.tag_count(workspace=ws), "tags", False),
         ("Do Not Contact", people_selectors.dnc_list(workspace=ws).count(), "slash-circle", False),
         ("Members", selectors.member_list(workspace=ws).count(), "person-badge", False),
         ("Active API keys", selectors.api_key_list(workspace=ws).active().count(), "key", False),

@@ -152,6 +152,10 @@ def tag_list(*, workspace, q: str | None = None) -> QuerySet[Tag]:
     return tags.order_by(Lower("name"))
 
 
+def tag_count(*, workspace) -> int:
+    return Tag.objects.for_workspace(workspace).count()
+
+
 def tag_choices(*, workspace, limit: int = 500) -> QuerySet[Tag]:
     """Tags by name for pickers, without tag_list's counts: counting every tag's people
     reads all the workspace's tag assignments, too slow for every page view."""
