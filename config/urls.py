@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("people.urls")),
     path("audiences/import/", include("audiences.import_urls")),
     path("", include("audiences.urls")),
+    path("", include("segments.urls")),
     path("", include("accounts.urls")),
 ]

@@ -32,6 +32,7 @@ from people.forms import (
 )
 from people.models import AttributeType, Channel, DncSource, TagSource
 from people.normalize import InvalidAddress
+from segments import views as segment_views
 from segments.rules import RuleError, compile_rules, parse_rules
 
 PAGE_SIZE = 50
@@ -312,6 +313,7 @@ def person_detail(request, person_id):
         ),
         "push_tokens": list(person.push_tokens.all()),
         "audiences": audience_selectors.person_audiences(person=person),
+        "segment_explanations": segment_views.segment_explanations(person, ws, timezone.now()),
     }
     return render(request, "people/person_detail.html", context)
 

@@ -1,0 +1,664 @@
+"""UI of segments: the list, the builder (htmx: its structure and a live count), a segment's
+page (members, rules in words, refresh history, into a target audience, why a person is
+in or out), and the People page's selection into a static segment."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.models import role_at_least
+from accounts.permissions import MANAGE_SEGMENTS, VIEW, role_required
+from audiences import selectors as audience_selectors
+from people import selectors as people_selectors
+from people import views as people_views  # module import: people.views imports this one
+from people.selectors import Counted, count_people
+from segments import selectors, services
+from segments.forms import (
+    CONDITION_TYPES,
+    COUNT_OPS,
+    KIND_CHOICES,
+    KIND_HELP,
+    MATCHES,
+    MEMBERSHIP_OPS,
+    PROPERTY_OP_CHOICES,
+    RELATIVE_UNITS,
+    TAG_OPS,
+    TIME_OPS,
+    WINDOW_UNITS,
+    Catalogue,
+    ListSegmentForm,
+    RuleBuilder,
+    SegmentForm,
+    make_catalogue,
+)
+from segments.models import RULE_KINDS, RefreshStatus, Segment, SegmentKind
+from segments.rules import RuleError, describe_rules, explain_rules, iter_nodes, parse_rules
+from segments.rules.schema import SegmentCondition
+
+PAGE_SIZE = 50
+SAMPLE_SIZE = 10
+PROFILE_SEGMENTS = 15  # segments explained on a profile (one query or two each)
+BUILDER = "segments/builder.html"
+DETAIL = "segments/segment_detail.html"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _can_edit(request) -> bool:
+    membership = getattr(request, "membership", None)
+    return bool(membership) and role_at_least(membership.role, MANAGE_SEGMENTS)
+
+
+def _used_by(workspace) -> dict[int, list[Segment]]:
+    """For each segment id, the segments whose rules name it."""
+    users: dict[int, list[Segment]] = {}
+    for segment in selectors.segment_list(workspace=workspace):
+        if not segment.rules:
+            continue
+        try:
+            nodes = iter_nodes(parse_rules(segment.rules))
+            named = {n.segment for n in nodes if isinstance(n, SegmentCondition)}
+        except RuleError:
+            continue
+        for segment_id in named:
+            users.setdefault(segment_id, []).append(segment)
+    return users
+
+
+def _words(segment: Segment) -> tuple[str, str]:
+    """(the rules in plain words, why they cannot be read)."""
+    if not segment.rules:
+        return "", ""
+    try:
+        return describe_rules(parse_rules(segment.rules)), ""
+    except RuleError as e:
+        return "", _capital(e.message)
+
+
+# --- List -------------------------------------------------------------------------------------
+
+
+@role_required(VIEW, write_minimum=MANAGE_SEGMENTS)
+def segment_list(request):
+    ws = request.workspace
+    form = ListSegmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            segment = services.segment_create(
+                workspace=ws,
+                name=form.cleaned_data["name"],
+                kind=form.cleaned_data["kind"],
+                created_by=request.user,
+            )
+        except RuleError as e:
+            form.add_error("name" if e.path == "name" else None, _capital(e.message))
+        except services.SegmentConflict as e:
+            form.add_error("name", str(e))
+        else:
+            messages.success(request, f"Segment “{segment.name}” created.")
+            return redirect("segment_detail", segment_id=segment.pk)
+    q = request.GET.get("q", "").strip()
+    kind = request.GET.get("kind", "")
+    kind = kind if kind in SegmentKind.values else ""
+    segments = list(selectors.segment_list(workspace=ws, q=q, kind=kind or None))
+    used_by = _used_by(ws)
+    for segment in segments:
+        segment.used_by = used_by.get(segment.pk, [])
+    return render(
+        request,
+        "segments/segment_list.html",
+        {
+            "segments": segments,
+            "q": q,
+            "kind": kind,
+            "kinds": SegmentKind.choices,
+            "form": form,
+            "can_edit": _can_edit(request),
+        },
+    )
+
+
+@require_GET
+@role_required(VIEW)
+def static_segment_options(request):
+    """The static segments as <option>s, for the People page's "Static segment" picker."""
+    segments = selectors.segment_list(workspace=request.workspace, kind=SegmentKind.STATIC)
+    return render(request, "segments/segment_list.html#static_options", {"options": segments[:500]})
+
+
+# --- Builder ----------------------------------------------------------------------------------
+
+
+def _catalogue(workspace, *, exclude: Segment | None = None) -> Catalogue:
+    segments = selectors.segment_list(workspace=workspace)[:500]
+    return make_catalogue(
+        definitions=people_selectors.attribute_catalogue(workspace=workspace),
+        events=people_selectors.event_type_list(workspace=workspace).values_list("name", flat=True)[
+            :1000
+        ],
+        tags=[t.name for t in people_selectors.tag_choices(workspace=workspace)],
+        audiences=[a.name for a in audience_selectors.audience_list(workspace=workspace)[:500]],
+        segments=[s for s in segments if exclude is None or s.pk != exclude.pk],
+    )
+
+
+def _rules_locked(segment: Segment | None) -> str:
+    """Why the segment's rules cannot be edited ("" when they can)."""
+    if segment is None:
+        return ""
+    if segment.kind not in RULE_KINDS:
+        return "none"
+    if segment.predefined:
+        return "builtin"
+    if segment.kind == SegmentKind.REALTIME:
+        return "realtime"
+    return ""
+
+
+def _preview(request, builder: RuleBuilder) -> dict:
+    """The live count's context: how many people the builder's complete conditions match,
+    a sample of them and the rules in words, or why it cannot tell."""
+    tree = builder.tree(strict=False)
+    context = {"count_ready": True}
+    if builder.has_errors:
+        return context | {"preview_error": builder.first_error()}
+    if tree is None:
+        return context | {"preview_empty": True}
+    ws = request.workspace
+    try:
+        parsed = parse_rules(tree, workspace=ws)
+        people = selectors.rules_people(workspace=ws, rules=tree, now=timezone.now())
+        count = count_people(people)
+        sample = list(people.select_related("company").order_by("-id")[:SAMPLE_SIZE])
+    except RuleError as e:
+        builder.attach(e)
+        return context | {"preview_error": builder.first_error()}
+    return context | {"count": count, "sample": sample, "words": describe_rules(parsed)}
+
+
+def _builder_context(request, *, form, builder, segment, source, locked, conflict=False):
+    words, _ = _words(segment) if segment else ("", "")
+    if segment:
+        title = f"Edit “{segment.name}”"
+    elif source:
+        title = f"Duplicate “{source.name}”"
+    else:
+        title = "New segment"
+    return {
+        "form": form,
+        "builder": builder.prepare(),
+        "catalogue": builder.catalogue,
+        "segment": segment,
+        "source": source,
+        "locked": locked,
+        "conflict": conflict,
+        "words": words,
+        "title": title,
+        "kind_choices": [(value, label, KIND_HELP[value]) for value, label in KIND_CHOICES],
+        "hx_tree": format_html(
+            'hx-post="{}" hx-target="#builder-tree" hx-swap="outerHTML"', request.path
+        ),
+        "condition_types": CONDITION_TYPES,
+        "matches": MATCHES,
+        "count_ops": COUNT_OPS,
+        "time_ops": TIME_OPS,
+        "window_units": WINDOW_UNITS,
+        "relative_units": RELATIVE_UNITS,
+        "tag_ops": TAG_OPS,
+        "membership_ops": MEMBERSHIP_OPS,
+        "property_ops": PROPERTY_OP_CHOICES,
+    }
+
+
+def _save(request, form, builder, *, segment, locked) -> tuple[Segment | None, bool]:
+    """(the saved segment or None, whether a conflict refused it)."""
+    tree = builder.tree(strict=True)
+    if not form.is_valid() or builder.has_errors:
+        return None, False
+    data = form.cleaned_data
+    if tree is None and not locked:
+        builder.error = "Add at least one complete condition: this kind of segment needs rules."
+        return None, False
+    try:
+        if segment is None:
+            saved = services.segment_create(
+                workspace=request.workspace,
+                name=data["name"],
+                kind=data["kind"],
+                rules=tree,
+                refresh_every_minutes=data.get("refresh_every_minutes"),
+                created_by=request.user,
+            )
+        else:
+            saved = services.segment_update(
+                segment=segment,
+                name=data["name"],
+                rules=tree,
+                refresh_every_minutes=data.get("refresh_every_minutes"),
+            )
+    except RuleError as e:
+        if e.path in form.fields:
+            form.add_error(e.path, _capital(e.message))
+        elif e.path in ("name", "kind", "refresh_every_minutes"):
+            form.add_error(None, _capital(e.message))
+        else:
+            builder.attach(e)
+        return None, False
+    except services.SegmentConflict as e:
+        form.add_error(None, str(e))
+        return None, True
+    return saved, False
+
+
+def _builder_page(request, *, segment: Segment | None = None, source: Segment | None = None):
+    """New, edit and duplicate: one page. Its buttons (add, remove, AND / OR) post back
+    here with `builder=<action>` and get the tree re-rendered; Save posts without one."""
+    ws = request.workspace
+    catalogue = _catalogue(ws, exclude=segment)
+    locked = _rules_locked(segment)
+    conflict = False
+    if request.method == "POST":
+        form = SegmentForm(request.POST, segment=segment)
+        builder = RuleBuilder.from_post(request.POST, catalogue)
+        action = request.POST.get("builder", "")
+        if action:
+            builder.apply(action)
+            context = _builder_context(
+                request, form=form, builder=builder, segment=segment, source=source, locked=locked
+            )
+            if request.htmx:
+                context |= _preview(request, builder) | {"oob": True}
+                builder.prepare()
+                return render(request, f"{BUILDER}#structure", context)
+            return render(request, BUILDER, context)
+        saved, conflict = _save(request, form, builder, segment=segment, locked=locked)
+        if saved is not None:
+            verb = "saved" if segment else "created"
+            messages.success(request, f"Segment “{saved.name}” {verb}.")
+            return redirect("segment_detail", segment_id=saved.pk)
+    else:
+        origin = segment or source
+        initial = {}
+        if segment:
+            initial = {"name": segment.name, "refresh_every_minutes": segment.refresh_every_minutes}
+        elif source:
+            initial = {
+                "name": f"Copy of {source.name}"[:200],
+                "kind": SegmentKind.SNAPSHOT if source.predefined else source.kind,
+                "refresh_every_minutes": source.refresh_every_minutes or 60,
+            }
+        else:
+            initial = {"refresh_every_minutes": 60}
+        form = SegmentForm(initial=initial, segment=segment)
+        try:
+            builder = RuleBuilder.from_rules(origin.rules if origin else None, catalogue)
+        except RuleError as e:
+            builder = RuleBuilder.empty(catalogue)
+            builder.error = f"The stored rules cannot be shown: {e.message}"
+    context = _builder_context(
+        request,
+        form=form,
+        builder=builder,
+        segment=segment,
+        source=source,
+        locked=locked,
+        conflict=conflict,
+    )
+    return render(request, BUILDER, context)
+
+
+@role_required(MANAGE_SEGMENTS)
+def segment_new(request):
+    return _builder_page(request)
+
+
+@role_required(MANAGE_SEGMENTS)
+def segment_edit(request, segment_id):
+    segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
+    return _builder_page(request, segment=segment)
+
+
+@role_required(MANAGE_SEGMENTS)
+def segment_duplicate(request, segment_id):
+    """The builder filled with a segment's rules, saved as a new segment: how a real-time
+    or built-in segment gets different rules."""
+    source = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
+    if source.kind not in RULE_KINDS:
+        messages.info(request, "Only segments with rules can be duplicated.")
+        return redirect("segment_detail", segment_id=source.pk)
+    return _builder_page(request, source=source)
+
+
+@require_POST
+@role_required(MANAGE_SEGMENTS)
+def segment_preview(request):
+    """The live count of the builder's form (htmx, debounced): a partial."""
+    builder = RuleBuilder.from_post(request.POST, _catalogue(request.workspace))
+    context = _preview(request, builder) | {"builder": builder, "oob_errors": True}
+    return render(request, f"{BUILDER}#count", context)
+
+
+# --- Why in or out ----------------------------------------------------------------------------
+
+
+@dataclass
+class Explanation:
+    segment: Segment
+    member: bool | None = None  # in the segment now (stored membership for stored kinds)
+    rules_say: bool | None = None  # what the rules say now, for rule kinds
+    rows: list[dict] = field(default_factory=list)
+    note: str = ""
+    error: str = ""
+
+    @property
+    def pending(self) -> bool:
+        """Stored membership and the rules disagree until the next refresh."""
+        return (
+            self.rules_say is not None
+            and self.member is not None
+            and (self.rules_say != self.member)
+        )
+
+
+_GROUP_LABELS = {
+    "all": "All of these (AND)",
+    "any": "Any of these (OR)",
+    "not": "Not this",
+}
+
+
+def _explain_rows(rows: list[tuple[str, str, bool]]) -> list[dict]:
+    """explain_rules' (path, words, value) rows with their depth and, for groups, a label."""
+    out = []
+    for index, (path, text, value) in enumerate(rows):
+        depth = sum(1 for part in path.split(".") if part in _GROUP_LABELS)
+        group = ""
+        if index + 1 < len(rows):  # parents come first: a group's first child follows it
+            prefix = f"{path}." if path else ""
+            following = rows[index + 1][0]
+            if following.startswith(prefix):
+                group = _GROUP_LABELS.get(following[len(prefix) :].split(".")[0], "")
+        out.append(
+            {"path": path, "text": text, "value": value, "group": group, "indent": depth * 1.25}
+        )
+    return out
+
+
+def explain_segment(segment: Segment, person, *, workspace, now: datetime) -> Explanation:
+    """Whether `person` is in `segment` and, for rule segments, each condition of its tree
+    true or false for them."""
+    result = Explanation(segment)
+    if segment.kind == SegmentKind.EVERYONE:
+        result.member, result.note = True, "Everyone in the workspace is in this segment."
+        return result
+    if segment.kind == SegmentKind.STATIC:
+        result.member = selectors.segment_contains(segment=segment, person=person, now=now)
+        result.note = "A static list: people are added from the People page, by hand."
+        return result
+    if segment.kind != SegmentKind.SNAPSHOT:  # stored members: in or out since the last refresh
+        result.member = selectors.segment_contains(segment=segment, person=person, now=now)
+    try:
+        tree = parse_rules(segment.rules)
+        rows = explain_rules(tree, person, workspace=workspace, now=now)
+    except RuleError as e:
+        result.error = f"The rules cannot be evaluated: {e.message}"
+        return result
+    result.rows = _explain_rows(rows)
+    result.rules_say = rows[0][2]
+    if segment.kind == SegmentKind.SNAPSHOT:
+        result.member = result.rules_say
+    return result
+
+
+@dataclass
+class ProfileExplanations:
+    person: object
+    segments: list[Explanation]
+    more: bool
+
+
+def segment_explanations(person, workspace, now: datetime) -> ProfileExplanations:
+    """For the profile's "Why in or out": the first segments by name, each with whether the
+    person is in it and, for rule segments, every condition true or false for them."""
+    segments = list(selectors.segment_list(workspace=workspace)[: PROFILE_SEGMENTS + 1])
+    return ProfileExplanations(
+        person=person,
+        segments=[
+            explain_segment(segment, person, workspace=workspace, now=now)
+            for segment in segments[:PROFILE_SEGMENTS]
+        ],
+        more=len(segments) > PROFILE_SEGMENTS,
+    )
+
+
+def _why(request, segment: Segment, now: datetime) -> dict | None:
+    """The segment page's "why is this person in or out": ?person=<external id, email,
+    phone or name> or ?person_id=<Herald id>."""
+    ws = request.workspace
+    text = request.GET.get("person", "").strip()[:200]
+    person_id = request.GET.get("person_id", "").strip()
+    if not text and not person_id:
+        return None
+    person = None
+    try:
+        if person_id:
+            person = people_selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
+        else:
+            person = people_selectors.get_person_or_404(workspace=ws, external_id=text)
+    except Http404:
+        if text:
+            matches = list(people_selectors.person_list(workspace=ws, q=text)[:2])
+            if len(matches) > 1:
+                return {"query": text, "error": f"Several people match “{text}”: use an ID."}
+            person = matches[0] if matches else None
+    if person is None:
+        return {"query": text or person_id, "error": "Nobody in this workspace matches that."}
+    return {
+        "query": text or person.external_id,
+        "person": person,
+        "explanation": explain_segment(segment, person, workspace=ws, now=now),
+    }
+
+
+# --- A segment's page -------------------------------------------------------------------------
+
+
+@role_required(VIEW)
+def segment_detail(request, segment_id):
+    ws = request.workspace
+    segment = selectors.get_segment_or_404(workspace=ws, pk=segment_id)
+    now = timezone.now()
+    why = _why(request, segment, now)
+    if request.htmx and request.htmx.target == "why":
+        return render(request, f"{DETAIL}#why", {"segment": segment, "why": why})
+    words, rules_error = _words(segment)
+    rows, next_after, count, members_error = [], None, Counted(segment.people_count, True), ""
+    try:
+        people = selectors.segment_people(segment=segment, now=now)
+        if not segment.stores_members:
+            count = count_people(people)
+        after = request.GET.get("after", "")
+        if after.isdigit():
+            people = people.filter(id__lt=int(after))
+        rows = list(people.select_related("company").order_by("-id")[: PAGE_SIZE + 1])
+    except RuleError as e:
+        members_error = f"The members cannot be listed: {e.message}"
+    if len(rows) > PAGE_SIZE:
+        rows, next_after = rows[:PAGE_SIZE], rows[PAGE_SIZE - 1].pk
+    history = selectors.refresh_history(segment=segment) if segment.stores_members else []
+    return render(
+        request,
+        DETAIL,
+        {
+            "segment": segment,
+            "words": words,
+            "rules_error": rules_error,
+            "rows": rows,
+            "next_after": next_after,
+            "count": count,
+            "members_error": members_error,
+            "history": history,
+            "used_by": _used_by(ws).get(segment.pk, []),
+            "why": why,
+            "can_edit": _can_edit(request),
+            "locked": _rules_locked(segment),
+            "failed": segment.refresh_status == RefreshStatus.FAILED,
+            "audiences": audience_selectors.audience_list(workspace=ws)[:500],
+        },
+    )
+
+
+@require_POST
+@role_required(MANAGE_SEGMENTS)
+def segment_to_audience(request, segment_id):
+    """Add the segment's people to a target audience (created if new), or remove them: one
+    statement whatever their number, reporting how many memberships changed."""
+    ws = request.workspace
+    segment = selectors.get_segment_or_404(workspace=ws, pk=segment_id)
+    name = " ".join((request.POST.get("audience") or "").split())
+    action = request.POST.get("action")
+    back = redirect("segment_detail", segment_id=segment.pk)
+    if action not in {"add", "remove"} or not name:
+        messages.error(request, "Choose an audience (or type a new name) and add or remove.")
+        return back
+    try:
+        changed = services.segment_to_audience(segment=segment, audience_name=name, action=action)
+    except RuleError as e:
+        messages.error(request, _capital(e.message) + ".")
+        return back
+    except ValueError as e:
+        messages.error(request, str(e))
+        return back
+    audience = audience_selectors.get_audience_by_name(workspace=ws, name=name)
+    label = audience.name if audience else name
+    if action == "add":
+        messages.success(
+            request,
+            f"Added {changed:,} people to the audience “{label}” "
+            f"({audience.people_count:,} members now).",
+        )
+    else:
+        messages.success(request, f"Removed {changed:,} people from the audience “{label}”.")
+    return back
+
+
+@require_POST
+@role_required(MANAGE_SEGMENTS)
+def segment_members_remove(request, segment_id):
+    """Take the ticked people out of a static segment."""
+    ws = request.workspace
+    segment = selectors.get_segment_or_404(workspace=ws, pk=segment_id)
+    ids = [int(i) for i in request.POST.getlist("person") if i.isdigit()]
+    if not ids:
+        messages.error(request, "Tick the people to remove first.")
+        return redirect("segment_detail", segment_id=segment.pk)
+    people = people_selectors.person_list(workspace=ws).filter(id__in=ids)
+    try:
+        changed = services.static_members_change(segment=segment, people=people, add=False)
+    except services.SegmentConflict as e:
+        messages.error(request, str(e))
+    else:
+        messages.success(request, f"Removed {changed:,} people from “{segment.name}”.")
+    return redirect("segment_detail", segment_id=segment.pk)
+
+
+@require_POST
+@role_required(MANAGE_SEGMENTS)
+def segment_refresh(request, segment_id):
+    """Recompute now: stored rule segments refresh (entries and exits), others recount."""
+    segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
+    if segment.kind in (SegmentKind.REALTIME, SegmentKind.QUERY):
+        refresh = services.segment_refresh(segment=segment)
+        if refresh.status == RefreshStatus.FAILED:
+            messages.error(request, f"The refresh failed: {refresh.error}")
+        else:
+            messages.success(
+                request,
+                f"Refreshed: {refresh.entered:,} entered, {refresh.exited:,} left, "
+                f"{refresh.people_count:,} people.",
+            )
+    else:
+        try:
+            count = services.segment_count(segment=segment)
+        except RuleError as e:
+            messages.error(request, f"It cannot be counted: {e.message}")
+        else:
+            messages.success(request, f"Counted: {count:,} people.")
+    return redirect("segment_detail", segment_id=segment.pk)
+
+
+@require_POST
+@role_required(MANAGE_SEGMENTS)
+def segment_delete(request, segment_id):
+    segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
+    try:
+        services.segment_delete(segment=segment)
+    except services.SegmentConflict as e:
+        messages.error(request, str(e))
+        return redirect("segment_detail", segment_id=segment.pk)
+    messages.success(request, f"Segment “{segment.name}” deleted.")
+    return redirect("segment_list")
+
+
+# --- People page: the selection into a static segment -----------------------------------------
+
+
+def _segment_named(workspace, name: str) -> Segment | None:
+    candidates = selectors.segment_list(workspace=workspace, q=None if name.isdigit() else name)
+    return next((s for s in candidates if s.name.lower() == name.lower()), None)
+
+
+@require_POST
+@role_required(MANAGE_SEGMENTS)
+def people_bulk_segment(request):
+    """Add the People page's selection ("all N matching" included) to a static segment,
+    created if the name is new, or remove it from one."""
+    ws = request.workspace
+    view = people_views.FilteredPeople(request, request.POST)
+    people = people_views.selected_people(request, view)
+    back = redirect(f"{reverse('people_list')}?{view.querystring}")
+    name = " ".join((request.POST.get("segment") or "").split())
+    action = request.POST.get("action")
+    if action not in {"add", "remove"} or not name:
+        messages.error(request, "Choose a static segment (or type a new name) and add or remove.")
+        return back
+    segment = _segment_named(ws, name)
+    if segment is not None and segment.kind != SegmentKind.STATIC:
+        messages.error(
+            request,
+            f"“{segment.name}” is a {segment.get_kind_display().lower()} segment: its members "
+            "follow its rules. Choose a static segment or a new name.",
+        )
+        return back
+    if action == "remove":
+        if segment is None:
+            messages.error(request, f"There is no static segment named “{name}”.")
+            return back
+        changed = services.static_members_change(segment=segment, people=people, add=False)
+        messages.success(request, f"Removed {changed:,} people from “{segment.name}”.")
+        return back
+    created = segment is None
+    if created:
+        try:
+            segment = services.segment_create(
+                workspace=ws, name=name, kind=SegmentKind.STATIC, created_by=request.user
+            )
+        except (RuleError, services.SegmentConflict) as e:
+            messages.error(request, _capital(getattr(e, "message", str(e))))
+            return back
+    changed = services.static_members_change(segment=segment, people=people, add=True)
+    messages.success(
+        request,
+        f"Added {changed:,} people to the {'new ' if created else ''}static segment "
+        f"“{segment.name}” ({segment.people_count:,} members).",
+    )
+    return back
