@@ -170,9 +170,13 @@ def child(file: str, label: str) -> None:
     job = services.contact_import_run(import_id=job.id)
     seconds = time.perf_counter() - started
     assert job.status == "done", job.detail
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    helpers = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({
-        "seconds": seconds, "analyze_seconds": analyze_seconds, "peak_rss_mb": peak_kb / 1024,
+        "seconds": seconds, "analyze_seconds": analyze_seconds,
+        "peak_rss_mb": me.ru_maxrss / 1024, "helper_peak_rss_mb": helpers.ru_maxrss / 1024,
+        "cpu_seconds": me.ru_utime + me.ru_stime,
+        "helper_cpu_seconds": helpers.ru_utime + helpers.ru_stime,
         "created": job.created_count, "errors": job.error_count, "rows": job.total_rows,
     }))  # fmt: skip
 

@@ -17,7 +17,6 @@ are checked here again.
 import logging
 import os
 import pickle
-import re
 import select
 import struct
 import subprocess
@@ -40,7 +39,6 @@ HELPERS_FROM_BYTES = 8 * 1024 * 1024
 
 logger = logging.getLogger(__name__)
 _ROOT = Path(__file__).resolve().parent.parent.parent
-_SPECIAL = re.compile(r"[\\\t\n\r]")
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _FRAME = struct.Struct("!I")
 
@@ -61,17 +59,22 @@ def helper_count(file_size: int) -> int:
     return max(0, min(MAX_HELPERS, (os.cpu_count() or 1) - 1))
 
 
-def copy_line(values) -> str:
-    """One row in COPY's text format (tab-separated, \\N for NULL, backslash escapes)."""
-    texts = ["\\N" if v is None else v if isinstance(v, str) else str(v) for v in values]
-    # NUL never occurs in a cell (csv refuses it), so it safely glues the cells for one
-    # search instead of one per cell.
-    if _SPECIAL.search("\0".join(t for t, v in zip(texts, values, strict=True) if v is not None)):
-        texts = [
-            "\\N" if v is None else t.translate(_ESCAPES)
-            for t, v in zip(texts, values, strict=True)
-        ]
-    return "\t".join(texts) + "\n"
+def copy_line(line: int, values) -> str:
+    """One row in COPY's text format: the line number, then the values (str or None),
+    tab-separated, \\N for NULL, with backslash escapes where a value needs them."""
+    texts = ["\\N" if v is None else v for v in values]
+    text = "\t".join(texts)
+    # Most rows hold no tab, newline or backslash of their own: then the only backslashes
+    # are those of the \\N markers and the only tabs are the separators (one scan each
+    # instead of one per value).
+    if (
+        text.count("\\") != values.count(None)
+        or text.count("\t") != len(texts) - 1
+        or "\n" in text
+        or "\r" in text
+    ):
+        text = "\t".join("\\N" if v is None else v.translate(_ESCAPES) for v in values)
+    return f"{line}\t{text}\n"
 
 
 class BatchChecker:
@@ -109,8 +112,7 @@ class BatchChecker:
             except RowError as e:
                 errors.append((line, str(e), raw))
                 continue
-            values = (line, *row) if full else (line, *[row[i] for i in pick])
-            lines.append(copy_line(values))
+            lines.append(copy_line(line, row if full else [row[i] for i in pick]))
         return Checked(
             copy_data="".join(lines).encode("utf-8"),
             rows=len(lines),

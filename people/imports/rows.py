@@ -61,6 +61,7 @@ _FLOAT = re.compile(r"[+-]?(?:\d+[.,]\d*|[.,]\d+|\d+)(?:[eE][+-]?\d+)?")
 _BOOL_WORDS = {"true", "false", "yes", "no", "y", "n"}
 
 _TEXT, _EMAIL, _PHONE = 0, 1, 2
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class RowError(ValueError):
@@ -318,7 +319,7 @@ class RowChecker:
             )
         out[0] = out[self.key_slot]
         if attributes is not None:
-            out[11] = json.dumps(attributes, ensure_ascii=False, separators=(",", ":"))
+            out[11] = _json(attributes)
         return tuple(out)
 
 

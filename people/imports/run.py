@@ -113,10 +113,18 @@ def _merge_sql(*, stage_final: str, policy: str, mapped: set[str]) -> sql.Compos
             ON CONFLICT (workspace_id, external_id) {conflict}
             RETURNING p.id, (p.xmax = 0) AS created
         ),
-        tagged AS (
+        -- a person just created has no tag yet: a plain INSERT, cheaper than ON CONFLICT
+        tagged_new AS (
             INSERT INTO people_persontag (workspace_id, person_id, tag_id, source, created_at)
             SELECT %(ws)s, m.id, t.id, %(source)s, %(now)s
             FROM merged m CROSS JOIN unnest(%(tag_ids)s::bigint[]) AS t(id)
+            WHERE m.created
+        ),
+        tagged_existing AS (
+            INSERT INTO people_persontag (workspace_id, person_id, tag_id, source, created_at)
+            SELECT %(ws)s, m.id, t.id, %(source)s, %(now)s
+            FROM merged m CROSS JOIN unnest(%(tag_ids)s::bigint[]) AS t(id)
+            WHERE NOT m.created
             ON CONFLICT (person_id, tag_id) DO NOTHING
         )
         SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created)

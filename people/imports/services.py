@@ -370,6 +370,11 @@ def contact_import_confirm(*, contact_import: ContactImport, options: dict) -> C
     return _reload(contact_import)
 
 
+def _discard_upload(job: ContactImport) -> None:
+    """Free the disk once a job is over; its result and error report stay."""
+    media_path(job.file).unlink(missing_ok=True)
+
+
 def contact_import_run(
     *, import_id: int, now=None, helpers: int | None = None
 ) -> ContactImport | None:
@@ -398,4 +403,5 @@ def contact_import_run(
                 "again; tell your administrator if it happens again.",
                 now=timezone.now(),
             )
+        _discard_upload(job)  # done or failed: the upload is never read again
     return ContactImport.objects.unscoped().filter(pk=import_id).first()

@@ -379,6 +379,6 @@ def iter_records(stream: io.TextIOBase, source: LineSource, separator: str) -> I
                 f"line {source.line + 1}: {guess_encoding_of(e.object[e.start : e.start + 4096])}"
                 ". Choose that encoding on the analyze screen, or save the file as UTF-8."
             ) from None
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            continue
+        if not cells or not "".join(cells).strip():
+            continue  # a blank line, or a row of empty cells (spreadsheets export those)
         yield Record(line=start, cells=cells)

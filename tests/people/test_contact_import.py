@@ -512,6 +512,7 @@ def test_ragged_rows_are_reported_and_skipped(workspace):
         "2,b@example.com\n"  # a cell short
         "3,c@example.com,Rome,extra\n"  # a cell too many
         "4,d@example.com,Nice,,\n"  # trailing empty cells are fine
+        ",,\n\n"  # a row of empty cells and a blank line are not rows
     )
     job = analyzed(workspace, text)
     assert errors_of(job) == [
@@ -693,6 +694,7 @@ def test_a_redelivery_while_the_first_attempt_lives_leaves_the_job_alone(workspa
         services.contact_import_run(import_id=job.id, now=NOW)
         job.refresh_from_db()
         assert job.status == JobStatus.QUEUED
+        other.execute("SELECT pg_advisory_unlock(%s)", [key])  # the first attempt ends
     job = services.contact_import_run(import_id=job.id, now=NOW)
     assert job.status == JobStatus.DONE
 
@@ -872,6 +874,34 @@ def test_changing_the_mapping_and_confirming_counts_again_first(
     job.refresh_from_db()
     assert job.stage == ContactImport.Stage.UPLOADED and enqueued[-1] == ("analyze", job.id)
     assert b"counted again" in response.content
+
+
+def test_a_failed_analysis_can_be_retried_with_another_encoding(
+    workspace, ops_user, client, enqueued, django_capture_on_commit_callbacks
+):
+    text = "external_id,name\n" + "".join(f"{i},Иван\n" for i in range(20))
+    job = analyzed(workspace, text.encode("cp1251"), options={"encoding": "utf-8"})
+    client.force_login(ops_user)
+    page = client.get(f"/people/import/{job.id}/")
+    assert b"cannot be imported as it is" in page.content and b"Windows-1251" in page.content
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/people/import/{job.id}/",
+            {"encoding": "cp1251", "separator": ",", "header": "on", "action": "recheck"},
+        )
+    assert response.status_code == 302 and enqueued[-1] == ("analyze", job.id)
+    tasks.contact_import_analyze_task(job.id)
+    job.refresh_from_db()
+    assert job.stage == ContactImport.Stage.ANALYZED
+    assert job.analysis["preview"][0][1] == "Иван"
+
+
+def test_the_upload_is_deleted_once_the_import_is_over(workspace):
+    job = analyzed(workspace, CSV)
+    assert media_path(job.file).exists()
+    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_run(import_id=job.id, now=NOW)
+    assert job.status == JobStatus.DONE and not media_path(job.file).exists()
 
 
 def test_a_viewer_cannot_open_the_import_pages(workspace, member_client):
