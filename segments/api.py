@@ -68,8 +68,10 @@ class ContainsOut(Schema):
 
 
 class ToAudienceIn(Schema):
-    audience: str = Field(..., min_length=1, max_length=200)
-    action: Literal["add", "remove"]
+    # Checked in the view after the segment lookup, so that another workspace's segment
+    # answers 404 whatever the body says.
+    audience: str | None = Field(None, description="Audience name (created when adding).")
+    action: str | None = Field(None, description='"add" or "remove".')
 
 
 class Changed(Schema):
@@ -224,6 +226,21 @@ def segments_members_remove(request, segment_id: int, payload: PeopleRef):
 )
 def segments_to_audience(request, segment_id: int, payload: ToAudienceIn):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
+    if not (payload.audience or "").strip() or payload.action not in ("add", "remove"):
+        return error_response(
+            request,
+            422,
+            'Send {"audience": "<name>", "action": "add" | "remove"}.',
+            [
+                {
+                    "loc": [
+                        "body",
+                        "audience" if payload.action in ("add", "remove") else "action",
+                    ],
+                    "msg": "required",
+                }
+            ],
+        )
     try:
         changed = services.segment_to_audience(
             segment=segment, audience_name=payload.audience, action=payload.action

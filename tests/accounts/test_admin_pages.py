@@ -7,9 +7,11 @@ from django.contrib import admin
 from accounts.models import Role
 from tests.factories import MembershipFactory, UserFactory
 
+OURS = {"accounts", "people", "audiences", "segments", "channels", "campaigns"}
+
 
 def test_every_model_of_herald_has_an_admin():
-    ours = {"accounts", "people", "audiences", "segments", "channels", "campaigns"}
+    ours = OURS
     missing = [
         m._meta.label for m in apps.get_models()
         if m._meta.app_label in ours and m not in admin.site._registry
@@ -19,7 +21,7 @@ def test_every_model_of_herald_has_an_admin():
 
 @pytest.mark.parametrize(
     "model",
-    [m for m in admin.site._registry if m._meta.app_label in {"accounts", "people", "audiences", "segments"}],
+    [m for m in admin.site._registry if m._meta.app_label in OURS],
     ids=lambda m: m._meta.label,
 )  # fmt: skip
 def test_admin_changelist_opens(client, workspace, model):

@@ -189,7 +189,9 @@ def test_query_segments_are_refreshed_when_due_and_claimed_once(
 
 
 def test_people_list_filters_by_segment(api_client, people, other_workspace):
-    seg = post(api_client, "/api/v1/segments", {"name": "L", "kind": "snapshot", "rules": LONDON}).json()
+    seg = post(
+        api_client, "/api/v1/segments", {"name": "L", "kind": "snapshot", "rules": LONDON}
+    ).json()
     got = api_client.get(f"/api/v1/people?segment={seg['id']}").json()["items"]
     assert sorted(p["external_id"] for p in got) == ["a", "b"]
     theirs = Segment.objects.create(workspace=other_workspace, name="T", kind="everyone")
