@@ -793,6 +793,34 @@ def test_a_dying_helper_process_changes_nothing_in_the_result():
     assert lines == [f"{n * 10 + i}\tx{n}-{i}" for n in range(12) for i in range(10)]
 
 
+def test_the_canonical_phone_fast_path_agrees_with_normalize_phone():
+    import random
+
+    import phonenumbers
+
+    from people.imports.rows import canonical_phone
+    from people.normalize import InvalidAddress, normalize_phone
+
+    rng = random.Random(7)
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    decided = 0
+    for _ in range(20_000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(5, 12)))
+        text = f"+{rng.choice(codes)}{digits}"
+        fast = canonical_phone(text)
+        try:
+            slow = normalize_phone(text)
+        except InvalidAddress:
+            slow = None
+        if fast is not None:
+            decided += 1
+            assert fast == slow, text
+    assert decided > 500  # the fast path does take most valid canonical numbers
+    assert canonical_phone("+447400123456") == "+447400123456"
+    assert canonical_phone("+44 7400 123456") is None  # not canonical: normalize_phone
+    assert canonical_phone("+390612345678") is None  # leading zero kept by Italy
+
+
 # --- the error report -----------------------------------------------------------------------
 
 
