@@ -179,13 +179,16 @@ def run_child(env: dict, path: Path, workspace_id: int) -> dict:
     done = subprocess.run(
         [sys.executable, __file__, "--child", str(path), "--workspace", str(workspace_id)],
         cwd=ROOT,
-        env=env,
+        env={**env, "LOG_LEVEL": "INFO"},
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode:
         raise SystemExit(f"the import process failed:\n{done.stdout}\n{done.stderr}")
+    for line in done.stderr.splitlines():
+        if "audiences.importing.run" in line:
+            log("  " + line.split(": ", 1)[-1])  # where the time went
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["status"] != "done":
         raise SystemExit(f"the import did not finish: {result}")

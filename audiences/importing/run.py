@@ -13,6 +13,7 @@
 """
 
 import logging
+import time
 from dataclasses import dataclass
 
 from django.db import DatabaseError, connection, transaction
@@ -156,6 +157,7 @@ def run_job(job: AudienceImport, *, now=None, progress=_progress) -> Outcome:
         known_external_id=_known_external_id(job.workspace_id),
     )
     single = job.mode == AudienceImport.Mode.SINGLE
+    started = time.monotonic()
     with connection.cursor() as django_cursor:
         cursor = django_cursor.cursor  # psycopg's own cursor, for COPY
         named_cursor = connection.connection.cursor
@@ -177,6 +179,7 @@ def run_job(job: AudienceImport, *, now=None, progress=_progress) -> Outcome:
                         relative = _write_problems(named_cursor, t, job, with_resolved=False)
                 raise RefusedWithReport(reader.refusal(), error_report=relative, stats=stats)
             _set_detail(job.id, f"Matching {stats.valid:,} rows against people…")
+            read_seconds = time.monotonic() - started
             with transaction.atomic():
                 merged = _merge(cursor, t, job, single=single, now=now)
                 problems = stats.invalid + merged.unmatched
@@ -215,6 +218,13 @@ def run_job(job: AudienceImport, *, now=None, progress=_progress) -> Outcome:
             raise
         finally:
             _drop_quietly(cursor, t.names())
+    logger.info(
+        "audience import %s%s: %s rows read and staged in %.1fs, merged and committed in "
+        "%.1fs (%s added, %s removed, %s audiences created)",
+        job.id, " (dry run)" if job.dry_run else "", f"{stats.rows:,}", read_seconds,
+        time.monotonic() - started - read_seconds, f"{merged.added:,}", f"{merged.removed:,}",
+        len(merged.audiences_created),
+    )  # fmt: skip
     return Outcome(stats=stats, merged=merged, problems=problems, error_report=relative)
 
 

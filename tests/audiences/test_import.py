@@ -813,3 +813,12 @@ def test_the_task_says_when_the_time_limit_stopped_the_job(workspace, celery_eag
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert job.detail.startswith("The import took longer than the time limit")
+
+
+def test_the_task_goes_to_the_imports_queue():
+    from audiences.tasks import audience_import_run_task
+    from config.celery import app
+
+    route = app.amqp.router.route({}, audience_import_run_task.name, args=(1,), kwargs={})
+    assert route["queue"].name == "imports"
+    assert audience_import_run_task.acks_late and audience_import_run_task.reject_on_worker_lost
