@@ -22,7 +22,8 @@ Prints ONE line:
   file, into their own audiences, against our rate.
 - peak_rss_mb: ru_maxrss of the worker-like process, for the 1M run and for a 100k run.
 
-Uses its own database, created and migrated here and dropped at the end (--keep keeps it):
+Uses its own database and temporary folder (files, uploads), created here and dropped at the
+end (--keep keeps both):
 DATABASE_URL=postgres://root@127.0.0.1:5432/herald_bench_audiences. Run:
     .venv/bin/python benchmarks/audience_import.py [--rows 1000000] [--keep]
 """
@@ -32,6 +33,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -329,7 +331,8 @@ def main() -> None:
 
             connections.close_all()
             drop_database()
-            log(f"database {DB_NAME} dropped")
+            shutil.rmtree(tmp, ignore_errors=True)
+            log(f"database {DB_NAME} and {tmp} dropped")
 
     seconds = big_run["seconds"]
     rate = args.rows / seconds
