@@ -16,6 +16,8 @@ from audiences.models import MemberSource
 from audiences.services import audience_add_people, audience_get_or_create
 from people.models import Company, Person
 from people.services import attribute_declare, event_ingest_batch, tag_get_or_create, tags_assign
+from segments.models import Segment
+from segments.services import segment_count, segment_create
 
 DEMO_PASSWORD = "herald-demo"
 WORKSPACES = [
@@ -128,6 +130,23 @@ def seed_activity(workspace: Workspace) -> None:
             )
     for start in range(0, len(events), 1000):
         event_ingest_batch(workspace=workspace, items=events[start : start + 1000], now=now)
+    for segment in Segment.objects.for_workspace(workspace).exclude(predefined=""):
+        segment_count(segment=segment, now=now)
+    segment_create(
+        workspace=workspace,
+        name="Londoners active this month",
+        kind="realtime",
+        rules={
+            "all": [
+                {"attribute": "city", "op": "is", "value": "London"},
+                {
+                    "event": "App Launch",
+                    "time": {"op": "within_last", "amount": 30, "unit": "days"},
+                },
+            ]
+        },
+        now=now,
+    )
 
 
 class Command(BaseCommand):
