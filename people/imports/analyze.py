@@ -31,6 +31,7 @@ from people.imports.rows import (
 from people.imports.source import (
     PREVIEW_ROWS,
     SEPARATOR_LABELS,
+    SourceError,
     normalize_header,
     read_sample,
     sniff,
@@ -39,6 +40,9 @@ from people.models import AttributeDefinition, ContactImport
 
 PROGRESS_EVERY = 50_000
 INFERENCE_ROWS = 200  # sample rows used to suggest a type for a new attribute
+# Each column is three fields of the analyze form; Django refuses a form of more than
+# DATA_UPLOAD_MAX_NUMBER_FIELDS (1000) fields.
+MAX_COLUMNS = 300
 ANALYZE_COLUMNS = ["line", "key", "external_id"]
 
 # Header spellings (normalized by source.normalize_header) -> built-in field.
@@ -153,6 +157,11 @@ def prepare(job: ContactImport, *, now) -> tuple[dict, dict, list[str]]:
         width = Counter(len(r) for r in rows).most_common(1)[0][0]
         columns = [f"Column {i + 1}" for i in range(width)]
         data = rows
+    if len(columns) > MAX_COLUMNS:
+        raise SourceError(
+            f"The file has {len(columns):,} columns; a contact import takes up to "
+            f"{MAX_COLUMNS}. Remove the columns you do not need (or check the separator)."
+        )
     sample_rows = data[:INFERENCE_ROWS]
     suggested = suggest_mapping(
         columns, sample_rows, header=sniffed.header, definitions=definitions

@@ -50,7 +50,7 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):,.1f} MB"
 
 
-def contact_import_create(*, workspace, uploaded_by, file, now=None) -> ContactImport:
+def contact_import_create(*, workspace, uploaded_by, file) -> ContactImport:
     """Store the uploaded CSV under MEDIA_ROOT/imports/<workspace_id>/ and queue its
     analysis. Refuses an empty file, a file over CONTACT_IMPORT_MAX_BYTES, and the
     embedded SQLite mode, with a ValidationError saying so."""

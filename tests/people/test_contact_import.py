@@ -607,6 +607,12 @@ def test_malformed_email_and_phone_are_reported_with_line_and_reason(workspace):
     assert '4,email: “not-an-email” is not a valid email address.,"2,not-an-email,,"' in report
 
 
+def test_a_file_with_too_many_columns_is_refused(workspace):
+    header = ",".join(f"c{i}" for i in range(301))
+    job = analyzed(workspace, header + "\n" + ",".join("x" * 301) + "\n")
+    assert job.status == JobStatus.FAILED and "301 columns" in job.detail
+
+
 def test_too_long_values_are_row_errors(workspace):
     job = analyzed(workspace, f"id,city\n1,{'x' * 101}\n2,Oslo\n")
     assert errors_of(job) == [(2, "city: longer than 100 characters")]
