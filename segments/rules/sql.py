@@ -74,19 +74,24 @@ def json_text(document: str, key: str) -> Sql:
 
 
 # A real calendar day, so the ::date and ::timestamptz casts below can never fail: 30- and
-# 31-day months, 29 February in leap years only, no year 0.
+# 31-day months, 29 February in leap years only, no year 0. Written for PostgreSQL's regex
+# engine, which builds its automaton anew on every call: [0-9] rather than \d (a locale's
+# digit class, the casts take ASCII digits only) and no lookahead, 1.5-2x cheaper per value.
+_D = "[0-9]"
+_YEAR = f"(?:[1-9]{_D}{{3}}|0[1-9]{_D}{{2}}|00[1-9]{_D}|000[1-9])"  # 0001-9999
 _DAY = (
-    r"(?!0000)(?:\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])"
-    r"|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|02-(?:0[1-9]|1\d|2[0-8]))"
-    r"|(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)"
+    f"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]{_D}|3[01])"
+    f"|(?:0[469]|11)-(?:0[1-9]|[12]{_D}|30)|02-(?:0[1-9]|1{_D}|2[0-8]))"
+    # leap years: every 4th year of a century but its year 00, and years divisible by 400
+    f"|(?:{_D}{_D}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)"
 )
-_TIME = r"[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?"
-_OFFSET = r"(?:Z|[+-](?:0\d|1[0-5])(?::?[0-5]\d)?)"  # PostgreSQL takes offsets up to 15:59
+_TIME = f"[T ](?:[01]{_D}|2[0-3]):[0-5]{_D}(?::[0-5]{_D}(?:\\.{_D}{{1,6}})?)?"
+_OFFSET = f"(?:Z|[+-](?:0{_D}|1[0-5])(?::?[0-5]{_D})?)"  # PostgreSQL takes offsets up to 15:59
 DATE_OR_DATETIME = f"^{_DAY}(?:{_TIME}{_OFFSET}?)?$"
-HAS_OFFSET = f"{_TIME}{_OFFSET}$"  # on the time: "2026-11-05" ends in "-05" too
+TIME_AND_OFFSET = f"^{_TIME}{_OFFSET}?$"  # what follows the day in a datetime
 
 
-def local_date(text: Expression, time_zone: str) -> Sql:
+def local_date(text: Expression, time_zone: str, days: list[str] | None = None) -> Sql:
     """The date part, in `time_zone`, of a date or ISO 8601 datetime held as text; NULL for
     anything else.
 
@@ -95,13 +100,28 @@ def local_date(text: Expression, time_zone: str) -> Sql:
     The pattern guards the casts (PostgreSQL 15 has no pg_input_is_valid): a value of another
     type, left over from before an attribute's type changed, must not fail the whole query.
     CASE is the one construct whose order of evaluation PostgreSQL promises.
+
+    `days` (ISO texts of consecutive days), when given, promises that the caller only asks
+    about texts whose first ten characters sort within them (see the compiler's
+    _text_date_predicate): such a text starts with a real day exactly when its first ten
+    characters are one of `days`, a hash lookup, and only the rest goes through a pattern.
+
+    Once the text is known to be a date or datetime, it is a date (ten characters) or a
+    datetime whose offset, if any, ends it: "Z", or a sign in its last six characters, which
+    are all part of the time (a datetime has at least 16). Plain string functions tell them
+    apart: a second regular expression would cost as much as the first.
     """
+    if days is None:
+        valid, params = "{t} ~ %s", [DATE_OR_DATETIME]
+    else:
+        valid = "left({t}, 10) = ANY(%s::text[]) AND (length({t}) = 10 OR substr({t}, 11) ~ %s)"
+        params = [days, TIME_AND_OFFSET]
     return Sql(
-        "CASE WHEN NOT ({t} ~ %s) THEN NULL"
-        " WHEN {t} ~ %s THEN (({t})::timestamptz AT TIME ZONE %s)::date"
+        f"CASE WHEN NOT ({valid}) THEN NULL"
+        " WHEN length({t}) > 10 AND (right({t}, 1) = 'Z' OR strpos(right({t}, 6), '+') > 0"
+        " OR strpos(right({t}, 6), '-') > 0) THEN (({t})::timestamptz AT TIME ZONE %s)::date"
         " ELSE (left({t}, 10))::date END",
-        DATE_OR_DATETIME,
-        HAS_OFFSET,
+        *params,
         time_zone,
         t=text,
         output_field=DateField(),
