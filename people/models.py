@@ -73,6 +73,10 @@ class Company(WorkspaceOwned):
 
 
 class Person(WorkspaceOwned):
+    # Every index of people starts with workspace_id; the key needs none of its own.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     external_id = models.CharField(max_length=255)
     email = models.CharField(max_length=254, blank=True, default="")
     phone = models.CharField(max_length=32, blank=True, default="", help_text="E.164")
@@ -205,8 +209,22 @@ class TagSource(models.TextChoices):
 
 
 class PersonTag(WorkspaceOwned):
-    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="person_tags")
-    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="person_tags")
+    # Written by the hundred thousand (imports, "all N matching"): as for audience members,
+    # the keys are kept by Django alone (no database foreign-key checks at commit), and the
+    # composite indexes below serve the lookups the single-column ones would.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    person = models.ForeignKey(
+        Person,
+        on_delete=models.CASCADE,
+        related_name="person_tags",
+        db_constraint=False,
+        db_index=False,
+    )
+    tag = models.ForeignKey(
+        Tag, on_delete=models.CASCADE, related_name="person_tags", db_constraint=False
+    )
     source = models.CharField(max_length=16, choices=TagSource.choices, default=TagSource.MANUAL)
     created_at = models.DateTimeField(auto_now_add=True)
 
