@@ -75,4 +75,17 @@ class WorkspaceScopedAdmin(ImportExportModelAdmin):
         return self.get_queryset(request)
 
 
-__all__ = ["WorkspaceScopedAdmin", "WorkspaceScopedResource", "admin"]
+class ReadOnlyScopedAdmin(WorkspaceScopedAdmin):
+    """High-volume or job rows: browse and export, never hand-edit or import."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_import_permission(self, request):
+        return False
+
+
+__all__ = ["ReadOnlyScopedAdmin", "WorkspaceScopedAdmin", "WorkspaceScopedResource", "admin"]

@@ -1,6 +1,9 @@
 from django.contrib import admin
 
-from accounts.admin_scoping import WorkspaceScopedAdmin, WorkspaceScopedResource
+from accounts.admin_scoping import (
+    WorkspaceScopedAdmin,
+    WorkspaceScopedResource,
+)
 from audiences.models import AudienceImport, AudienceMember, TargetAudience
 
 

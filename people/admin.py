@@ -1,6 +1,10 @@
 from django.contrib import admin
 
-from accounts.admin_scoping import WorkspaceScopedAdmin, WorkspaceScopedResource
+from accounts.admin_scoping import (
+    ReadOnlyScopedAdmin,
+    WorkspaceScopedAdmin,
+    WorkspaceScopedResource,
+)
 from people.models import (
     AttributeDefinition,
     Company,
@@ -92,19 +96,6 @@ class DoNotContactAdmin(WorkspaceScopedAdmin):
     list_display = ("address", "channel", "source", "reason", "workspace", "created_at")
     list_filter = ("channel", "source")
     search_fields = ("address",)
-
-
-class ReadOnlyScopedAdmin(WorkspaceScopedAdmin):
-    """High-volume or job rows: browse and export, never hand-edit."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_import_permission(self, request):
-        return False
 
 
 @admin.register(Event)

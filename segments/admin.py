@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from accounts.admin_scoping import WorkspaceScopedAdmin
+from accounts.admin_scoping import ReadOnlyScopedAdmin, WorkspaceScopedAdmin
 from segments.models import Segment, SegmentMember, SegmentRefresh, SegmentSnapshot, SnapshotMember
 
 
@@ -10,17 +10,6 @@ class SegmentAdmin(WorkspaceScopedAdmin):
     list_filter = ("kind", "refresh_status")
     search_fields = ("name",)
     readonly_fields = ("people_count", "computed_at", "refresh_status", "refresh_error")
-
-
-class ReadOnlyScopedAdmin(WorkspaceScopedAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_import_permission(self, request):
-        return False
 
 
 @admin.register(SegmentMember)
