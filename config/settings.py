@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.WorkspaceMiddleware",
+    "accounts.middleware.EmbeddedDatabaseLimitsMiddleware",
     # Axes must come last: it turns a lockout signal into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]
