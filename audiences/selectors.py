@@ -3,7 +3,7 @@
 from django.db.models import QuerySet
 from django.http import Http404
 
-from audiences.models import AudienceImport, AudienceMember, TargetAudience
+from audiences.models import AudienceImport, TargetAudience
 from people.models import Person
 
 
@@ -37,18 +37,6 @@ def audience_members(*, audience: TargetAudience) -> QuerySet[Person]:
 
 def person_audiences(*, person) -> list[TargetAudience]:
     return list(TargetAudience.objects.filter(members__person=person).order_by("name"))
-
-
-def audience_names_by_person(*, people: list[Person]) -> dict[int, list[str]]:
-    names: dict[int, list[str]] = {p.pk: [] for p in people}
-    rows = (
-        AudienceMember.objects.filter(person_id__in=list(names))
-        .order_by("audience__name")
-        .values_list("person_id", "audience__name")
-    )
-    for person_id, name in rows:
-        names[person_id].append(name)
-    return names
 
 
 def get_audience_import_or_404(*, workspace, pk) -> AudienceImport:

@@ -1,8 +1,7 @@
 """Writes about target audiences. Membership changes are one set-based statement each,
 followed by a recount of the audiences they touched."""
 
-from django.core.exceptions import EmptyResultSet
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -10,6 +9,7 @@ from django.utils import timezone
 from audiences.models import AudienceMember, Identifier, MemberSource, TargetAudience
 from people.models import Person
 from people.normalize import InvalidAddress, normalize_email, normalize_phone
+from people.sql import insert_for_people
 
 
 class AudienceExists(ValueError):
@@ -88,23 +88,15 @@ def audience_add_people(
 ) -> int:
     """Add every person of `people` (any filter, "all N matching" included) in one
     INSERT ... SELECT; returns how many were not members yet."""
-    try:
-        ids_sql, params = people.order_by().values("id").query.sql_with_params()
-    except EmptyResultSet:
-        return 0
-    # The SQL of `people` comes from the ORM, parameterized; no user value is formatted in.
-    sql = (
-        "INSERT INTO audiences_audiencemember "  # noqa: S608
-        "(workspace_id, audience_id, person_id, source, added_at) "
-        "SELECT %s, %s, p.id, %s, %s FROM (" + ids_sql + ") AS p WHERE true "
-        "ON CONFLICT (audience_id, person_id) DO NOTHING"
-    )
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                sql, [audience.workspace_id, audience.pk, source, timezone.now(), *params]
-            )
-            changed = cursor.rowcount
+        changed = insert_for_people(
+            table="audiences_audiencemember",
+            columns="workspace_id, audience_id, person_id, source, added_at",
+            values="%s, %s, p.id, %s, %s",
+            params=[audience.workspace_id, audience.pk, source, timezone.now()],
+            people=people,
+            on_conflict="ON CONFLICT (audience_id, person_id) DO NOTHING",
+        )
         if changed:
             # ON CONFLICT DO NOTHING counts exactly the new rows: no need to recount.
             TargetAudience.objects.filter(pk=audience.pk).update(

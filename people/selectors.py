@@ -69,10 +69,6 @@ def person_search_q(q: str) -> Q:
     return condition
 
 
-def person_count(*, workspace) -> int:
-    return Person.objects.for_workspace(workspace).count()
-
-
 def person_recent(*, workspace, limit: int = 5) -> list[Person]:
     return list(person_list(workspace=workspace)[:limit])
 
@@ -95,14 +91,6 @@ def get_person_by_id_or_404(*, workspace, pk) -> Person:
         raise Http404("No such person in this workspace.") from None
 
 
-def person_tag_names(*, person) -> list[str]:
-    return list(
-        Tag.objects.filter(person_tags__person=person)
-        .order_by(Lower("name"))
-        .values_list("name", flat=True)
-    )
-
-
 def tag_names_by_person(*, people: list[Person]) -> dict[int, list[str]]:
     """Tag names of many people in one query."""
     names: dict[int, list[str]] = {p.pk: [] for p in people}
@@ -114,15 +102,6 @@ def tag_names_by_person(*, people: list[Person]) -> dict[int, list[str]]:
     for person_id, name in rows:
         names[person_id].append(name)
     return names
-
-
-def push_tokens_by_person(*, people: list[Person]) -> dict[int, list[dict]]:
-    tokens: dict[int, list[dict]] = {p.pk: [] for p in people}
-    for person_id, platform, token in PushToken.objects.filter(
-        person_id__in=list(tokens)
-    ).values_list("person_id", "platform", "token"):
-        tokens[person_id].append({"platform": platform, "token": token})
-    return tokens
 
 
 def attribute_catalogue(*, workspace) -> dict[str, AttributeDefinition]:

@@ -9,7 +9,6 @@ import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.db.models.functions import Greatest, Least
@@ -32,6 +31,7 @@ from people.models import (
     TagSource,
 )
 from people.normalize import InvalidAddress, normalize_address, normalize_email, normalize_phone
+from people.sql import insert_for_people
 
 PERSON_TEXT_FIELDS = [
     "email",
@@ -562,20 +562,14 @@ def tags_assign(
 ) -> int:
     """Give `tag` to every person of `people` in one INSERT ... SELECT; returns how many
     people newly got it. `people` may be a filter over millions ("all N matching")."""
-    # The SQL of `people` comes from the ORM, parameterized; only our own identifiers are
-    # formatted in, never user values.
-    try:
-        ids_sql, params = people.order_by().values("id").query.sql_with_params()
-    except EmptyResultSet:  # a filter that can match nobody (e.g. an empty id list)
-        return 0
-    sql = (
-        "INSERT INTO people_persontag (workspace_id, person_id, tag_id, source, created_at) "  # noqa: S608
-        "SELECT %s, p.id, %s, %s, %s FROM (" + ids_sql + ") AS p WHERE true "
-        "ON CONFLICT (person_id, tag_id) DO NOTHING"
+    return insert_for_people(
+        table="people_persontag",
+        columns="workspace_id, person_id, tag_id, source, created_at",
+        values="%s, p.id, %s, %s, %s",
+        params=[workspace.pk, tag.pk, source, timezone.now()],
+        people=people,
+        on_conflict="ON CONFLICT (person_id, tag_id) DO NOTHING",
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [workspace.pk, tag.pk, source, timezone.now(), *params])
-        return cursor.rowcount
 
 
 def tags_unassign(*, workspace, tag: Tag, people: QuerySet[Person]) -> int:

@@ -244,7 +244,7 @@ def segment_refresh(*, segment: Segment, now: datetime | None = None) -> Segment
                 entered = cursor.rowcount
             count = current_members(segment).count()
             _finish(segment, refresh, now=now, count=count, entered=entered, exited=exited)
-    except (RuleError, Exception) as e:  # noqa: BLE001 - any failure is shown on the segment
+    except Exception as e:  # noqa: BLE001 - any failure is shown on the segment
         reason = str(e) if isinstance(e, RuleError) else f"{e.__class__.__name__}: {e}"
         refresh.status = RefreshStatus.FAILED
         refresh.error = reason[:2000]
@@ -296,8 +296,10 @@ def claim_due_segments(*, now: datetime | None = None, limit: int = 500) -> list
     claimed = []
     for pk, next_at, every in due:
         pushed = now + timedelta(minutes=every or MIN_REFRESH_MINUTES)
-        if Segment.objects.unscoped().filter(pk=pk, next_refresh_at=next_at).update(
-            next_refresh_at=pushed
+        if (
+            Segment.objects.unscoped()
+            .filter(pk=pk, next_refresh_at=next_at)
+            .update(next_refresh_at=pushed)
         ):
             claimed.append(pk)
     return claimed
