@@ -1,10 +1,17 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from accounts.admin_scoping import (
+    ReadOnlyScopedAdmin,
     WorkspaceScopedAdmin,
     WorkspaceScopedResource,
 )
-from audiences.models import AudienceImport, AudienceMember, TargetAudience
+from audiences.models import AudienceImport, TargetAudience
+
+# AudienceMember has no admin: Django's admin cannot show a model keyed by (audience,
+# person). Members are listed, added and removed on the audience's own page, which the
+# audience's admin page links to.
 
 
 class TargetAudienceResource(WorkspaceScopedResource):
@@ -19,28 +26,23 @@ class TargetAudienceAdmin(WorkspaceScopedAdmin):
     resource_classes = [TargetAudienceResource]
     list_display = ("name", "people_count", "workspace", "created_at")
     search_fields = ("name",)
-    readonly_fields = ("people_count",)
+    readonly_fields = ("people_count", "members_page")
 
-
-class AudienceMemberResource(WorkspaceScopedResource):
-    class Meta:
-        model = AudienceMember
-        fields = ("workspace", "audience", "person", "source", "added_at")
-        use_bulk = True
-        batch_size = 1000
-
-
-@admin.register(AudienceMember)
-class AudienceMemberAdmin(WorkspaceScopedAdmin):
-    resource_classes = [AudienceMemberResource]
-    list_display = ("audience", "person", "source", "added_at", "workspace")
-    raw_id_fields = ("audience", "person")
-    list_filter = ("source",)
-    show_full_result_count = False
+    @admin.display(description="Members")
+    def members_page(self, obj):
+        if obj.pk is None:
+            return "—"
+        url = reverse("audience_detail", args=[obj.pk])
+        return format_html(
+            '<a href="{}">{} members on the audience page</a> (open it in the audience’s '
+            "workspace)",
+            url,
+            f"{obj.people_count:,}",
+        )
 
 
 @admin.register(AudienceImport)
-class AudienceImportAdmin(WorkspaceScopedAdmin):
+class AudienceImportAdmin(ReadOnlyScopedAdmin):
     list_display = (
         "original_name",
         "mode",
@@ -51,12 +53,3 @@ class AudienceImportAdmin(WorkspaceScopedAdmin):
         "workspace",
     )
     list_filter = ("status", "mode")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_import_permission(self, request):
-        return False

@@ -2,7 +2,8 @@
 
 Lifecycle of an AudienceImport: queued -> running -> done | failed. A dry run ends done
 like an import does, having changed nothing; "Import for real" starts a new job on the
-same stored file.
+same stored file. AUDIENCE_IMPORT_RETENTION_DAYS after a job finished, its upload and
+error report are deleted (files_removed_at).
 
 Invariant: an import either commits what its job row says or nothing. The job row is
 marked done inside the merge transaction; a job that fails or dies before that changed
@@ -13,15 +14,18 @@ import logging
 import os
 import uuid
 from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.move import file_move_safe
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audiences.importing.reader import NAME_MAX, ImportRefused, clean_name, sniff
-from audiences.importing.report import media_path
+from audiences.importing.report import media_path, report_relative_path
 from audiences.importing.run import JobTaken, run_job
 from audiences.models import AudienceImport, Identifier
 from people.models import JobStatus
@@ -29,6 +33,8 @@ from people.models import JobStatus
 logger = logging.getLogger(__name__)
 
 NEEDS_POSTGRES = "Audience import needs PostgreSQL (set DATABASE_URL)."
+UPLOADS_DIR = "audience-imports"  # under MEDIA_ROOT: uploads and error reports
+FINISHED = [JobStatus.DONE, JobStatus.FAILED]
 _LOCK_NAMESPACE = 0x4841_5544 << 32  # "HAUD": advisory lock keys of audience import jobs
 
 
@@ -102,7 +108,7 @@ def _store_upload(*, workspace, file) -> tuple[str, int]:
         raise ImportTooLarge(size, limit)
     if size == 0:
         raise ValidationError({"file": ["The file is empty: it needs one identifier per line."]})
-    relative = f"audience-imports/{workspace.id}/{uuid.uuid4().hex}.csv"
+    relative = f"{UPLOADS_DIR}/{workspace.id}/{uuid.uuid4().hex}.csv"
     target = media_path(relative)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = getattr(file, "temporary_file_path", None)
@@ -172,17 +178,31 @@ def audience_import_start(*, workspace, uploaded_by, file, mode: str, identifier
     return job
 
 
+def files_kept_days(job: AudienceImport) -> int:
+    """How many days after the job finished its files were deleted."""
+    return (job.files_removed_at - (job.finished_at or job.created_at)).days
+
+
 def audience_import_repeat(*, audience_import: AudienceImport, uploaded_by) -> AudienceImport:
     """ "Import for real": a new job importing the file a finished dry run analyzed, with
-    the same options."""
-    source = audience_import
-    if not source.dry_run or source.status != JobStatus.DONE:
-        raise ValidationError("Only a finished analysis (dry run) can be imported for real.")
-    if not media_path(source.file).is_file():
-        raise ValidationError(
-            "The analyzed file is no longer on the server; upload it again to import it."
-        )
+    the same options.
+
+    The dry run's row is locked while the new job is created, so the retention
+    (audience_import_files_expire) either sees the new job and keeps the file, or has
+    deleted it first and this refuses."""
     with transaction.atomic():
+        source = AudienceImport.objects.unscoped().select_for_update().get(pk=audience_import.pk)
+        if not source.dry_run or source.status != JobStatus.DONE:
+            raise ValidationError("Only a finished analysis (dry run) can be imported for real.")
+        if source.files_removed_at is not None:
+            raise ValidationError(
+                "The analyzed file and any error report were deleted after "
+                f"{files_kept_days(source)} days; upload the file again."
+            )
+        if not media_path(source.file).is_file():
+            raise ValidationError(
+                "The analyzed file is no longer on the server; upload it again to import it."
+            )
         job = AudienceImport.objects.create(
             workspace_id=source.workspace_id,
             created_by=uploaded_by,
@@ -199,6 +219,77 @@ def audience_import_repeat(*, audience_import: AudienceImport, uploaded_by) -> A
         )
         _enqueue(job)
     return job
+
+
+def _owned_file(relative: str) -> Path | None:
+    """The path of `relative` if it is a file of the audience imports, else None (a row
+    naming anything else never makes the retention delete it)."""
+    if not relative:
+        return None
+    root = media_path(UPLOADS_DIR).resolve()
+    path = media_path(relative).resolve()
+    return path if path.is_relative_to(root) and path != root else None
+
+
+def _delete_files(relatives: set[str]) -> set[str]:
+    """Delete the files (one already gone is fine); returns those that could not be."""
+    failed = set()
+    for relative in sorted(relatives):
+        path = _owned_file(relative)
+        if path is None:
+            logger.warning("audience import file %r is not under %s: left alone", relative,
+                           UPLOADS_DIR)  # fmt: skip
+            continue
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            logger.exception("could not delete the audience import file %s", path)
+            failed.add(relative)
+    return failed
+
+
+def audience_import_files_expire(*, now=None) -> int:
+    """Delete the stored upload and the error report of every job finished (done or
+    failed) more than AUDIENCE_IMPORT_RETENTION_DAYS ago, and mark the job (file and
+    error_report emptied, files_removed_at set); returns how many jobs were cleared.
+
+    Invariant: an upload is kept while any job naming it is queued, running or finished
+    within the retention ("Import for real" makes a new job on its dry run's file); such
+    a dry run is cleared later, with the job that still needs its file. A job whose file
+    could not be deleted is left as it was and tried again on the next run."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.AUDIENCE_IMPORT_RETENTION_DAYS)
+    jobs = AudienceImport.objects.unscoped()
+    old = Q(status__in=FINISHED, finished_at__lt=cutoff)
+    with transaction.atomic():
+        # Locking the old jobs first makes an "Import for real" of one of them either
+        # commit its new job before the read below, or wait and see files_removed_at.
+        candidates = list(
+            jobs.filter(old, files_removed_at__isnull=True)
+            .select_for_update()
+            .values_list("pk", "workspace_id", "file", "error_report")
+        )
+        if not candidates:
+            return 0
+        needed = set(
+            jobs.filter(file__in={file for _, _, file, _ in candidates})
+            .exclude(old)
+            .values_list("file", flat=True)
+        )
+        files_of: dict[int, set[str]] = {}
+        for pk, workspace_id, file, error_report in candidates:
+            if file in needed:
+                continue
+            report = report_relative_path(workspace_id=workspace_id, import_id=pk)
+            # the report's usual path too: a job that stopped after writing its report
+            # may not name it
+            files_of[pk] = {f for f in (file, error_report, report) if f}
+        failed = _delete_files(set().union(*files_of.values()))
+        cleared = [pk for pk, files in files_of.items() if not files & failed]
+        jobs.filter(pk__in=cleared).update(file="", error_report="", files_removed_at=now)
+    if cleared:
+        logger.info("deleted the files of %s finished audience imports", len(cleared))
+    return len(cleared)
 
 
 @contextmanager

@@ -150,9 +150,13 @@ def _audience_import_new(request):
 
 def _job_context(job: AudienceImport) -> dict:
     finished = job.status in (JobStatus.DONE, JobStatus.FAILED)
+    files_removed = job.files_removed_at is not None
     return {
         "job": job,
         "finished": finished,
+        "files_removed": files_removed,
+        "files_kept_days": import_services.files_kept_days(job) if files_removed else None,
+        "retention_days": settings.AUDIENCE_IMPORT_RETENTION_DAYS,
         "created": created_audiences(job) if finished else [],
         "problems": first_problems(job) if finished else [],
         "merging": job.status == JobStatus.RUNNING

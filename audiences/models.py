@@ -36,16 +36,27 @@ class MemberSource(models.TextChoices):
 
 
 class AudienceMember(WorkspaceOwned):
-    # A membership row is written by the hundred thousand in one INSERT ... SELECT. Database
-    # foreign-key checks would double the time of such an insert (one lookup per row and
-    # per key at commit), so the keys are kept by Django alone: rows are only ever written
-    # by the services from ids they have just selected, and deletes cascade through the ORM.
+    """One person in one audience. Keyed by (audience, person) with one more index, by
+    person: a membership row is written by the hundred thousand in one INSERT ... SELECT,
+    and every index (a surrogate id, a separate workspace or audience index) is paid for
+    on each row of every such insert.
+
+    No database foreign keys either: they would double the time of such an insert (one
+    lookup per row and per key). The keys are kept by Django alone: rows are only ever
+    written by the services from ids they have just selected, and deletes cascade through
+    the ORM."""
+
+    pk = models.CompositePrimaryKey("audience_id", "person_id")
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False
-    )
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
+    # "members of audience A": the primary key (audience_id first)
     audience = models.ForeignKey(
-        TargetAudience, on_delete=models.CASCADE, related_name="members", db_constraint=False
-    )
+        TargetAudience, on_delete=models.CASCADE, related_name="members", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
+    # "audiences of person P" (profiles, deleting a person): this column's own index
     person = models.ForeignKey(
         Person, on_delete=models.CASCADE, related_name="audience_memberships", db_constraint=False
     )
@@ -53,16 +64,6 @@ class AudienceMember(WorkspaceOwned):
         max_length=16, choices=MemberSource.choices, default=MemberSource.MANUAL
     )
     added_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            # also the index "members of audience A" (audience_id first)
-            models.UniqueConstraint(fields=["audience", "person"], name="audiencemember_unique")
-        ]
-        indexes = [
-            # "audiences of person P" (profiles, segment conditions "in audience X")
-            models.Index(fields=["workspace", "person", "audience"], name="audmember_ws_person")
-        ]
 
 
 class Identifier(models.TextChoices):
@@ -102,6 +103,10 @@ class AudienceImport(WorkspaceOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set when the stored upload and the error report were deleted, some days after the
+    # job finished (settings.AUDIENCE_IMPORT_RETENTION_DAYS); `file` and `error_report`
+    # are then empty.
+    files_removed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

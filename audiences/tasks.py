@@ -27,3 +27,12 @@ def audience_import_run_task(import_id: int):
                 "stopped; nothing was changed. Split the file into smaller files."
             ),
         )
+
+
+@shared_task(name="audiences.tasks.audience_import_files_expire_task")
+def audience_import_files_expire_task():
+    """Delete the files of audience imports finished more than
+    AUDIENCE_IMPORT_RETENTION_DAYS ago (daily, from beat)."""
+    from audiences.import_services import audience_import_files_expire
+
+    return audience_import_files_expire()

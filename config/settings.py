@@ -202,6 +202,11 @@ AUDIENCE_IMPORT_MAX_MB = env_int("AUDIENCE_IMPORT_MAX_MB", 250)
 if AUDIENCE_IMPORT_MAX_MB < 1:
     raise ImproperlyConfigured("AUDIENCE_IMPORT_MAX_MB must be at least 1 (megabytes).")
 AUDIENCE_IMPORT_MAX_BYTES = AUDIENCE_IMPORT_MAX_MB * 1024 * 1024
+# Days the upload and the error report of a finished import are kept (then deleted daily
+# by beat; the job's page says so).
+AUDIENCE_IMPORT_RETENTION_DAYS = env_int("AUDIENCE_IMPORT_RETENTION_DAYS", 14)
+if AUDIENCE_IMPORT_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("AUDIENCE_IMPORT_RETENTION_DAYS must be at least 1 (days).")
 
 # Largest CSV a contact import accepts (uploads and error reports live under MEDIA_ROOT).
 CONTACT_IMPORT_MAX_BYTES = env_int("CONTACT_IMPORT_MAX_MB", 512) * 1024 * 1024
@@ -286,6 +291,10 @@ CELERY_BEAT_SCHEDULE = {
     "clear-old-login-attempts": {
         "task": "accounts.tasks.clear_old_login_attempts_task",
         "schedule": crontab(minute=27, hour=3),
+    },
+    "expire-audience-import-files": {
+        "task": "audiences.tasks.audience_import_files_expire_task",
+        "schedule": crontab(minute=37, hour=3),
     },
 }
 

@@ -7,7 +7,8 @@ from django.http import Http404
 
 from people.models import Person
 from segments.models import Segment, SegmentKind, SegmentMember, SegmentRefresh
-from segments.rules import compile_rules, parse_rules
+from segments.rules import RuleError, compile_rules, iter_nodes, parse_rules
+from segments.rules.schema import SegmentCondition
 
 
 def segment_list(*, workspace, q: str | None = None, kind: str | None = None) -> QuerySet[Segment]:
@@ -18,6 +19,22 @@ def segment_list(*, workspace, q: str | None = None, kind: str | None = None) ->
     if kind:
         segments = segments.filter(kind=kind)
     return segments.order_by("name")
+
+
+def segment_users(*, workspace) -> dict[int, list[Segment]]:
+    """For each segment id, the segments whose rules name it ("in segment X")."""
+    users: dict[int, list[Segment]] = {}
+    for segment in segment_list(workspace=workspace):
+        if not segment.rules:
+            continue
+        try:
+            nodes = iter_nodes(parse_rules(segment.rules))
+            named = {n.segment for n in nodes if isinstance(n, SegmentCondition)}
+        except RuleError:
+            continue
+        for segment_id in named:
+            users.setdefault(segment_id, []).append(segment)
+    return users
 
 
 def get_segment_or_404(*, workspace, pk) -> Segment:

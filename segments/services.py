@@ -11,6 +11,7 @@ from django.utils import timezone
 from audiences.models import MemberSource
 from audiences.services import audience_add_people, audience_get_or_create, audience_remove_people
 from people.models import AttributeType, Person
+from people.sql import insert_for_people
 from segments.models import (
     RULE_KINDS,
     RefreshStatus,
@@ -21,7 +22,7 @@ from segments.models import (
 )
 from segments.rules import RuleError, check_catalogue, iter_nodes, parse_rules
 from segments.rules.schema import AttributeCondition, SegmentCondition
-from segments.selectors import current_members, rules_people, segment_people
+from segments.selectors import current_members, rules_people, segment_people, segment_users
 
 MIN_REFRESH_MINUTES = 5
 
@@ -101,6 +102,25 @@ def _check_no_cycle(*, workspace, start: int, path: str, forbidden: int | None):
             ]
 
 
+def _lock_named_segments(*, workspace, rules, path: str = "rules") -> None:
+    """Inside the transaction that saves `rules`: lock the segments they name, so none is
+    deleted before the save commits, and refuse rules naming one deleted meanwhile."""
+    if not rules:
+        return
+    named = {n.segment for n in iter_nodes(parse_rules(rules)) if isinstance(n, SegmentCondition)}
+    if not named:
+        return
+    found = set(
+        Segment.objects.for_workspace(workspace)
+        .filter(pk__in=named)
+        .select_for_update(no_key=True)
+        .values_list("pk", flat=True)
+    )
+    missing = sorted(named - found)
+    if missing:
+        raise RuleError(path, f"there is no segment {missing[0]} in this workspace")
+
+
 def segment_create(
     *,
     workspace,
@@ -129,6 +149,7 @@ def segment_create(
     _check_rules(workspace=workspace, kind=kind, rules=rules)
     try:
         with transaction.atomic():
+            _lock_named_segments(workspace=workspace, rules=rules)
             segment = Segment.objects.create(
                 workspace=workspace,
                 name=name,
@@ -191,6 +212,8 @@ def segment_update(
     if fields:
         try:
             with transaction.atomic():
+                if "rules" in fields:
+                    _lock_named_segments(workspace=segment.workspace, rules=segment.rules)
                 segment.save(update_fields=[*fields, "updated_at"])
         except IntegrityError:
             raise SegmentConflict(f"A segment named “{segment.name}” already exists.") from None
@@ -200,13 +223,44 @@ def segment_update(
 
 
 def segment_delete(*, segment: Segment) -> None:
+    """Deletes the segment, unless it is built in or other segments' rules name it
+    (deleting it would leave those rules pointing at nothing)."""
     if segment.predefined:
         raise SegmentConflict("Built-in segments cannot be deleted.")
-    segment.delete()
+    with transaction.atomic():
+        # Rules that start naming the segment lock its row first (_lock_named_segments),
+        # so none can while it goes.
+        Segment.objects.filter(pk=segment.pk).select_for_update().first()
+        users = segment_users(workspace=segment.workspace).get(segment.pk, [])
+        if users:
+            names = ", ".join(f"“{user.name}”" for user in users[:5])
+            more = f" and {len(users) - 5} more" if len(users) > 5 else ""
+            raise SegmentConflict(
+                f"“{segment.name}” cannot be deleted: the rules of {names}{more} use it. "
+                "Take it out of their rules first (or delete them)."
+            )
+        segment.delete()
 
 
 def _people_sql(people: QuerySet[Person]) -> tuple[str, list]:
     return people.order_by().values("id").query.sql_with_params()
+
+
+def _enter(segment: Segment, people: QuerySet[Person], *, now: datetime) -> int:
+    """`people` enter the segment (again, for those who had exited); returns how many
+    were not current members."""
+    return insert_for_people(
+        table="segments_segmentmember",
+        columns="workspace_id, segment_id, person_id, entered_at, exited_at",
+        values="%s, %s, p.id, %s, NULL",
+        params=[segment.workspace_id, segment.pk, now],
+        people=people,
+        on_conflict=(
+            "ON CONFLICT (segment_id, person_id) DO UPDATE "
+            "SET entered_at = EXCLUDED.entered_at, exited_at = NULL "
+            "WHERE segments_segmentmember.exited_at IS NOT NULL"
+        ),
+    )
 
 
 def segment_refresh(*, segment: Segment, now: datetime | None = None) -> SegmentRefresh:
@@ -232,16 +286,7 @@ def segment_refresh(*, segment: Segment, now: datetime | None = None) -> Segment
                     [now, segment.pk, *params],
                 )
                 exited = cursor.rowcount
-                cursor.execute(
-                    "INSERT INTO segments_segmentmember "  # noqa: S608
-                    "(workspace_id, segment_id, person_id, entered_at, exited_at) "
-                    "SELECT %s, %s, t.id, %s, NULL FROM (" + target_sql + ") AS t WHERE true "
-                    "ON CONFLICT (segment_id, person_id) DO UPDATE "
-                    "SET entered_at = EXCLUDED.entered_at, exited_at = NULL "
-                    "WHERE segments_segmentmember.exited_at IS NOT NULL",
-                    [segment.workspace_id, segment.pk, now, *params],
-                )
-                entered = cursor.rowcount
+            entered = _enter(segment, target, now=now)
             count = current_members(segment).count()
             _finish(segment, refresh, now=now, count=count, entered=entered, exited=exited)
     except Exception as e:  # noqa: BLE001 - any failure is shown on the segment
@@ -332,18 +377,16 @@ def segment_freeze(
             rules=segment.rules or {},
             frozen_at=now,
         )
-        try:
-            sql, params = _people_sql(people)
-        except EmptyResultSet:
-            return snapshot
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO segments_snapshotmember (workspace_id, snapshot_id, person_id) "  # noqa: S608
-                "SELECT %s, %s, p.id FROM (" + sql + ") AS p WHERE true ON CONFLICT DO NOTHING",
-                [segment.workspace_id, snapshot.pk, *params],
-            )
-            snapshot.people_count = cursor.rowcount
-        snapshot.save(update_fields=["people_count"])
+        snapshot.people_count = insert_for_people(
+            table="segments_snapshotmember",
+            columns="workspace_id, snapshot_id, person_id",
+            values="%s, %s, p.id",
+            params=[segment.workspace_id, snapshot.pk],
+            people=people,
+            on_conflict="ON CONFLICT DO NOTHING",
+        )
+        if snapshot.people_count:
+            snapshot.save(update_fields=["people_count"])
     return snapshot
 
 
@@ -356,21 +399,7 @@ def static_members_change(
     now = now or timezone.now()
     with transaction.atomic():
         if add:
-            try:
-                sql, params = _people_sql(people)
-            except EmptyResultSet:
-                return 0
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO segments_segmentmember "  # noqa: S608
-                    "(workspace_id, segment_id, person_id, entered_at, exited_at) "
-                    "SELECT %s, %s, p.id, %s, NULL FROM (" + sql + ") AS p WHERE true "
-                    "ON CONFLICT (segment_id, person_id) DO UPDATE "
-                    "SET entered_at = EXCLUDED.entered_at, exited_at = NULL "
-                    "WHERE segments_segmentmember.exited_at IS NOT NULL",
-                    [segment.workspace_id, segment.pk, now, *params],
-                )
-                changed = cursor.rowcount
+            changed = _enter(segment, people, now=now)
         else:
             changed = (
                 current_members(segment)

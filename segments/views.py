@@ -39,8 +39,7 @@ from segments.forms import (
     make_catalogue,
 )
 from segments.models import RULE_KINDS, RefreshStatus, Segment, SegmentKind
-from segments.rules import RuleError, describe_rules, explain_rules, iter_nodes, parse_rules
-from segments.rules.schema import SegmentCondition
+from segments.rules import RuleError, describe_rules, explain_rules, parse_rules
 
 PAGE_SIZE = 50
 SAMPLE_SIZE = 10
@@ -56,22 +55,6 @@ def _capital(text: str) -> str:
 def _can_edit(request) -> bool:
     membership = getattr(request, "membership", None)
     return bool(membership) and role_at_least(membership.role, MANAGE_SEGMENTS)
-
-
-def _used_by(workspace) -> dict[int, list[Segment]]:
-    """For each segment id, the segments whose rules name it."""
-    users: dict[int, list[Segment]] = {}
-    for segment in selectors.segment_list(workspace=workspace):
-        if not segment.rules:
-            continue
-        try:
-            nodes = iter_nodes(parse_rules(segment.rules))
-            named = {n.segment for n in nodes if isinstance(n, SegmentCondition)}
-        except RuleError:
-            continue
-        for segment_id in named:
-            users.setdefault(segment_id, []).append(segment)
-    return users
 
 
 def _words(segment: Segment) -> tuple[str, str]:
@@ -110,7 +93,7 @@ def segment_list(request):
     kind = request.GET.get("kind", "")
     kind = kind if kind in SegmentKind.values else ""
     segments = list(selectors.segment_list(workspace=ws, q=q, kind=kind or None))
-    used_by = _used_by(ws)
+    used_by = selectors.segment_users(workspace=ws)
     for segment in segments:
         segment.used_by = used_by.get(segment.pk, [])
     return render(
@@ -507,7 +490,7 @@ def segment_detail(request, segment_id):
             "count": count,
             "members_error": members_error,
             "history": history,
-            "used_by": _used_by(ws).get(segment.pk, []),
+            "used_by": selectors.segment_users(workspace=ws).get(segment.pk, []),
             "why": why,
             "can_edit": _can_edit(request),
             "locked": _rules_locked(segment),

@@ -43,6 +43,16 @@ def run_manage(args, env_overrides, timeout=120):
         ("SECRET_KEY", "short", "SECRET_KEY is too short"),
         ("SECRET_KEY", None, "SECRET_KEY is not set"),
         ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS is empty"),
+        (
+            "AUDIENCE_IMPORT_RETENTION_DAYS",
+            "2w",
+            "AUDIENCE_IMPORT_RETENTION_DAYS='2w' is not a whole number",
+        ),
+        (
+            "AUDIENCE_IMPORT_RETENTION_DAYS",
+            "0",
+            "AUDIENCE_IMPORT_RETENTION_DAYS must be at least 1",
+        ),
     ],
 )
 def test_a_malformed_setting_stops_start_up_naming_it(variable, value, message, tmp_path):

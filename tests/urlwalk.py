@@ -35,9 +35,9 @@ OBJECT_MAKERS = {
     ("channel", "address"): _dnc_entry,
     "name": _tag_name,
     "audience_id": lambda ws: TargetAudience.objects.create(workspace=ws, name=f"aud-{ws.slug}").id,
-    "segment_id": lambda ws: Segment.objects.create(
-        workspace=ws, name=f"static-{ws.slug}", kind="static"
-    ).id,
+    "segment_id": lambda ws: (
+        Segment.objects.create(workspace=ws, name=f"static-{ws.slug}", kind="static").id
+    ),
     "tag_id": lambda ws: Tag.objects.create(workspace=ws, name=f"tag-id-of-{ws.slug}").id,
     "dnc_id": lambda ws: dnc_add(workspace=ws, channel="sms", address="+447911123456")[0].id,
     "member_id": lambda ws: MembershipFactory(workspace=ws).id,

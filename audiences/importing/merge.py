@@ -1,22 +1,29 @@
 """The TEMP tables of one job and the set-based SQL that turns them into memberships.
 
-    stage     (line, key, audience, raw, reason): one row per data row of the file, filled
-              with COPY; `reason` is set for a row that cannot be read.
-    aud       (no, lkey, name, first_line, audience_id): one row per audience the file
-              names (per_row) or the job's audience (single); audience_id NULL while the
-              audience does not exist.
+    stage     (line, key, aud_no, raw, reason): one row per data row of the file, filled
+              with COPY; `aud_no` numbers the audience the row names (the reader numbers
+              them, 1 in single mode); `reason` is set for a row that cannot be read.
+    aud       (no, name, lkey, first_line, audience_id, created): one row per audience the
+              file names (per_row) or the job's audience (single); audience_id NULL while
+              the audience does not exist, `created` once this job created it.
     resolved  (aud_no, key, line, n, person_id): the file's distinct (audience, identifier)
               entries joined to people; person_id NULL for an identifier nobody has; `line`
               is the first line of the entry and `n` how many lines repeat it.
 
-Everything here runs inside the job's merge transaction, except create_stage(). A dry run
-runs the same statements up to `resolved`, then only counts (it inserts nothing, not even
-into the TEMP tables' neighbours), so it takes no lock a real import would wait for.
+Everything here runs inside the job's merge transaction, except the stage's COPY. A dry
+run runs the same statements up to `resolved`, then only counts (it inserts nothing, not
+even into the TEMP tables' neighbours), so it takes no lock a real import would wait for.
+
+The membership table is keyed by (audience, person) and has one more index (person):
+inserting a million rows costs about two seconds, and the insert skips ON CONFLICT's
+per-row speculative insertion when it can (see add_members).
 """
 
 from contextlib import suppress
 from dataclasses import dataclass, field
 
+from django.db import IntegrityError, transaction
+from psycopg import errors as psycopg_errors
 from psycopg import sql
 
 from audiences.models import Identifier, MemberSource
@@ -25,7 +32,7 @@ from audiences.models import Identifier, MemberSource
 # 4 MB spills to disk); SET LOCAL, so only for the job's transaction.
 WORK_MEM = "256MB"
 STAGE_COLUMNS = sql.SQL(
-    "line bigint NOT NULL, key text NOT NULL, audience text, raw text, reason text"
+    "line bigint NOT NULL, key text NOT NULL, aud_no int, raw text, reason text"
 )
 # Serializes the merges of one workspace's audience imports (two replace imports of the
 # same audience must not interleave); per transaction, so a dead worker holds nothing.
@@ -82,7 +89,7 @@ class Stage:
     def write(self, row: tuple) -> None:
         if self._copy is None:
             self._copy_cm = self.cursor.copy(
-                sql.SQL("COPY {} (line, key, audience, raw, reason) FROM STDIN").format(self.name)
+                sql.SQL("COPY {} (line, key, aud_no, raw, reason) FROM STDIN").format(self.name)
             )
             self._copy = self._copy_cm.__enter__()
         self._copy.write_row(row)
@@ -113,7 +120,8 @@ class MergeResult:
     added: int = 0
     removed: int = 0
     audiences_created: list[str] = field(default_factory=list)
-    audience_ids: list[int] = field(default_factory=list)
+    # audience id -> members added minus members removed, for the stored counts
+    deltas: dict[int, int] = field(default_factory=dict)
 
 
 def _execute(cursor, query, params=None):
@@ -130,37 +138,30 @@ def lock_workspace(cursor, *, workspace_id: int) -> None:
     _execute(cursor, sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
 
 
-def build_audiences(cursor, t: Tables, *, workspace_id: int, single_name: str | None) -> None:
-    """CREATE the aud table: the audiences the valid rows name, with the existing ones'
-    ids. In per_row mode the name an audience gets is its spelling on its first line;
-    names compare case-insensitively, as TargetAudience's unique constraint does."""
+def build_audiences(
+    cursor, t: Tables, *, workspace_id: int, single_name: str | None,
+    names: list[tuple[str, int]],
+) -> None:  # fmt: skip
+    """CREATE the aud table: the audience of a single-mode job, or the audiences a
+    per_row file names (`names`: (name as first spelled, first line), numbered from 1 in
+    this order by the reader), with the ids of those that exist. Names compare
+    case-insensitively, as TargetAudience's unique constraint does."""
     ids = t.ids()
     _execute(cursor, sql.SQL("DROP TABLE IF EXISTS {aud}").format(**ids))
-    if single_name is not None:
-        _execute(
-            cursor,
-            sql.SQL(
-                "CREATE TEMP TABLE {aud} AS SELECT 1::int AS no, lower(%(name)s) AS lkey, "
-                "%(name)s::text AS name, 0::bigint AS first_line, NULL::bigint AS audience_id"
-            ).format(**ids),
-            {"name": single_name},
-        )
-    else:
-        _execute(
-            cursor,
-            sql.SQL(
-                """
-                CREATE TEMP TABLE {aud} AS
-                WITH firsts AS (
-                    SELECT lower(audience) AS lkey, min(line) AS first_line
-                    FROM {stage} WHERE reason IS NULL GROUP BY lower(audience)
-                )
-                SELECT (row_number() OVER (ORDER BY f.first_line))::int AS no, f.lkey,
-                       s.audience AS name, f.first_line, NULL::bigint AS audience_id
-                FROM firsts f JOIN {stage} s ON s.line = f.first_line
-                """
-            ).format(**ids),
-        )
+    _execute(
+        cursor,
+        sql.SQL(
+            "CREATE TEMP TABLE {aud} (no int PRIMARY KEY, name text NOT NULL, "
+            "lkey text GENERATED ALWAYS AS (lower(name)) STORED, first_line bigint NOT NULL, "
+            "audience_id bigint, created boolean NOT NULL DEFAULT false)"
+        ).format(**ids),
+    )
+    rows = [(1, single_name, 0)] if single_name is not None else (
+        (no, name, line) for no, (name, line) in enumerate(names, start=1)
+    )  # fmt: skip
+    with cursor.copy(sql.SQL("COPY {aud} (no, name, first_line) FROM STDIN").format(**ids)) as copy:
+        for row in rows:
+            copy.write_row(row)
     _set_existing_ids(cursor, t, workspace_id=workspace_id)
     _execute(cursor, sql.SQL("ANALYZE {aud}").format(**ids))
 
@@ -198,8 +199,14 @@ def create_missing_audiences(cursor, t: Tables, *, workspace_id: int, now) -> li
         {"ws": workspace_id, "now": now},
     )
     names = [row[0] for row in cursor.fetchall()]
-    # An audience another transaction created meanwhile (ON CONFLICT skipped it) is found
-    # here too, since that transaction has committed by now.
+    # Marks the audiences this job is creating (they have no members yet, so their rows
+    # need no check against existing members). One that another transaction created
+    # meanwhile (ON CONFLICT skipped it) is marked too; add_members copes (see there).
+    _execute(
+        cursor,
+        sql.SQL("UPDATE {aud} SET created = true WHERE audience_id IS NULL").format(**t.ids()),
+    )
+    # Such an audience is found here, since that transaction has committed by now.
     _set_existing_ids(cursor, t, workspace_id=workspace_id)
     return names
 
@@ -214,31 +221,26 @@ def would_create(cursor, t: Tables) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
-def resolve(cursor, t: Tables, *, workspace_id: int, identifier: str, single: bool) -> None:
+def resolve(cursor, t: Tables, *, workspace_id: int, identifier: str) -> None:
     """CREATE the resolved table: one row per distinct (audience, identifier) entry and
     person it names (an email or phone may name several people), or one row with
-    person_id NULL for an identifier nobody in the workspace has."""
+    person_id NULL for an identifier nobody in the workspace has. The entries are grouped
+    before the join, so the join and the grouping each see a million rows at most once."""
     ids = t.ids()
     _execute(cursor, sql.SQL("DROP TABLE IF EXISTS {resolved}").format(**ids))
-    audience_join = (
-        sql.SQL("CROSS JOIN {aud} a").format(**ids)
-        if single
-        else sql.SQL("JOIN {aud} a ON a.lkey = lower(s.audience)").format(**ids)
-    )
     _execute(
         cursor,
         sql.SQL(
             """
             CREATE TEMP TABLE {resolved} AS
-            SELECT a.no AS aud_no, s.key, min(s.line) AS line, count(*) AS n,
-                   p.id AS person_id
-            FROM {stage} s
-            {audience_join}
+            SELECT s.aud_no, s.key, s.line, s.n, p.id AS person_id
+            FROM (
+                SELECT aud_no, key, min(line) AS line, count(*) AS n
+                FROM {stage} WHERE reason IS NULL GROUP BY aud_no, key
+            ) s
             LEFT JOIN people_person p ON p.workspace_id = %(ws)s AND {match}
-            WHERE s.reason IS NULL
-            GROUP BY a.no, s.key, p.id
             """
-        ).format(audience_join=audience_join, match=_PERSON_MATCH[identifier], **ids),
+        ).format(match=_PERSON_MATCH[identifier], **ids),
         {"ws": workspace_id},
     )
     _execute(cursor, sql.SQL("ANALYZE {resolved}").format(**ids))
@@ -268,32 +270,32 @@ def count_entries(cursor, t: Tables, *, identifier: str) -> tuple[int, int]:
     return matched, unmatched
 
 
-def audience_ids(cursor, t: Tables) -> list[int]:
-    _execute(
-        cursor,
-        sql.SQL("SELECT audience_id FROM {aud} WHERE audience_id IS NOT NULL").format(**t.ids()),
-    )
-    return [row[0] for row in cursor.fetchall()]
+def _per_audience(cursor) -> dict[int, int]:
+    return dict(cursor.fetchall())
 
 
-def remove_absent(cursor, t: Tables) -> int:
+def remove_absent(cursor, t: Tables) -> dict[int, int]:
     """Replace mode: DELETE the members of the file's audiences that the file does not
-    name (whoever added them)."""
+    name (whoever added them); returns how many went, per audience."""
     _execute(
         cursor,
         sql.SQL(
             """
-            DELETE FROM audiences_audiencemember m
-            USING {aud} a
-            WHERE m.audience_id = a.audience_id
-              AND NOT EXISTS (
-                  SELECT 1 FROM {resolved} r
-                  WHERE r.aud_no = a.no AND r.person_id = m.person_id
-              )
+            WITH gone AS (
+                DELETE FROM audiences_audiencemember m
+                USING {aud} a
+                WHERE m.audience_id = a.audience_id AND NOT a.created
+                  AND NOT EXISTS (
+                      SELECT 1 FROM {resolved} r JOIN {aud} named ON named.no = r.aud_no
+                      WHERE named.audience_id = m.audience_id AND r.person_id = m.person_id
+                  )
+                RETURNING m.audience_id
+            )
+            SELECT audience_id, count(*) FROM gone GROUP BY audience_id
             """
         ).format(**t.ids()),
     )
-    return cursor.rowcount
+    return _per_audience(cursor)
 
 
 def count_absent(cursor, t: Tables) -> int:
@@ -305,7 +307,8 @@ def count_absent(cursor, t: Tables) -> int:
             SELECT count(*) FROM audiences_audiencemember m
             JOIN {aud} a ON m.audience_id = a.audience_id
             WHERE NOT EXISTS (
-                SELECT 1 FROM {resolved} r WHERE r.aud_no = a.no AND r.person_id = m.person_id
+                SELECT 1 FROM {resolved} r JOIN {aud} named ON named.no = r.aud_no
+                WHERE named.audience_id = m.audience_id AND r.person_id = m.person_id
             )
             """
         ).format(**t.ids()),
@@ -313,27 +316,66 @@ def count_absent(cursor, t: Tables) -> int:
     return cursor.fetchone()[0]
 
 
-def add_members(cursor, t: Tables, *, workspace_id: int, now) -> int:
-    """ONE INSERT ... SELECT of every matched (audience, person) pair; returns how many
-    were not members yet. Sorted by person so both membership indexes and the person
-    foreign-key checks walk their pages in order."""
+_ADD_MEMBERS = """
+    WITH added AS (
+        INSERT INTO audiences_audiencemember
+            (workspace_id, audience_id, person_id, source, added_at)
+        SELECT DISTINCT ON (r.person_id, a.audience_id)
+               %(ws)s::bigint, a.audience_id, r.person_id, %(source)s, %(now)s::timestamptz
+        FROM {resolved} r JOIN {aud} a ON a.no = r.aud_no
+        WHERE r.person_id IS NOT NULL AND {new}
+        ORDER BY r.person_id, a.audience_id
+        {on_conflict}
+        RETURNING audience_id
+    )
+    SELECT audience_id, count(*) FROM added GROUP BY audience_id
+"""
+_ON_CONFLICT = "ON CONFLICT (audience_id, person_id) DO NOTHING"
+# A pair is new when its audience was created by this job, or when it has no row yet.
+_NOT_YET_MEMBER = sql.SQL(
+    "(a.created OR NOT EXISTS (SELECT 1 FROM audiences_audiencemember m "
+    "WHERE m.audience_id = a.audience_id AND m.person_id = r.person_id))"
+)
+
+
+def add_members(cursor, t: Tables, *, workspace_id: int, now) -> dict[int, int]:
+    """ONE INSERT ... SELECT of every matched (audience, person) pair that is not a
+    membership yet; returns how many were added, per audience. Sorted by person, so both
+    membership indexes walk their pages in order.
+
+    The pairs already in the table are left out by an anti-join (none for the audiences
+    this job created), which costs far less than ON CONFLICT's speculative insertion of
+    every row. Should another transaction add one of the pairs meanwhile (the People
+    page, a segment, the API: they do not take the import's lock), the insert fails on
+    the key; it is then repeated with ON CONFLICT DO NOTHING."""
+    params = {"ws": workspace_id, "source": MemberSource.IMPORT, "now": now}
+
+    def insert(*, new, on_conflict) -> dict[int, int]:
+        query = sql.SQL(_ADD_MEMBERS).format(new=new, on_conflict=sql.SQL(on_conflict), **t.ids())
+        _execute(cursor, query, params)
+        return _per_audience(cursor)
+
+    try:
+        with transaction.atomic():
+            return insert(new=_NOT_YET_MEMBER, on_conflict="")
+    except (IntegrityError, psycopg_errors.UniqueViolation):
+        return insert(new=sql.SQL("true"), on_conflict=_ON_CONFLICT)
+
+
+def apply_counts(cursor, deltas: dict[int, int], *, now) -> None:
+    """Move each audience's stored member count by its delta (one UPDATE). A row lock
+    per audience, so a concurrent change of the same audience's count waits and then
+    adds its own delta to this one."""
+    changed = {audience: n for audience, n in deltas.items() if n}
+    if not changed:
+        return
     _execute(
         cursor,
-        sql.SQL(
-            """
-            INSERT INTO audiences_audiencemember
-                (workspace_id, audience_id, person_id, source, added_at)
-            SELECT DISTINCT ON (r.person_id, a.audience_id)
-                   %(ws)s::bigint, a.audience_id, r.person_id, %(source)s, %(now)s::timestamptz
-            FROM {resolved} r JOIN {aud} a ON a.no = r.aud_no
-            WHERE r.person_id IS NOT NULL
-            ORDER BY r.person_id, a.audience_id
-            ON CONFLICT (audience_id, person_id) DO NOTHING
-            """
-        ).format(**t.ids()),
-        {"ws": workspace_id, "source": MemberSource.IMPORT, "now": now},
+        "UPDATE audiences_targetaudience ta "
+        "SET people_count = ta.people_count + d.n, updated_at = %(now)s "
+        "FROM unnest(%(ids)s::bigint[], %(ns)s::bigint[]) AS d(id, n) WHERE ta.id = d.id",
+        {"ids": list(changed), "ns": list(changed.values()), "now": now},
     )
-    return cursor.rowcount
 
 
 def count_new(cursor, t: Tables) -> int:

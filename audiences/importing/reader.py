@@ -39,6 +39,9 @@ NAME_MAX = 200  # TargetAudience.name
 EXTERNAL_ID_MAX = 255  # Person.external_id
 RAW_MAX = 2000  # characters of a raw line kept for the error report
 NAME_CACHE_MAX = 10_000
+# Audiences one file may name: the reader keeps each name (at most NAME_MAX characters)
+# in memory, so this bounds the worker's memory whatever the file holds.
+AUDIENCES_MAX = 50_000
 PROGRESS_EVERY = 50_000  # rows between two progress updates (and two COPY statements)
 
 # Unicode with a byte order mark (or UTF-16 without one, which cannot be mistaken) is read
@@ -373,8 +376,12 @@ def _raw_for_report(raw: str) -> str:
 
 class RowReader:
     """Reads the rows of one file for one job, writing one staging row per data row:
-    (line, key, audience name, raw line, None) when it can be read, and
-    (line, '', None, raw line, reason) when it cannot."""
+    (line, key, audience number, raw line, None) when it can be read, and
+    (line, '', None, raw line, reason) when it cannot.
+
+    In per_row mode the audiences are numbered from 1 in the order the file first names
+    them; names that differ only in case are one audience, named as first spelled.
+    `audiences` lists (name, first line) by number. In single mode every row has 1."""
 
     def __init__(self, *, mode: str, identifier: str, known_external_id: Callable[[str], bool]):
         self.per_row = mode == AudienceImport.Mode.PER_ROW
@@ -383,6 +390,27 @@ class RowReader:
         self.known_external_id = known_external_id
         self.stats = ReadStats()
         self._names: dict[str, str] = {}
+        self.audiences: list[tuple[str, int]] = []
+        self._numbers: dict[str, int] = {}  # name as written -> number
+        self._numbers_ci: dict[str, int] = {}  # lower-cased name -> number
+
+    def _number(self, name: str, line: int) -> int:
+        number = self._numbers.get(name)
+        if number is None:
+            folded = name.lower()
+            number = self._numbers_ci.get(folded)
+            if number is None:
+                if len(self.audiences) >= AUDIENCES_MAX:
+                    raise ImportRefused(
+                        f"The file names more than {AUDIENCES_MAX:,} different audiences "
+                        f"(line {line:,} names one more). Split it into files naming fewer "
+                        "audiences, or check that the second column holds audience names."
+                    )
+                self.audiences.append((name, line))
+                number = self._numbers_ci[folded] = len(self.audiences)
+            if len(self._numbers) < NAME_CACHE_MAX:
+                self._numbers[name] = number
+        return number
 
     # --- one row -----------------------------------------------------------------------
 
@@ -474,7 +502,7 @@ class RowReader:
         self.format = fmt
         self.separator = fmt.separator
         stats = self.stats
-        split, key_of = self._split, self._key
+        split, key_of, number_of = self._split, self._key, self._number
         first = True
         with open_text(path, fmt.encoding) as stream:
             source = LineSource(stream)
@@ -523,7 +551,8 @@ class RowReader:
                     stats.rows += 1
                     stats.valid += 1
                     raw = raw.rstrip("\r\n")
-                    write((start, key, name, raw if len(raw) <= RAW_MAX else raw[:RAW_MAX], None))
+                    number = 1 if name is None else number_of(name, start)
+                    write((start, key, number, raw if len(raw) <= RAW_MAX else raw[:RAW_MAX], None))
                 if stats.rows % PROGRESS_EVERY == 0:
                     flush()
                     progress(stats.rows)

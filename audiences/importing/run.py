@@ -7,8 +7,8 @@
    PROGRESS_EVERY rows, moving the progress bar between chunks. No per-row SQL.
 3. In ONE transaction: create the audiences the file names that do not exist yet, resolve
    the identifiers against people with one join, (replace) delete the members the file
-   does not name, INSERT ... SELECT DISTINCT ... ON CONFLICT DO NOTHING the memberships,
-   recount the audiences, write the error report, and mark the job done. Either all of it
+   does not name, INSERT ... SELECT the memberships that are new, move the audiences'
+   stored counts by what changed, write the error report, and mark the job done. Either all of it
    commits or none of it. A dry run runs the same analysis and only counts.
 """
 
@@ -33,7 +33,6 @@ from audiences.importing.reader import (
 )
 from audiences.importing.report import media_path, report_relative_path, write_report
 from audiences.models import AudienceImport
-from audiences.services import audience_recount
 from people.models import JobStatus, Person
 
 logger = logging.getLogger(__name__)
@@ -181,7 +180,7 @@ def run_job(job: AudienceImport, *, now=None, progress=_progress) -> Outcome:
             _set_detail(job.id, f"Matching {stats.valid:,} rows against people…")
             read_seconds = time.monotonic() - started
             with transaction.atomic():
-                merged = _merge(cursor, t, job, single=single, now=now)
+                merged = _merge(cursor, t, job, reader, single=single, now=now)
                 problems = stats.invalid + merged.unmatched
                 relative = ""
                 if problems:
@@ -228,30 +227,35 @@ def run_job(job: AudienceImport, *, now=None, progress=_progress) -> Outcome:
     return Outcome(stats=stats, merged=merged, problems=problems, error_report=relative)
 
 
-def _merge(cursor, t: Tables, job: AudienceImport, *, single: bool, now) -> merge.MergeResult:
+def _merge(cursor, t: Tables, job: AudienceImport, reader: RowReader, *, single: bool, now):
     ws = job.workspace_id
     result = merge.MergeResult()
     merge.lock_workspace(cursor, workspace_id=ws)
     merge.build_audiences(
-        cursor, t, workspace_id=ws, single_name=job.audience_name if single else None
-    )
+        cursor, t, workspace_id=ws, single_name=job.audience_name if single else None,
+        names=reader.audiences,
+    )  # fmt: skip
     if job.dry_run:
         result.audiences_created = merge.would_create(cursor, t)
     else:
         result.audiences_created = merge.create_missing_audiences(
             cursor, t, workspace_id=ws, now=now
         )
-    merge.resolve(cursor, t, workspace_id=ws, identifier=job.identifier, single=single)
+    merge.resolve(cursor, t, workspace_id=ws, identifier=job.identifier)
     result.matched, result.unmatched = merge.count_entries(cursor, t, identifier=job.identifier)
     if job.dry_run:
         if job.replace:
             result.removed = merge.count_absent(cursor, t)
         result.added = merge.count_new(cursor, t)
         return result
+    removed: dict[int, int] = {}
     if job.replace and result.matched:
-        result.removed = merge.remove_absent(cursor, t)
-    result.added = merge.add_members(cursor, t, workspace_id=ws, now=now)
-    result.audience_ids = merge.audience_ids(cursor, t)
-    if result.added or result.removed:
-        audience_recount(audience_ids=result.audience_ids)
+        removed = merge.remove_absent(cursor, t)
+    added = merge.add_members(cursor, t, workspace_id=ws, now=now)
+    result.removed, result.added = sum(removed.values()), sum(added.values())
+    result.deltas = {
+        audience: added.get(audience, 0) - removed.get(audience, 0)
+        for audience in added.keys() | removed.keys()
+    }
+    merge.apply_counts(cursor, result.deltas, now=now)
     return result

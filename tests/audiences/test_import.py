@@ -79,6 +79,16 @@ def report_rows(job: AudienceImport) -> list[list[str]]:
     return rows[1:]
 
 
+def other_connection() -> psycopg.Connection:
+    """A second, autocommit connection to the test database (another worker or user)."""
+    settings_dict = connection.settings_dict
+    return psycopg.connect(
+        dbname=settings_dict["NAME"], user=settings_dict["USER"] or None,
+        host=settings_dict["HOST"] or None, port=settings_dict["PORT"] or None,
+        password=settings_dict["PASSWORD"] or None, autocommit=True,
+    )  # fmt: skip
+
+
 def people(ws, *external_ids, **fields) -> list[Person]:
     return [PersonFactory(workspace=ws, external_id=e, **fields) for e in external_ids]
 
@@ -594,6 +604,71 @@ def test_replace_per_row_touches_only_the_audiences_the_file_names(workspace):
     assert members(workspace, "Other") == {"a", "b"}
 
 
+def test_replace_per_row_keeps_every_stored_count_exact(workspace):
+    a, b, c, d = people(workspace, "a", "b", "c", "d")
+    one = audience_create(workspace=workspace, name="One")
+    two = audience_create(workspace=workspace, name="Two")
+    audience_add_people(audience=one, people=Person.objects.filter(pk__in=[a.pk, b.pk, c.pk]))
+    audience_add_people(audience=two, people=Person.objects.filter(pk=a.pk))
+
+    job = imported(workspace, b"d;One\na;One\nb;Two\nc;Two\nd;Two\na;Three\n", replace=True)
+
+    assert job.status == JobStatus.DONE, job.detail
+    assert members(workspace, "One") == {"a", "d"}
+    assert members(workspace, "Two") == {"b", "c", "d"}
+    assert counts(workspace) == {"One": 2, "Two": 3, "Three": 1}
+    assert "added 5 memberships, removed 3 and created 1 audience" in job.detail
+
+
+@pytest.mark.django_db(transaction=True)
+def test_members_another_transaction_adds_during_the_merge_are_kept_once(workspace, monkeypatch):
+    """The import's insert leaves out existing pairs without ON CONFLICT; a pair that
+    another transaction commits meanwhile makes it fall back to ON CONFLICT DO NOTHING."""
+    a, b = people(workspace, "a", "b")
+    real_create = merge.create_missing_audiences
+
+    def someone_else_creates_it_first(cursor, *args, **kwargs):
+        # The People page of another marketer creates "New" and adds b, and commits.
+        with other_connection() as other:
+            (audience_id,) = other.execute(
+                "INSERT INTO audiences_targetaudience "
+                "(workspace_id, name, people_count, created_at, updated_at) "
+                "VALUES (%s, 'New', 1, now(), now()) RETURNING id",
+                [workspace.id],
+            ).fetchone()
+            other.execute(
+                "INSERT INTO audiences_audiencemember "
+                "(workspace_id, audience_id, person_id, source, added_at) "
+                "VALUES (%s, %s, %s, 'manual', now())",
+                [workspace.id, audience_id, b.id],
+            )
+        return real_create(cursor, *args, **kwargs)
+
+    monkeypatch.setattr(merge, "create_missing_audiences", someone_else_creates_it_first)
+    job = imported(workspace, b"a;New\nb;New\n")
+
+    assert job.status == JobStatus.DONE, job.detail
+    assert job.audiences_created == []  # the other transaction created it
+    assert members(workspace, "New") == {"a", "b"}
+    assert counts(workspace) == {"New": 2}
+    sources = dict(AudienceMember.objects.values_list("person__external_id", "source"))
+    assert sources == {"a": MemberSource.IMPORT, "b": MemberSource.MANUAL}
+
+
+@pytest.mark.django_db(transaction=True)  # the refusal comes while a COPY is in flight
+def test_a_file_naming_too_many_audiences_is_refused_and_creates_none(workspace, monkeypatch):
+    people(workspace, "a")
+    monkeypatch.setattr(reader, "AUDIENCES_MAX", 3)
+
+    job = imported(workspace, b"a;One\na;two\na;ONE\na;Three\na;Four\n")
+
+    assert job.status == JobStatus.FAILED
+    assert job.detail.startswith(
+        "The file names more than 3 different audiences (line 5 names one more)."
+    )
+    assert not TargetAudience.objects.exists()
+
+
 def test_replace_with_a_file_matching_nobody_replaces_nothing(workspace):
     (a,) = people(workspace, "a")
     vip = audience_create(workspace=workspace, name="VIP")
@@ -674,12 +749,12 @@ def test_an_interrupted_job_changes_nothing_and_the_next_delivery_finishes_it(
     workspace, monkeypatch
 ):
     people(workspace, "123", "124", "125", "245")
-    real_recount = merge.audience_ids
+    real_counts = merge.apply_counts
 
     def die(*args, **kwargs):
         raise SystemExit("worker killed")  # not an Exception: nothing marks the job failed
 
-    monkeypatch.setattr(merge, "audience_ids", die)
+    monkeypatch.setattr(merge, "apply_counts", die)
     job = start(workspace, PER_ROW_EXAMPLE)
     with pytest.raises(SystemExit):
         run(job)
@@ -687,7 +762,7 @@ def test_an_interrupted_job_changes_nothing_and_the_next_delivery_finishes_it(
     assert job.status == JobStatus.RUNNING  # as a dead worker leaves it
     assert not TargetAudience.objects.exists() and not AudienceMember.objects.exists()
 
-    monkeypatch.setattr(merge, "audience_ids", real_recount)
+    monkeypatch.setattr(merge, "apply_counts", real_counts)
     job = run(job)  # Celery delivers the message again
 
     assert job.status == JobStatus.DONE
@@ -709,12 +784,7 @@ def test_a_job_another_live_worker_holds_is_left_alone(workspace):
     people(workspace, "123")
     job = start(workspace, b"123;A\n")
     AudienceImport.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
-    settings_dict = connection.settings_dict
-    other = psycopg.connect(
-        dbname=settings_dict["NAME"], user=settings_dict["USER"] or None,
-        host=settings_dict["HOST"] or None, port=settings_dict["PORT"] or None,
-        password=settings_dict["PASSWORD"] or None, autocommit=True,
-    )  # fmt: skip
+    other = other_connection()
     key = import_services._LOCK_NAMESPACE + job.pk
     try:
         other.execute("SELECT pg_advisory_lock(%s)", [key])

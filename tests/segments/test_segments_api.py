@@ -163,6 +163,21 @@ def test_built_in_segments_are_listed_and_cannot_be_deleted(api_client, people):
     assert api_client.delete(f"/api/v1/segments/{active['id']}").status_code == 409
 
 
+def test_deleting_a_segment_other_rules_name_answers_409_and_keeps_it(api_client, people):
+    base = post(api_client, "/api/v1/segments", {"name": "Base", "kind": "static"}).json()
+    rules = {"segment": base["id"], "op": "not_in"}
+    user = post(api_client, "/api/v1/segments", {"name": "Not base", "kind": "snapshot",
+                                                 "rules": rules}).json()  # fmt: skip
+
+    r = api_client.delete(f"/api/v1/segments/{base['id']}")
+
+    assert r.status_code == 409
+    assert "the rules of “Not base” use it" in r.json()["detail"]
+    assert api_client.get(f"/api/v1/segments/{base['id']}").status_code == 200
+    assert api_client.delete(f"/api/v1/segments/{user['id']}").status_code == 204
+    assert api_client.delete(f"/api/v1/segments/{base['id']}").status_code == 204
+
+
 def test_query_segments_are_refreshed_when_due_and_claimed_once(
     workspace, people, django_capture_on_commit_callbacks
 ):

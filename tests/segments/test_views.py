@@ -653,6 +653,24 @@ def test_delete_a_segment(marketer_client, workspace):
     assert not Segment.objects.filter(pk=segment.pk).exists()
 
 
+def test_a_segment_other_segments_use_cannot_be_deleted_until_they_stop(marketer_client, workspace):
+    vips = segment_create(workspace=workspace, name="VIPs", kind="static")
+    uses = segment_create(
+        workspace=workspace, name="VIPs in town", kind="snapshot",
+        rules={"segment": vips.pk, "op": "in"},
+    )  # fmt: skip
+    response = marketer_client.post(f"/segments/{vips.pk}/delete/", follow=True)
+    assert (
+        "“VIPs” cannot be deleted: the rules of “VIPs in town” use it. Take it out of their "
+        "rules first (or delete them)."
+    ) in response.content.decode()
+    assert Segment.objects.filter(pk=vips.pk).exists()
+
+    uses.delete()
+    response = marketer_client.post(f"/segments/{vips.pk}/delete/", follow=True)
+    assert "Segment “VIPs” deleted." in response.content.decode()
+
+
 # --- Why in or out ---------------------------------------------------------------------------
 
 
