@@ -284,7 +284,7 @@ def remove_absent(cursor, t: Tables) -> dict[int, int]:
             WITH gone AS (
                 DELETE FROM audiences_audiencemember m
                 USING {aud} a
-                WHERE m.audience_id = a.audience_id AND NOT a.created
+                WHERE m.audience_id = a.audience_id
                   AND NOT EXISTS (
                       SELECT 1 FROM {resolved} r JOIN {aud} named ON named.no = r.aud_no
                       WHERE named.audience_id = m.audience_id AND r.person_id = m.person_id
