@@ -1,10 +1,11 @@
 """Reads about target audiences and their members."""
 
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
 
 from audiences.models import AudienceImport, TargetAudience
 from people.models import Person
+from people.selectors import person_search_q
 
 
 def audience_list(*, workspace, q: str | None = None) -> QuerySet[TargetAudience]:
@@ -25,14 +26,45 @@ def get_audience_by_name(*, workspace, name: str) -> TargetAudience | None:
     return TargetAudience.objects.for_workspace(workspace).filter(name__iexact=name.strip()).first()
 
 
-def audience_members(*, audience: TargetAudience) -> QuerySet[Person]:
-    """People in the audience, newest member first."""
-    return (
-        Person.objects.for_workspace(audience.workspace)
-        .filter(audience_memberships__audience=audience)
+def audience_members(
+    *,
+    audience: TargetAudience,
+    q: str | None = None,
+    after: int | None = None,
+    before: int | None = None,
+) -> QuerySet[Person]:
+    """People in the audience, newest Herald id first, each with its membership's
+    `member_added_at` and `member_source`.
+
+    `q` matches like the People page's search (exact external id, email or phone, or the
+    start of a name). `after` / `before` keep only ids below / above that id (keyset
+    pages; for the page before, order the result by "id" and reverse it).
+
+    The membership table is joined once: the bounds and the annotations name the join of
+    one filter() call (a later .filter() on `audience_memberships__...` would join it
+    again). The bounds are put on both sides of the join: PostgreSQL does not carry a
+    `<` across `person.id = member.person_id`, and without the member's own bound a deep
+    page of a 500,000-member audience read the membership index from its top (~70 ms
+    instead of ~1 ms at 1,000,000 people).
+    """
+    membership = Q(audience_memberships__audience=audience)
+    if after is not None:
+        membership &= Q(id__lt=after, audience_memberships__person_id__lt=after)
+    if before is not None:
+        membership &= Q(id__gt=before, audience_memberships__person_id__gt=before)
+    people = (
+        Person.objects.for_workspace(audience.workspace_id)
+        .filter(membership)
+        .annotate(
+            member_added_at=F("audience_memberships__added_at"),
+            member_source=F("audience_memberships__source"),
+        )
         .select_related("company")
         .order_by("-id")
     )
+    if q and q.strip():
+        people = people.filter(person_search_q(q.strip()))
+    return people
 
 
 def person_audiences(*, person) -> list[TargetAudience]:

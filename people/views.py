@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.permissions import MANAGE_PEOPLE, VIEW, role_required
 from audiences import selectors as audience_selectors
 from people import selectors, services
+from people.csv_export import Echo, csv_safe
 from people.forms import (
     BUILTIN_TYPES,
     OPERATORS,
@@ -213,19 +214,6 @@ def people_bulk_tags(request):
     return redirect(back)
 
 
-def _csv_safe(value) -> str:
-    """Spreadsheet apps run cells starting with = + - @ as formulas: neutralize them."""
-    text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @require_POST
 @role_required(VIEW)
 def people_export(request):
@@ -233,7 +221,7 @@ def people_export(request):
     people = selected_people(request, view)
 
     def rows():
-        writer = csv.writer(_Echo())
+        writer = csv.writer(Echo())
         yield "\ufeff" + writer.writerow(EXPORT_FIELDS)
         last_id = None
         while True:  # keyset batches: bounded memory however many people match
@@ -260,7 +248,7 @@ def people_export(request):
                     ";".join(f"{k}={v}" for k, v in sorted(p.attributes.items())),
                     p.created_at.isoformat(),
                 ]
-                yield writer.writerow([_csv_safe(v) for v in values])
+                yield writer.writerow([csv_safe(v) for v in values])
             last_id = batch[-1].pk
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M")
