@@ -1,9 +1,9 @@
 """Reads about target audiences and their members."""
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
 
-from audiences.models import AudienceImport, TargetAudience
+from audiences.models import AudienceImport, AudienceMember, TargetAudience
 from people.models import Person
 from people.selectors import person_search_q
 
@@ -65,6 +65,23 @@ def audience_members(
     if q and q.strip():
         people = people.filter(person_search_q(q.strip()))
     return people
+
+
+def people_in_audience(
+    people: QuerySet[Person], *, workspace, name: str
+) -> QuerySet[Person] | None:
+    """`people` narrowed to the members of the audience `name` (any case), or None when
+    the workspace has no such audience. One EXISTS on the membership key."""
+    audience_id = (
+        TargetAudience.objects.for_workspace(workspace)
+        .filter(name__iexact=name)
+        .values_list("id", flat=True)
+        .first()
+    )
+    if audience_id is None:
+        return None
+    member = AudienceMember.objects.filter(audience_id=audience_id, person_id=OuterRef("pk"))
+    return people.filter(Exists(member))
 
 
 def person_audiences(*, person) -> list[TargetAudience]:

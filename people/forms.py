@@ -15,7 +15,13 @@ class QuickFilterForm(StyledFormMixin, forms.Form):
     city = forms.CharField(required=False, max_length=100)
     address = forms.CharField(required=False, max_length=255, label="Address contains")
     company = forms.CharField(required=False, max_length=200)
+    # Applied by the view (audiences sit above people): people in the target audience.
+    audience = forms.CharField(required=False, max_length=200)
     rules = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def audience_name(self) -> str:
+        data = self.cleaned_data if self.is_valid() else {}
+        return " ".join((data.get("audience") or "").split())
 
     def filters(self) -> QuickFilters:
         data = self.cleaned_data if self.is_valid() else {}

@@ -76,6 +76,17 @@ class FilteredPeople:
         self.rule_error: str = ""
         self.tree = None
         people = selectors.person_filter(workspace=workspace, filters=self.form.filters())
+        self.audience_error = ""
+        audience = self.form.audience_name()
+        if audience:
+            narrowed = audience_selectors.people_in_audience(
+                people, workspace=workspace, name=audience
+            )
+            if narrowed is None:
+                self.audience_error = f"There is no target audience named “{audience}”."
+                people = people.none()
+            else:
+                people = narrowed
         try:
             self.tree = builder_tree(self.groups, self.types)
         except BuilderError as e:

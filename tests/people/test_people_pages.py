@@ -155,6 +155,44 @@ def test_export_csv_escapes_formula_cells(ops_client, workspace):
     assert by_id["plain"][3] == "Ann"
 
 
+def test_filter_by_target_audience_then_tag_all_of_them(ops_client, workspace, other_workspace):
+    from audiences.services import audience_add_people, audience_create
+
+    a = PersonFactory(workspace=workspace, external_id="a", city="London")
+    b = PersonFactory(workspace=workspace, external_id="b", city="Paris")
+    PersonFactory(workspace=workspace, external_id="c", city="London")
+    vip = audience_create(workspace=workspace, name="Spring VIPs")
+    audience_add_people(audience=vip, people=Person.objects.filter(pk__in=[a.pk, b.pk]))
+    theirs = audience_create(workspace=other_workspace, name="Their list")
+
+    page = ops_client.get("/people/", {"audience": "spring vips"})
+    assert [p.external_id for p in page.context["rows"]] == ["b", "a"]
+    page = ops_client.get("/people/", {"audience": "Spring VIPs", "city": "London"})
+    assert [p.external_id for p in page.context["rows"]] == ["a"]
+
+    # "all N matching" of an audience filter means exactly its members
+    ops_client.post(
+        "/people/bulk/tags/",
+        {"audience": "Spring VIPs", "all_matching": "1", "tag": "Spring", "action": "add"},
+    )
+    tagged = set(PersonTag.objects.filter(tag__name="Spring").values_list("person_id", flat=True))
+    assert tagged == {a.pk, b.pk}
+
+    # an unknown name (or another workspace's audience) matches nobody and says so
+    for name in ["Nope", theirs.name]:
+        page = ops_client.get("/people/", {"audience": name})
+        assert list(page.context["rows"]) == []
+        assert f"There is no target audience named “{name}”." in page.content.decode()
+
+
+def test_the_audience_page_links_to_its_members_on_the_people_page(ops_client, workspace):
+    from audiences.services import audience_create
+
+    vip = audience_create(workspace=workspace, name="VIP & friends")
+    page = ops_client.get(f"/audiences/{vip.pk}/").content.decode()
+    assert "/people/?audience=VIP%20%26%20friends&amp;apply=1" in page
+
+
 def test_profile_shows_attributes_tags_dnc_events(ops_client, workspace):
     person, _ = person_upsert(
         workspace=workspace,
