@@ -16,12 +16,12 @@ class QuickFilterForm(StyledFormMixin, forms.Form):
     address = forms.CharField(required=False, max_length=255, label="Address contains")
     company = forms.CharField(required=False, max_length=200)
     # Applied by the view (audiences sit above people): people in the target audience.
-    audience = forms.CharField(required=False, max_length=200)
+    in_audience = forms.CharField(required=False, max_length=200)
     rules = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def audience_name(self) -> str:
         data = self.cleaned_data if self.is_valid() else {}
-        return " ".join((data.get("audience") or "").split())
+        return " ".join((data.get("in_audience") or "").split())
 
     def filters(self) -> QuickFilters:
         data = self.cleaned_data if self.is_valid() else {}

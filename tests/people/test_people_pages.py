@@ -156,6 +156,7 @@ def test_export_csv_escapes_formula_cells(ops_client, workspace):
 
 
 def test_filter_by_target_audience_then_tag_all_of_them(ops_client, workspace, other_workspace):
+    from audiences.models import TargetAudience
     from audiences.services import audience_add_people, audience_create
 
     a = PersonFactory(workspace=workspace, external_id="a", city="London")
@@ -165,22 +166,30 @@ def test_filter_by_target_audience_then_tag_all_of_them(ops_client, workspace, o
     audience_add_people(audience=vip, people=Person.objects.filter(pk__in=[a.pk, b.pk]))
     theirs = audience_create(workspace=other_workspace, name="Their list")
 
-    page = ops_client.get("/people/", {"audience": "spring vips"})
+    page = ops_client.get("/people/", {"in_audience": "spring vips"})
     assert [p.external_id for p in page.context["rows"]] == ["b", "a"]
-    page = ops_client.get("/people/", {"audience": "Spring VIPs", "city": "London"})
+    page = ops_client.get("/people/", {"in_audience": "Spring VIPs", "city": "London"})
     assert [p.external_id for p in page.context["rows"]] == ["a"]
 
     # "all N matching" of an audience filter means exactly its members
     ops_client.post(
         "/people/bulk/tags/",
-        {"audience": "Spring VIPs", "all_matching": "1", "tag": "Spring", "action": "add"},
+        {"in_audience": "Spring VIPs", "all_matching": "1", "tag": "Spring", "action": "add"},
     )
     tagged = set(PersonTag.objects.filter(tag__name="Spring").values_list("person_id", flat=True))
     assert tagged == {a.pk, b.pk}
+    # ... and into another audience: the action's own `audience` field is not the filter
+    ops_client.post(
+        "/people/bulk/audience/",
+        {"in_audience": "Spring VIPs", "city": "Paris", "all_matching": "1",
+         "audience": "Paris VIPs", "action": "add"},
+    )  # fmt: skip
+    paris = TargetAudience.objects.for_workspace(workspace).get(name="Paris VIPs")
+    assert list(paris.members.values_list("person_id", flat=True)) == [b.pk]
 
     # an unknown name (or another workspace's audience) matches nobody and says so
     for name in ["Nope", theirs.name]:
-        page = ops_client.get("/people/", {"audience": name})
+        page = ops_client.get("/people/", {"in_audience": name})
         assert list(page.context["rows"]) == []
         assert f"There is no target audience named “{name}”." in page.content.decode()
 
@@ -190,7 +199,7 @@ def test_the_audience_page_links_to_its_members_on_the_people_page(ops_client, w
 
     vip = audience_create(workspace=workspace, name="VIP & friends")
     page = ops_client.get(f"/audiences/{vip.pk}/").content.decode()
-    assert "/people/?audience=VIP%20%26%20friends&amp;apply=1" in page
+    assert "/people/?in_audience=VIP%20%26%20friends&amp;apply=1" in page
 
 
 def test_profile_shows_attributes_tags_dnc_events(ops_client, workspace):
