@@ -69,7 +69,7 @@ def audiences_delete(request, audience_id: int):
 @router.get(
     "/audiences/{int:audience_id}/members", response=list[PersonOut], summary="People in it"
 )
-@paginate(CursorPagination)
+@paginate(CursorPagination, ordering=("-member_person_id",))
 def audiences_members(request, audience_id: int):
     audience = selectors.get_audience_or_404(workspace=request.workspace, pk=audience_id)
     return with_person_related(selectors.audience_members(audience=audience))

@@ -1,6 +1,8 @@
 """Target audiences: pages, People page selection, profile, API (imports are tested apart)."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from audiences.models import AudienceMember, TargetAudience
 from audiences.services import audience_add_people, audience_create
@@ -129,6 +131,39 @@ def test_api_create_list_members_and_delete(api_client, workspace):
     assert removed.json() == {"changed": 1, "unknown": []}
     assert api_client.delete(f"/api/v1/audiences/{audience_id}").status_code == 204
     assert api_client.get(f"/api/v1/audiences/{audience_id}").status_code == 404
+
+
+def test_api_member_pages_walk_the_audience_newest_first_without_repeats(api_client, workspace):
+    people = [PersonFactory(workspace=workspace) for _ in range(7)]
+    PersonFactory(workspace=workspace)  # not a member
+    audience = audience_create(workspace=workspace, name="Paged")
+    members = [p for i, p in enumerate(people) if i != 3]  # a gap in the ids
+    audience_add_people(
+        audience=audience, people=Person.objects.filter(pk__in=[p.pk for p in members])
+    )
+
+    seen, cursor, cursors = [], None, []
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = api_client.get(f"/api/v1/audiences/{audience.pk}/members", params).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        cursors.append(cursor)
+
+    assert seen == sorted((p.pk for p in members), reverse=True)
+    with CaptureQueriesContext(connection) as queries:
+        api_client.get(
+            f"/api/v1/audiences/{audience.pk}/members", {"limit": 2, "cursor": cursors[-1]}
+        )
+    page_query = next(q["sql"] for q in queries if q["sql"].startswith('SELECT "people_person"'))
+    # The order and the cursor's bound are on the membership key, so a deep page of a big
+    # audience starts at the cursor in the key instead of reading it from its top.
+    assert '"audiences_audiencemember"."person_id" AS "member_person_id"' in page_query
+    assert 'ORDER BY "people_person"."id"' not in page_query
+    assert '"audiences_audiencemember"."person_id" < ' in page_query
+    assert page_query.count('JOIN "audiences_audiencemember"') == 1
 
 
 def test_adding_counts_once_and_is_idempotent(workspace):
