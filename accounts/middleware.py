@@ -4,6 +4,8 @@ The workspace comes from the session; a user who is no longer a member of it fal
 to their first workspace. API requests resolve their workspace from the API key instead.
 """
 
+from django.utils import timezone
+
 from accounts.selectors import default_membership
 
 SESSION_KEY = "workspace_id"
@@ -25,6 +27,10 @@ class WorkspaceMiddleware:
                     request.session[SESSION_KEY] = membership.workspace_id
                 request.membership = membership
                 request.workspace = membership.workspace
+        if request.workspace is not None:
+            # Pages show times in the workspace's time zone (Settings -> Workspace).
+            with timezone.override(request.workspace.tzinfo):
+                return self.get_response(request)
         return self.get_response(request)
 
 

@@ -47,6 +47,30 @@ def test_workspace_settings_save_name_and_time_zone(owner_client, workspace):
     assert (workspace.name, workspace.time_zone) == ("Acme EU", "Europe/Berlin")
 
 
+def test_pages_show_times_in_the_workspace_time_zone(owner_client, owner, workspace):
+    from datetime import UTC, datetime
+
+    from audiences.models import AudienceImport
+
+    job = AudienceImport.objects.create(
+        workspace=workspace, created_by=owner, original_name="list.csv", file="x.csv",
+        mode="single", identifier="id", audience_name="VIP", status="failed",
+    )  # fmt: skip
+    AudienceImport.objects.filter(pk=job.pk).update(
+        created_at=datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+    )
+    url = f"/audiences/import/{job.pk}/"
+    assert "started 15 Jan 2026 12:00" in owner_client.get(url).text  # the workspace is UTC
+
+    workspace.time_zone = "America/New_York"
+    workspace.save()
+    assert "started 15 Jan 2026 07:00" in owner_client.get(url).text
+    # a workspace on the other side of midnight shows the next day
+    workspace.time_zone = "Pacific/Auckland"
+    workspace.save()
+    assert "started 16 Jan 2026 01:00" in owner_client.get(url).text
+
+
 def test_workspace_settings_refuse_an_unknown_time_zone(owner_client, workspace):
     response = owner_client.post("/settings/", {"name": "Acme", "time_zone": "Mars/Olympus"})
     assert response.status_code == 200
