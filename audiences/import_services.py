@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.move import file_move_safe
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audiences.importing.reader import NAME_MAX, ImportRefused, clean_name, sniff
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 NEEDS_POSTGRES = "Audience import needs PostgreSQL (set DATABASE_URL)."
 UPLOADS_DIR = "audience-imports"  # under MEDIA_ROOT: uploads and error reports
 FINISHED = [JobStatus.DONE, JobStatus.FAILED]
+MAX_ATTEMPTS = 3  # deliveries of one job that may start running it
 _LOCK_NAMESPACE = 0x4841_5544 << 32  # "HAUD": advisory lock keys of audience import jobs
 
 
@@ -318,11 +319,16 @@ def _job_lock(import_id: int):
 
 def _claim(import_id: int, *, now) -> bool:
     """queued -> running, or running -> running when the previous attempt died (the caller
-    holds the job lock, so no live attempt is working on it)."""
+    holds the job lock, so no live attempt is working on it), at most MAX_ATTEMPTS times."""
     return bool(
         AudienceImport.objects.unscoped()
-        .filter(pk=import_id, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+        .filter(
+            pk=import_id,
+            status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+            attempts__lt=MAX_ATTEMPTS,
+        )
         .update(
+            attempts=F("attempts") + 1,
             status=JobStatus.RUNNING,
             started_at=now,
             finished_at=None,
@@ -357,6 +363,24 @@ def audience_import_fail(*, import_id: int, detail: str, reword: bool = False, *
         update()
 
 
+def _fail_if_out_of_attempts(import_id: int) -> None:
+    """A job still `running` after MAX_ATTEMPTS deliveries killed its worker each time (a
+    file that takes more memory or time than the worker has): it fails, saying so, rather
+    than being redelivered for ever."""
+    AudienceImport.objects.unscoped().filter(
+        pk=import_id, status=JobStatus.RUNNING, attempts__gte=MAX_ATTEMPTS
+    ).update(
+        status=JobStatus.FAILED,
+        finished_at=timezone.now(),
+        detail=(
+            f"The import stopped its worker {MAX_ATTEMPTS} times (the worker was killed or "
+            "restarted while it ran), so it was given up; nothing was changed. Split the file "
+            "into smaller files and import each one; if a small file fails this way too, tell "
+            f"your administrator (audience import #{import_id})."
+        ),
+    )
+
+
 def audience_import_run(*, import_id: int, now=None) -> AudienceImport | None:
     """Run the job (a dry run only analyzes). Ends done, or failed with a `detail` saying
     what to fix; an unexpected error marks it failed and is raised again for the worker's
@@ -367,6 +391,7 @@ def audience_import_run(*, import_id: int, now=None) -> AudienceImport | None:
             logger.info("audience import %s: another attempt is running it", import_id)
             return None
         if not _claim(import_id, now=now):
+            _fail_if_out_of_attempts(import_id)
             return AudienceImport.objects.unscoped().filter(pk=import_id).first()
         job = AudienceImport.objects.unscoped().get(pk=import_id)
         try:

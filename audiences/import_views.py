@@ -159,6 +159,7 @@ def _job_context(job: AudienceImport) -> dict:
         "retention_days": settings.AUDIENCE_IMPORT_RETENTION_DAYS,
         "created": created_audiences(job) if finished else [],
         "problems": first_problems(job) if finished else [],
+        "max_attempts": import_services.MAX_ATTEMPTS,
         "merging": job.status == JobStatus.RUNNING
         and job.total_rows
         and job.processed_rows >= job.total_rows,

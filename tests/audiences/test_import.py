@@ -765,8 +765,36 @@ def test_an_interrupted_job_changes_nothing_and_the_next_delivery_finishes_it(
     monkeypatch.setattr(merge, "apply_counts", real_counts)
     job = run(job)  # Celery delivers the message again
 
-    assert job.status == JobStatus.DONE
+    assert job.status == JobStatus.DONE and job.attempts == 2
     assert counts(workspace) == {f"Audience {n}": 1 for n in (1, 2, 3, 4)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_kills_its_worker_every_time_fails_after_three_deliveries(
+    workspace, monkeypatch
+):
+    people(workspace, "123", "124", "125", "245")
+
+    def die(*args, **kwargs):
+        raise SystemExit("worker killed (out of memory)")
+
+    monkeypatch.setattr(merge, "apply_counts", die)
+    job = start(workspace, PER_ROW_EXAMPLE)
+    for attempt in (1, 2, 3):
+        with pytest.raises(SystemExit):
+            run(job)
+        job.refresh_from_db()
+        assert (job.status, job.attempts) == (JobStatus.RUNNING, attempt)
+
+    job = run(job)  # the fourth delivery gives up instead of dying again
+
+    assert job.status == JobStatus.FAILED and job.attempts == 3
+    assert job.detail.startswith(
+        "The import stopped its worker 3 times (the worker was killed or restarted while it "
+        "ran), so it was given up; nothing was changed. Split the file"
+    )
+    assert not TargetAudience.objects.exists() and not AudienceMember.objects.exists()
+    assert run(job).status == JobStatus.FAILED  # and stays failed
 
 
 def test_a_job_left_running_by_a_dead_worker_is_run_again_from_scratch(workspace):

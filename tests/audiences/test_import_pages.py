@@ -134,6 +134,11 @@ def test_the_job_page_polls_while_running_and_stops_when_done(member_client, wor
     assert partial.lstrip().startswith('<div id="import-status"')
     assert "<html" not in partial and 'hx-trigger="every 1s"' in partial
     assert 'aria-valuenow="25"' in partial and "50 of about 200 lines" in partial
+    assert "import-restarted" not in partial
+
+    AudienceImport.objects.filter(pk=job.pk).update(attempts=2)  # a worker died, it restarted
+    partial = client.get(progress, HTTP_HX_REQUEST="true").content.decode()
+    assert "it started again from the beginning (attempt 2 of 3)" in partial
 
     AudienceImport.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)
     audience_import_run(import_id=job.pk)
