@@ -314,6 +314,9 @@ class ContactImport(WorkspaceOwned):
     error_report = models.CharField(max_length=500, blank=True, default="")
     detail = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Deliveries that started running the current stage: a worker that dies mid-job (out
+    # of memory, restarted) leaves the message to be delivered again, at most MAX_ATTEMPTS.
+    attempts = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

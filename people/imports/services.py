@@ -19,6 +19,7 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from people.imports import analyze as analysis_module
@@ -34,6 +35,7 @@ NEEDS_POSTGRES = "Contact import needs PostgreSQL (set DATABASE_URL)."
 # Options that change what the analysis counted: confirming other values needs a re-check.
 ANALYSIS_KEYS = ("encoding", "separator", "header", "mapping", "dedupe", "phone_region")
 MAX_TAGS = 20
+MAX_ATTEMPTS = 3  # deliveries of one job stage that may start running it
 _LOCK_NAMESPACE = 0x4852_4C44 << 32  # "HRLD": advisory lock keys of contact import jobs
 
 
@@ -87,6 +89,7 @@ def contact_import_create(*, workspace, uploaded_by, file) -> ContactImport:
             file=relative,
             file_size=written,
             stage=ContactImport.Stage.UPLOADED,
+            attempts=0,
             status=JobStatus.QUEUED,
             detail="Waiting for the analysis to start…",
         )
@@ -129,12 +132,39 @@ def _job_lock(import_id: int):
 
 def _claim(import_id: int, stage: str, *, now) -> bool:
     """queued -> running, or running -> running when the previous attempt died (the caller
-    holds the job lock, so no live attempt is working on it)."""
-    return bool(
+    holds the job lock, so no live attempt is working on it), at most MAX_ATTEMPTS times
+    per stage; a job out of attempts fails, saying so."""
+    claimed = bool(
         ContactImport.objects.unscoped()
-        .filter(pk=import_id, stage=stage, status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-        .update(status=JobStatus.RUNNING, started_at=now, processed_rows=0, detail="")
+        .filter(
+            pk=import_id,
+            stage=stage,
+            status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+            attempts__lt=MAX_ATTEMPTS,
+        )
+        .update(
+            attempts=F("attempts") + 1,
+            status=JobStatus.RUNNING,
+            started_at=now,
+            processed_rows=0,
+            detail="",
+        )
     )
+    if not claimed:
+        work = "analysis" if stage == ContactImport.Stage.UPLOADED else "import"
+        ContactImport.objects.unscoped().filter(
+            pk=import_id, stage=stage, status=JobStatus.RUNNING, attempts__gte=MAX_ATTEMPTS
+        ).update(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            detail=(
+                f"The {work} stopped its worker {MAX_ATTEMPTS} times (the worker was killed or "
+                "restarted while it ran), so it was given up; nothing was imported. Split the "
+                "file into smaller files and import each one; tell your administrator if a "
+                "small file fails this way too."
+            ),
+        )
+    return claimed
 
 
 def _fail(import_id: int, detail: str, *, now) -> None:
@@ -188,6 +218,7 @@ def contact_import_analyze(*, contact_import: ContactImport, now=None,
         rows = counts.get("rows", 0)
         ContactImport.objects.unscoped().filter(pk=job_id, status=JobStatus.RUNNING).update(
             stage=ContactImport.Stage.ANALYZED,
+            attempts=0,
             status=JobStatus.QUEUED,
             analysis=analysis,
             options=options,
@@ -285,6 +316,7 @@ def contact_import_reanalyze(*, contact_import: ContactImport, options: dict) ->
             )
             .update(
                 stage=ContactImport.Stage.UPLOADED,
+                attempts=0,
                 status=JobStatus.QUEUED,
                 options=merged,
                 processed_rows=0,
@@ -353,6 +385,7 @@ def contact_import_confirm(*, contact_import: ContactImport, options: dict) -> C
             .filter(pk=contact_import.pk, stage=ContactImport.Stage.ANALYZED)
             .update(
                 stage=ContactImport.Stage.CONFIRMED,
+                attempts=0,
                 status=JobStatus.QUEUED,
                 options=final,
                 total_rows=rows,

@@ -688,6 +688,36 @@ def test_a_worker_dying_mid_import_is_redone_from_scratch(workspace, monkeypatch
     assert again.status == JobStatus.DONE and Person.objects.for_workspace(workspace).count() == 3
 
 
+def test_an_import_that_kills_its_worker_every_time_fails_after_three_deliveries(
+    workspace, monkeypatch
+):
+    job = analyzed(workspace, CSV)
+    job = services.contact_import_confirm(contact_import=job, options={})
+    assert job.attempts == 0  # the analysis's attempts do not count against the import
+
+    class WorkerLost(BaseException):
+        pass
+
+    def die(import_id, processed):
+        raise WorkerLost
+
+    monkeypatch.setattr(services, "_progress", die)
+    for attempt in (1, 2, 3):
+        with pytest.raises(WorkerLost):
+            services.contact_import_run(import_id=job.id, now=NOW)
+        job.refresh_from_db()
+        assert (job.status, job.attempts) == (JobStatus.RUNNING, attempt)
+
+    job = services.contact_import_run(import_id=job.id, now=NOW)  # gives up, does not die
+
+    assert job.status == JobStatus.FAILED
+    assert job.detail.startswith(
+        "The import stopped its worker 3 times (the worker was killed or restarted while it "
+        "ran), so it was given up; nothing was imported."
+    )
+    assert not Person.objects.for_workspace(workspace).exists()
+
+
 def test_a_redelivery_while_the_first_attempt_lives_leaves_the_job_alone(workspace):
     job = analyzed(workspace, CSV)
     job = services.contact_import_confirm(contact_import=job, options={})
