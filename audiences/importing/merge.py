@@ -332,9 +332,13 @@ _ADD_MEMBERS = """
 """
 _ON_CONFLICT = "ON CONFLICT (audience_id, person_id) DO NOTHING"
 # A pair is new when its audience was created by this job, or when it has no row yet.
+# An anti-join against the members of the audiences that existed before the job (their
+# ids a parameter): the planner reads just those audiences' members (by the key), never
+# the rest of the table, and the audiences the job created are not looked up at all.
 _NOT_YET_MEMBER = sql.SQL(
-    "(a.created OR NOT EXISTS (SELECT 1 FROM audiences_audiencemember m "
-    "WHERE m.audience_id = a.audience_id AND m.person_id = r.person_id))"
+    "NOT EXISTS (SELECT 1 FROM audiences_audiencemember m "
+    "WHERE m.audience_id = a.audience_id AND m.person_id = r.person_id "
+    "AND m.audience_id = ANY(%(existing)s::bigint[]))"
 )
 
 
@@ -348,7 +352,15 @@ def add_members(cursor, t: Tables, *, workspace_id: int, now) -> dict[int, int]:
     every row. Should another transaction add one of the pairs meanwhile (the People
     page, a segment, the API: they do not take the import's lock), the insert fails on
     the key; it is then repeated with ON CONFLICT DO NOTHING."""
-    params = {"ws": workspace_id, "source": MemberSource.IMPORT, "now": now}
+    _execute(
+        cursor,
+        sql.SQL(
+            "SELECT coalesce(array_agg(audience_id), '{{}}') FROM {aud} "
+            "WHERE NOT created AND audience_id IS NOT NULL"
+        ).format(**t.ids()),
+    )
+    existing = cursor.fetchone()[0]
+    params = {"ws": workspace_id, "source": MemberSource.IMPORT, "now": now, "existing": existing}
 
     def insert(*, new, on_conflict) -> dict[int, int]:
         query = sql.SQL(_ADD_MEMBERS).format(new=new, on_conflict=sql.SQL(on_conflict), **t.ids())
