@@ -2,8 +2,7 @@
 followed by a recount of the audiences they touched."""
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from audiences.models import AudienceMember, Identifier, MemberSource, TargetAudience
@@ -67,20 +66,6 @@ def audience_delete(*, audience: TargetAudience) -> int:
     count = AudienceMember.objects.filter(audience=audience).count()
     audience.delete()
     return count
-
-
-def audience_recount(*, audience_ids) -> None:
-    """Store the exact member count of each audience (one UPDATE for all of them)."""
-    members = (
-        AudienceMember.objects.filter(audience_id=OuterRef("pk"))
-        .order_by()
-        .values("audience_id")
-        .annotate(n=Count("*"))
-        .values("n")
-    )
-    TargetAudience.objects.unscoped().filter(pk__in=list(audience_ids)).update(
-        people_count=Coalesce(Subquery(members), 0)
-    )
 
 
 def audience_add_people(
