@@ -143,9 +143,10 @@ def build_audiences(
     names: list[tuple[str, int]],
 ) -> None:  # fmt: skip
     """CREATE the aud table: the audience of a single-mode job, or the audiences a
-    per_row file names (`names`: (name as first spelled, first line), numbered from 1 in
-    this order by the reader), with the ids of those that exist. Names compare
-    case-insensitively, as TargetAudience's unique constraint does."""
+    per_row file names (`names`: (spelling, first line), numbered from 1 in this order by
+    the reader), with the ids of those that exist. Spellings that differ only in case are
+    one audience, as TargetAudience's unique constraint says (PostgreSQL's lower(), which
+    is not Python's): `canon` is the number of its first spelling, which names it."""
     ids = t.ids()
     _execute(cursor, sql.SQL("DROP TABLE IF EXISTS {aud}").format(**ids))
     _execute(
@@ -153,7 +154,7 @@ def build_audiences(
         sql.SQL(
             "CREATE TEMP TABLE {aud} (no int PRIMARY KEY, name text NOT NULL, "
             "lkey text GENERATED ALWAYS AS (lower(name)) STORED, first_line bigint NOT NULL, "
-            "audience_id bigint, created boolean NOT NULL DEFAULT false)"
+            "canon int, audience_id bigint, created boolean NOT NULL DEFAULT false)"
         ).format(**ids),
     )
     rows = [(1, single_name, 0)] if single_name is not None else (
@@ -162,6 +163,13 @@ def build_audiences(
     with cursor.copy(sql.SQL("COPY {aud} (no, name, first_line) FROM STDIN").format(**ids)) as copy:
         for row in rows:
             copy.write_row(row)
+    _execute(
+        cursor,
+        sql.SQL(
+            "UPDATE {aud} a SET canon = c.canon FROM (SELECT no, "
+            "min(no) OVER (PARTITION BY lkey) AS canon FROM {aud}) c WHERE a.no = c.no"
+        ).format(**ids),
+    )
     _set_existing_ids(cursor, t, workspace_id=workspace_id)
     _execute(cursor, sql.SQL("ANALYZE {aud}").format(**ids))
 
@@ -188,11 +196,13 @@ def create_missing_audiences(cursor, t: Tables, *, workspace_id: int, now) -> li
                 INSERT INTO audiences_targetaudience
                     (workspace_id, name, people_count, created_at, updated_at)
                 SELECT %(ws)s, a.name, 0, %(now)s, %(now)s
-                FROM {aud} a WHERE a.audience_id IS NULL ORDER BY a.first_line
+                FROM {aud} a WHERE a.audience_id IS NULL AND a.no = a.canon
+                ORDER BY a.first_line
                 ON CONFLICT DO NOTHING
                 RETURNING name
             )
-            SELECT c.name FROM created c JOIN {aud} a ON a.lkey = lower(c.name)
+            SELECT c.name FROM created c
+            JOIN {aud} a ON a.lkey = lower(c.name) AND a.no = a.canon
             ORDER BY a.first_line
             """
         ).format(**t.ids()),
@@ -214,9 +224,9 @@ def create_missing_audiences(cursor, t: Tables, *, workspace_id: int, now) -> li
 def would_create(cursor, t: Tables) -> list[str]:
     _execute(
         cursor,
-        sql.SQL("SELECT name FROM {aud} WHERE audience_id IS NULL ORDER BY first_line").format(
-            **t.ids()
-        ),
+        sql.SQL(
+            "SELECT name FROM {aud} WHERE audience_id IS NULL AND no = canon ORDER BY first_line"
+        ).format(**t.ids()),
     )
     return [row[0] for row in cursor.fetchall()]
 
@@ -235,8 +245,9 @@ def resolve(cursor, t: Tables, *, workspace_id: int, identifier: str) -> None:
             CREATE TEMP TABLE {resolved} AS
             SELECT s.aud_no, s.key, s.line, s.n, p.id AS person_id
             FROM (
-                SELECT aud_no, key, min(line) AS line, count(*) AS n
-                FROM {stage} WHERE reason IS NULL GROUP BY aud_no, key
+                SELECT a.canon AS aud_no, st.key, min(st.line) AS line, count(*) AS n
+                FROM {stage} st JOIN {aud} a ON a.no = st.aud_no
+                WHERE st.reason IS NULL GROUP BY a.canon, st.key
             ) s
             LEFT JOIN people_person p ON p.workspace_id = %(ws)s AND {match}
             """
@@ -274,6 +285,14 @@ def _per_audience(cursor) -> dict[int, int]:
     return dict(cursor.fetchall())
 
 
+# The audiences replace mode replaces: those the file names in which at least one line
+# matched someone (a file whose lines for an audience all match nobody never empties it).
+_REPLACED = sql.SQL(
+    "a.no = a.canon AND EXISTS (SELECT 1 FROM {resolved} hit "
+    "WHERE hit.aud_no = a.no AND hit.person_id IS NOT NULL)"
+)
+
+
 def remove_absent(cursor, t: Tables) -> dict[int, int]:
     """Replace mode: DELETE the members of the file's audiences that the file does not
     name (whoever added them); returns how many went, per audience."""
@@ -284,16 +303,16 @@ def remove_absent(cursor, t: Tables) -> dict[int, int]:
             WITH gone AS (
                 DELETE FROM audiences_audiencemember m
                 USING {aud} a
-                WHERE m.audience_id = a.audience_id
+                WHERE m.audience_id = a.audience_id AND {replaced}
                   AND NOT EXISTS (
-                      SELECT 1 FROM {resolved} r JOIN {aud} named ON named.no = r.aud_no
-                      WHERE named.audience_id = m.audience_id AND r.person_id = m.person_id
+                      SELECT 1 FROM {resolved} r
+                      WHERE r.aud_no = a.no AND r.person_id = m.person_id
                   )
                 RETURNING m.audience_id
             )
             SELECT audience_id, count(*) FROM gone GROUP BY audience_id
             """
-        ).format(**t.ids()),
+        ).format(replaced=_REPLACED.format(**t.ids()), **t.ids()),
     )
     return _per_audience(cursor)
 
@@ -306,12 +325,11 @@ def count_absent(cursor, t: Tables) -> int:
             """
             SELECT count(*) FROM audiences_audiencemember m
             JOIN {aud} a ON m.audience_id = a.audience_id
-            WHERE NOT EXISTS (
-                SELECT 1 FROM {resolved} r JOIN {aud} named ON named.no = r.aud_no
-                WHERE named.audience_id = m.audience_id AND r.person_id = m.person_id
+            WHERE {replaced} AND NOT EXISTS (
+                SELECT 1 FROM {resolved} r WHERE r.aud_no = a.no AND r.person_id = m.person_id
             )
             """
-        ).format(**t.ids()),
+        ).format(replaced=_REPLACED.format(**t.ids()), **t.ids()),
     )
     return cursor.fetchone()[0]
 

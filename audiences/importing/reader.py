@@ -379,9 +379,10 @@ class RowReader:
     (line, key, audience number, raw line, None) when it can be read, and
     (line, '', None, raw line, reason) when it cannot.
 
-    In per_row mode the audiences are numbered from 1 in the order the file first names
-    them; names that differ only in case are one audience, named as first spelled.
-    `audiences` lists (name, first line) by number. In single mode every row has 1."""
+    In per_row mode the spellings of audience names are numbered from 1 in the order the
+    file first uses them (the merge folds those that differ only in case into one
+    audience, named as first spelled). `audiences` lists (spelling, first line) by number.
+    In single mode every row has 1."""
 
     def __init__(self, *, mode: str, identifier: str, known_external_id: Callable[[str], bool]):
         self.per_row = mode == AudienceImport.Mode.PER_ROW
@@ -391,25 +392,21 @@ class RowReader:
         self.stats = ReadStats()
         self._names: dict[str, str] = {}
         self.audiences: list[tuple[str, int]] = []
-        self._numbers: dict[str, int] = {}  # name as written -> number
-        self._numbers_ci: dict[str, int] = {}  # lower-cased name -> number
+        self._numbers: dict[str, int] = {}  # spelling -> number
 
     def _number(self, name: str, line: int) -> int:
+        """The number of this spelling of an audience name; spellings that differ only in
+        case are folded into one audience by the merge, as the database compares them."""
         number = self._numbers.get(name)
         if number is None:
-            folded = name.lower()
-            number = self._numbers_ci.get(folded)
-            if number is None:
-                if len(self.audiences) >= AUDIENCES_MAX:
-                    raise ImportRefused(
-                        f"The file names more than {AUDIENCES_MAX:,} different audiences "
-                        f"(line {line:,} names one more). Split it into files naming fewer "
-                        "audiences, or check that the second column holds audience names."
-                    )
-                self.audiences.append((name, line))
-                number = self._numbers_ci[folded] = len(self.audiences)
-            if len(self._numbers) < NAME_CACHE_MAX:
-                self._numbers[name] = number
+            if len(self.audiences) >= AUDIENCES_MAX:
+                raise ImportRefused(
+                    f"The file names more than {AUDIENCES_MAX:,} different audiences "
+                    f"(line {line:,} names one more). Split it into files naming fewer "
+                    "audiences, or check that the second column holds audience names."
+                )
+            self.audiences.append((name, line))
+            number = self._numbers[name] = len(self.audiences)
         return number
 
     # --- one row -----------------------------------------------------------------------

@@ -660,13 +660,55 @@ def test_a_file_naming_too_many_audiences_is_refused_and_creates_none(workspace,
     people(workspace, "a")
     monkeypatch.setattr(reader, "AUDIENCES_MAX", 3)
 
-    job = imported(workspace, b"a;One\na;two\na;ONE\na;Three\na;Four\n")
+    job = imported(workspace, b"a;One\na;two\na;One\na;Three\na;Four\n")
 
     assert job.status == JobStatus.FAILED
     assert job.detail.startswith(
         "The file names more than 3 different audiences (line 5 names one more)."
     )
     assert not TargetAudience.objects.exists()
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_names_differing_in_case_are_one_audience_as_the_database_compares_them(workspace, dry_run):
+    """PostgreSQL's lower() and Python's disagree (İ, final sigma): the database decides,
+    as its unique constraint on the name does."""
+    people(workspace, "a", "b", "c", "d")
+    content = "a;İstanbul\nb;istanbul\nc;ΟΔΟΣ\nd;Οδος\n".encode()
+
+    job = imported(workspace, content, dry_run=dry_run)
+
+    assert job.status == JobStatus.DONE, job.detail
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT lower('İstanbul') = lower('istanbul'), lower('ΟΔΟΣ') = lower('Οδος')"
+        )
+        same_istanbul, same_odos = cursor.fetchone()
+    expected = ["İstanbul"] + ([] if same_istanbul else ["istanbul"])
+    expected += ["ΟΔΟΣ"] + ([] if same_odos else ["Οδος"])
+    assert job.audiences_created == expected
+    if not dry_run:
+        assert sorted(counts(workspace).values()) == sorted(
+            ([2] if same_istanbul else [1, 1]) + ([2] if same_odos else [1, 1])
+        )
+        assert members(workspace, "İstanbul") == ({"a", "b"} if same_istanbul else {"a"})
+
+
+def test_replace_per_row_leaves_an_audience_whose_lines_all_match_nobody(workspace):
+    a, b = people(workspace, "a", "b")
+    one = audience_create(workspace=workspace, name="One")
+    two = audience_create(workspace=workspace, name="Two")
+    audience_add_people(audience=one, people=Person.objects.filter(pk=b.pk))
+    audience_add_people(audience=two, people=Person.objects.filter(pk=b.pk))
+
+    analysis = imported(workspace, b"a;One\nghost;Two\n", replace=True, dry_run=True)
+    job = imported(workspace, b"a;One\nghost;Two\n", replace=True)
+
+    assert "remove 1" in analysis.detail
+    assert job.status == JobStatus.DONE and "removed 1" in job.detail
+    assert members(workspace, "One") == {"a"}
+    assert members(workspace, "Two") == {"b"}  # not emptied by a line that matched nobody
+    assert counts(workspace) == {"One": 1, "Two": 1}
 
 
 def test_replace_with_a_file_matching_nobody_replaces_nothing(workspace):
