@@ -181,6 +181,26 @@ def test_delete_erases_the_person_but_keeps_do_not_contact(api_client, workspace
     assert api_client.delete("/api/v1/people/u-1").status_code == 404
 
 
+def test_erasing_a_person_takes_them_out_of_their_audiences_counts(api_client, workspace):
+    from audiences.models import AudienceMember, TargetAudience
+    from audiences.services import audience_add_people, audience_create
+
+    put(api_client, "u-1", {"email": "one@x.test"})
+    put(api_client, "u-2", {"email": "two@x.test"})
+    both = audience_create(workspace=workspace, name="Both")
+    other = audience_create(workspace=workspace, name="Only two")
+    audience_add_people(audience=both, people=Person.objects.for_workspace(workspace))
+    audience_add_people(
+        audience=other, people=Person.objects.for_workspace(workspace).filter(external_id="u-2")
+    )
+
+    assert api_client.delete("/api/v1/people/u-1").status_code == 204
+
+    counts = dict(TargetAudience.objects.values_list("name", "people_count"))
+    assert counts == {"Both": 1, "Only two": 1}
+    assert AudienceMember.objects.filter(audience=both).count() == 1
+
+
 def test_malformed_json_is_422(api_client, workspace):
     r = api_client.put("/api/v1/people/u-1", data="{nope", content_type="application/json")
     assert r.status_code == 422
