@@ -17,7 +17,7 @@ from audiences import selectors, services
 from audiences.forms import AudienceForm
 from audiences.models import MemberSource
 from people.csv_export import Echo, csv_safe
-from people.views import FilteredPeople, selected_people
+from people.views import FilteredPeople, page_key, selected_people
 
 PAGE_SIZE = 50
 # Rows read per query of the CSV download (tests make it small to cross batches).
@@ -55,19 +55,12 @@ def audience_list(request):
     )
 
 
-def _page_key(value: str) -> int | None:
-    """A Herald id from ?after= / ?before=, or None for anything that is not one."""
-    if value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    return None
-
-
 @role_required(VIEW)
 def audience_detail(request, audience_id):
     audience = selectors.get_audience_or_404(workspace=request.workspace, pk=audience_id)
-    q = request.GET.get("q", "").strip()
-    after = _page_key(request.GET.get("after", ""))
-    before = _page_key(request.GET.get("before", ""))
+    q = request.GET.get("q", "").replace("\x00", "").strip()
+    after = page_key(request.GET.get("after", ""))
+    before = page_key(request.GET.get("before", ""))
     if after is not None:
         members = selectors.audience_members(audience=audience, q=q, after=after)
         rows = list(members[: PAGE_SIZE + 1])

@@ -191,9 +191,16 @@ class CursorPagination(PaginationBase):
         queryset = queryset.order_by(*self.ordering)
         if pagination.cursor:
             after = decode_cursor(pagination.cursor)
-            if not isinstance(after, list) or len(after) != len(self.fields):
+            if (
+                not isinstance(after, list)
+                or len(after) != len(self.fields)
+                or not all(_cursor_scalar(v) for v in after)
+            ):  # fmt: skip
                 decode_cursor("!")  # raises the 422 for an unknown cursor
-            queryset = queryset.filter(self._after(after))
+            try:
+                queryset = queryset.filter(self._after(after))
+            except (ValueError, TypeError, DjangoValidationError):
+                decode_cursor("!")
         rows = list(queryset[: pagination.limit + 1])
         next_cursor = None
         if len(rows) > pagination.limit:
@@ -201,6 +208,13 @@ class CursorPagination(PaginationBase):
             last = rows[-1]
             next_cursor = encode_cursor([_cursor_value(getattr(last, f)) for f in self.fields])
         return {"items": rows, "next_cursor": next_cursor}
+
+
+def _cursor_scalar(value) -> bool:
+    """A value a cursor may hold: text, or a number the database's bigint holds."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return False
+    return not isinstance(value, int) or -(2**63) <= value < 2**63
 
 
 def _cursor_value(value):

@@ -76,6 +76,14 @@ class FilteredPeople:
         self.rule_error: str = ""
         self.tree = None
         people = selectors.person_filter(workspace=workspace, filters=self.form.filters())
+        self.filter_error = ""
+        if not self.form.is_valid():
+            # An unreadable filter must never widen a selection ("all N matching").
+            self.filter_error = "These filters cannot be read: " + " ".join(
+                f"{self.form.fields[name].label or name}: {' '.join(errors)}"
+                for name, errors in self.form.errors.items()
+            )
+            people = people.none()
         self.audience_error = ""
         audience = self.form.audience_name()
         if audience:
@@ -151,18 +159,26 @@ class FilteredPeople:
         return out
 
 
+def page_key(value: str) -> int | None:
+    """A Herald id from ?after= / ?before= (keyset pages), or None for anything that is
+    not one (so a mangled link shows the first page, never an error)."""
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
 @role_required(VIEW)
 def people_list(request):
     view = FilteredPeople(request, request.GET)
     people = view.people
-    after = request.GET.get("after", "")
-    before = request.GET.get("before", "")
-    if after.isdigit():
-        rows = list(people.filter(id__lt=int(after))[: PAGE_SIZE + 1])
+    after = page_key(request.GET.get("after", ""))
+    before = page_key(request.GET.get("before", ""))
+    if after is not None:
+        rows = list(people.filter(id__lt=after)[: PAGE_SIZE + 1])
         has_next, has_prev = len(rows) > PAGE_SIZE, True
         rows = rows[:PAGE_SIZE]
-    elif before.isdigit():
-        rows = list(people.filter(id__gt=int(before)).order_by("id")[: PAGE_SIZE + 1])
+    elif before is not None:
+        rows = list(people.filter(id__gt=before).order_by("id")[: PAGE_SIZE + 1])
         has_prev, has_next = len(rows) > PAGE_SIZE, True
         rows = list(reversed(rows[:PAGE_SIZE]))
     else:

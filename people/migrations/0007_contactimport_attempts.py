@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('people', '0006_bulk_tables_lean'),
+        ("people", "0006_bulk_tables_lean"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='contactimport',
-            name='attempts',
+            model_name="contactimport",
+            name="attempts",
             field=models.PositiveSmallIntegerField(default=0),
         ),
     ]

@@ -82,6 +82,19 @@ def test_a_garbled_cursor_is_422_not_500(api_client, workspace):
     assert response.json()["errors"][0]["loc"] == ["query", "cursor"]
 
 
+@pytest.mark.parametrize(
+    "values", [["abc"], [None], [{}], [[1]], [True], [2**70], [1, 2]], ids=repr
+)
+def test_a_well_formed_cursor_holding_wrong_values_is_422_not_500(api_client, workspace, values):
+    from config.api import encode_cursor
+
+    PersonFactory(workspace=workspace, external_id="p1")
+    for url in ["/api/v1/people", "/api/v1/people/p1/events"]:
+        response = api_client.get(url, {"cursor": encode_cursor(values)})
+        assert response.status_code == 422, (url, response.content)
+        assert response.json()["errors"][0]["loc"] == ["query", "cursor"]
+
+
 def test_unknown_object_is_404_in_the_error_format(api_client, workspace):
     response = api_client.get("/api/v1/people/nobody")
     assert response.status_code == 404

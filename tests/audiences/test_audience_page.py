@@ -275,3 +275,10 @@ def test_viewer_gets_no_import_button(client, viewer, workspace):
     page = client.get(f"/audiences/{audience.pk}/")
     assert page.status_code == 200
     assert "/audiences/import/" not in page.text
+
+
+def test_a_search_holding_a_nul_byte_is_just_a_search(ops_client, workspace):
+    audience = _audience(workspace, "Nul", [PersonFactory(workspace=workspace)])
+    response = ops_client.get(f"/audiences/{audience.pk}/", {"q": "ab\x00c", "after": "²"})
+    assert response.status_code == 200
+    assert "Nobody in this audience matches “abc”." in response.content.decode()

@@ -194,6 +194,29 @@ def test_filter_by_target_audience_then_tag_all_of_them(ops_client, workspace, o
         assert f"There is no target audience named “{name}”." in page.content.decode()
 
 
+def test_unreadable_filters_match_nobody_and_say_why(ops_client, workspace):
+    PersonFactory(workspace=workspace, external_id="a")
+    PersonFactory(workspace=workspace, external_id="b")
+    for bad in [{"in_audience": "x" * 201}, {"city": "Lon\x00don"}]:
+        page = ops_client.get("/people/", bad)
+        assert page.status_code == 200 and list(page.context["rows"]) == []
+        assert "These filters cannot be read" in page.content.decode()
+        # ... and "all N matching" of such filters selects nobody, not everybody
+        ops_client.post(
+            "/people/bulk/tags/", {**bad, "all_matching": "1", "tag": "Oops", "action": "add"}
+        )
+        assert not PersonTag.objects.filter(tag__name="Oops").exists()
+
+
+@pytest.mark.parametrize("value", ["²", "١٢", "9" * 40, "-3", "abc"])
+def test_a_mangled_page_link_shows_the_first_page(ops_client, workspace, value):
+    PersonFactory(workspace=workspace, external_id="a")
+    for key in ("after", "before"):
+        page = ops_client.get("/people/", {key: value})
+        assert page.status_code == 200
+        assert [p.external_id for p in page.context["rows"]] == ["a"]
+
+
 def test_the_audience_page_links_to_its_members_on_the_people_page(ops_client, workspace):
     from audiences.services import audience_create
 
