@@ -221,6 +221,29 @@ def create_missing_audiences(cursor, t: Tables, *, workspace_id: int, now) -> li
     return names
 
 
+def lock_audiences(cursor, t: Tables) -> str | None:
+    """Lock the job's audiences against deletion until the merge commits (FOR KEY SHARE:
+    counts may still change). Returns the name of one that was deleted since its id was
+    read, or None."""
+    _execute(
+        cursor,
+        sql.SQL(
+            "SELECT ta.id FROM audiences_targetaudience ta "
+            "WHERE ta.id IN (SELECT audience_id FROM {aud}) FOR KEY SHARE"
+        ).format(**t.ids()),
+    )
+    locked = {row[0] for row in cursor.fetchall()}
+    _execute(
+        cursor,
+        sql.SQL(
+            "SELECT name, audience_id FROM {aud} WHERE audience_id IS NOT NULL AND no = canon"
+        ).format(**t.ids()),
+    )
+    return next(
+        (name for name, audience_id in cursor.fetchall() if audience_id not in locked), None
+    )
+
+
 def would_create(cursor, t: Tables) -> list[str]:
     _execute(
         cursor,

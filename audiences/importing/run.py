@@ -241,6 +241,12 @@ def _merge(cursor, t: Tables, job: AudienceImport, reader: RowReader, *, single:
         result.audiences_created = merge.create_missing_audiences(
             cursor, t, workspace_id=ws, now=now
         )
+        deleted = merge.lock_audiences(cursor, t)
+        if deleted is not None:
+            raise ImportRefused(
+                f"The audience “{deleted}” was deleted while the file was being imported, so "
+                "nothing was changed. Import the file again."
+            )
     merge.resolve(cursor, t, workspace_id=ws, identifier=job.identifier)
     result.matched, result.unmatched = merge.count_entries(cursor, t, identifier=job.identifier)
     if job.dry_run:

@@ -5,6 +5,7 @@ The surrogate id, its primary key index, and the separate audience, workspace an
 (an import of a million memberships spent most of its time on them). Django's migrations
 cannot turn a single-column primary key into a composite one, so the database side is
 written here per backend; the state side is what makemigrations derives from the model.
+It reverses on PostgreSQL; on SQLite (embedded mode, demo data only) it does not.
 """
 
 import django.db.models.deletion

@@ -655,6 +655,31 @@ def test_members_another_transaction_adds_during_the_merge_are_kept_once(workspa
     assert sources == {"a": MemberSource.IMPORT, "b": MemberSource.MANUAL}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_audience_deleted_during_the_merge_fails_the_import_and_changes_nothing(
+    workspace, monkeypatch
+):
+    a, b = people(workspace, "a", "b")
+    old = audience_create(workspace=workspace, name="Old")
+    real_create = merge.create_missing_audiences
+
+    def someone_deletes_old(cursor, *args, **kwargs):
+        names = real_create(cursor, *args, **kwargs)
+        with other_connection() as other:  # a marketer deletes "Old" meanwhile
+            other.execute("DELETE FROM audiences_targetaudience WHERE id = %s", [old.id])
+        return names
+
+    monkeypatch.setattr(merge, "create_missing_audiences", someone_deletes_old)
+    job = imported(workspace, b"a;Old\nb;New\n")
+
+    assert job.status == JobStatus.FAILED
+    assert job.detail == (
+        "The audience “Old” was deleted while the file was being imported, so nothing was "
+        "changed. Import the file again."
+    )
+    assert not TargetAudience.objects.exists() and not AudienceMember.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)  # the refusal comes while a COPY is in flight
 def test_a_file_naming_too_many_audiences_is_refused_and_creates_none(workspace, monkeypatch):
     people(workspace, "a")
