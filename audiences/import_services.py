@@ -13,7 +13,6 @@ nothing, and a re-delivered job whose attempt died is run again from scratch.
 import logging
 import os
 import uuid
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from audiences.importing.reader import NAME_MAX, ImportRefused, clean_name, snif
 from audiences.importing.report import media_path, report_relative_path
 from audiences.importing.run import JobTaken, run_job
 from audiences.models import AudienceImport, Identifier
+from people.jobs import attempt_lock
 from people.models import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -293,28 +293,8 @@ def audience_import_files_expire(*, now=None) -> int:
     return len(cleared)
 
 
-@contextmanager
 def _job_lock(import_id: int):
-    """A session-level advisory lock held while one attempt works on the job.
-
-    Celery re-delivers a task whose worker died (acks_late); the lock tells a re-delivery
-    whether the first attempt is still alive (lock taken: leave it alone) or dead (its
-    session ended, so the lock is free: redo the job from scratch, which is safe because
-    nothing commits before the merge transaction)."""
-    key = _LOCK_NAMESPACE + import_id
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        got = cursor.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except DatabaseError:
-                # A broken connection: the lock went with its session.
-                logger.warning("could not release the lock of audience import %s", import_id)
+    return attempt_lock(_LOCK_NAMESPACE + import_id)
 
 
 def _claim(import_id: int, *, now) -> bool:
@@ -363,7 +343,7 @@ def audience_import_fail(*, import_id: int, detail: str, reword: bool = False, *
         update()
 
 
-def _fail_if_out_of_attempts(import_id: int) -> None:
+def _fail_if_out_of_attempts(import_id: int, *, now) -> None:
     """A job still `running` after MAX_ATTEMPTS deliveries killed its worker each time (a
     file that takes more memory or time than the worker has): it fails, saying so, rather
     than being redelivered for ever."""
@@ -371,7 +351,7 @@ def _fail_if_out_of_attempts(import_id: int) -> None:
         pk=import_id, status=JobStatus.RUNNING, attempts__gte=MAX_ATTEMPTS
     ).update(
         status=JobStatus.FAILED,
-        finished_at=timezone.now(),
+        finished_at=now,
         detail=(
             f"The import stopped its worker {MAX_ATTEMPTS} times (the worker was killed or "
             "restarted while it ran), so it was given up; nothing was changed. Split the file "
@@ -391,7 +371,7 @@ def audience_import_run(*, import_id: int, now=None) -> AudienceImport | None:
             logger.info("audience import %s: another attempt is running it", import_id)
             return None
         if not _claim(import_id, now=now):
-            _fail_if_out_of_attempts(import_id)
+            _fail_if_out_of_attempts(import_id, now=now)
             return AudienceImport.objects.unscoped().filter(pk=import_id).first()
         job = AudienceImport.objects.unscoped().get(pk=import_id)
         try:

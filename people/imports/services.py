@@ -13,7 +13,6 @@ import codecs
 import logging
 import os
 import uuid
-from contextlib import contextmanager
 
 import phonenumbers
 from django.conf import settings
@@ -27,6 +26,7 @@ from people.imports.report import media_path
 from people.imports.rows import DEDUPE_KEYS, MappedColumn, apply_definitions
 from people.imports.run import run_import
 from people.imports.source import SEPARATORS, SourceError, codec_name
+from people.jobs import attempt_lock
 from people.models import AttributeDefinition, ContactImport, JobStatus, Tag
 
 logger = logging.getLogger(__name__)
@@ -109,25 +109,8 @@ def _enqueue_run(job: ContactImport) -> None:
     transaction.on_commit(lambda: contact_import_run_task.delay(job.id))
 
 
-@contextmanager
 def _job_lock(import_id: int):
-    """A session-level advisory lock held while one attempt works on the job.
-
-    Celery re-delivers a task whose worker died (acks_late); the lock tells a re-delivery
-    whether the first attempt is still alive (lock taken: leave it alone) or dead (its
-    session ended, so the lock is free: redo the job from scratch, which is safe because
-    nothing commits before the merge transaction).
-    """
-    key = _LOCK_NAMESPACE + import_id
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        got = cursor.fetchone()[0]
-    try:
-        yield got
-    finally:
-        if got:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    return attempt_lock(_LOCK_NAMESPACE + import_id)
 
 
 def _claim(import_id: int, stage: str, *, now) -> bool:
