@@ -10,7 +10,6 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
 from django.urls import reverse
 from ninja import Field, File, Form, Router, Schema
 from ninja.errors import HttpError
@@ -19,7 +18,7 @@ from ninja.responses import Status
 
 from audiences import selectors
 from audiences.import_services import ImportTooLarge, audience_import_start
-from audiences.importing.report import first_problems, report_path
+from audiences.importing.report import first_problems, report_response
 from audiences.importing.uploads import declared_over_limit, limit_uploads
 from audiences.models import AudienceImport
 from config.api import ApiKeyAuth, error_response
@@ -182,12 +181,4 @@ def audience_imports_get(request, audience_import_id: int):
 )
 def audience_imports_report(request, audience_import_id: int):
     job = selectors.get_audience_import_or_404(workspace=request.workspace, pk=audience_import_id)
-    path = report_path(job)
-    if path is None:
-        raise Http404("This import has no error report.")
-    return FileResponse(
-        open(path, "rb"),  # noqa: SIM115 - closed by FileResponse
-        as_attachment=True,
-        filename=f"audience-import-{job.pk}-errors.csv",
-        content_type="text/csv; charset=utf-8",
-    )
+    return report_response(job)

@@ -5,14 +5,13 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.permissions import MANAGE_AUDIENCES, role_required
 from audiences import import_services, selectors
-from audiences.importing.report import first_problems, report_path
+from audiences.importing.report import first_problems, report_response
 from audiences.importing.results import created_audiences, recent_imports
 from audiences.importing.uploads import limit_uploads
 from audiences.models import AudienceImport, Identifier
@@ -185,15 +184,7 @@ def audience_import_progress(request, audience_import_id):
 @require_GET
 def audience_import_report(request, audience_import_id):
     job = selectors.get_audience_import_or_404(workspace=request.workspace, pk=audience_import_id)
-    path = report_path(job)
-    if path is None:
-        raise Http404("This import has no error report.")
-    return FileResponse(
-        open(path, "rb"),  # noqa: SIM115 - closed by FileResponse
-        as_attachment=True,
-        filename=f"audience-import-{job.pk}-errors.csv",
-        content_type="text/csv; charset=utf-8",
-    )
+    return report_response(job)
 
 
 @role_required(MANAGE_AUDIENCES)

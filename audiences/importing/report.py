@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.http import FileResponse, Http404
 
 from audiences.models import AudienceImport
 
@@ -91,6 +92,19 @@ def report_path(job: AudienceImport) -> Path | None:
         return None
     path = media_path(job.error_report)
     return path if path.is_file() else None
+
+
+def report_response(job: AudienceImport) -> FileResponse:
+    """The job's error report as a CSV download (the page's link and the API's), or 404."""
+    path = report_path(job)
+    if path is None:
+        raise Http404("This import has no error report.")
+    return FileResponse(
+        open(path, "rb"),  # noqa: SIM115 - closed by FileResponse
+        as_attachment=True,
+        filename=f"audience-import-{job.pk}-errors.csv",
+        content_type="text/csv; charset=utf-8",
+    )
 
 
 def first_problems(job: AudienceImport, limit: int = FIRST_PROBLEMS) -> list[Problem]:
