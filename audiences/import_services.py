@@ -18,7 +18,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.move import file_move_safe
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -27,7 +26,7 @@ from audiences.importing.reader import NAME_MAX, ImportRefused, clean_name, snif
 from audiences.importing.report import media_path, report_relative_path
 from audiences.importing.run import JobTaken, run_job
 from audiences.models import AudienceImport, Identifier
-from people.jobs import attempt_lock
+from people.jobs import UploadEmpty, UploadTooLarge, attempt_lock, store_upload
 from people.models import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -101,36 +100,17 @@ def _clean_options(*, mode, identifier, audience_name, replace, dry_run) -> dict
 
 
 def _store_upload(*, workspace, file) -> tuple[str, int]:
-    """Stream the upload to MEDIA_ROOT/audience-imports/<workspace_id>/ in chunks (or move
-    Django's temporary file there); refuses an empty file and one over the limit."""
-    limit = settings.AUDIENCE_IMPORT_MAX_BYTES
-    size = file.size
-    if size is not None and size > limit:
-        raise ImportTooLarge(size, limit)
-    if size == 0:
-        raise ValidationError({"file": ["The file is empty: it needs one identifier per line."]})
+    """The upload, stored at MEDIA_ROOT/audience-imports/<workspace_id>/: (path, size)."""
     relative = f"{UPLOADS_DIR}/{workspace.id}/{uuid.uuid4().hex}.csv"
-    target = media_path(relative)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = getattr(file, "temporary_file_path", None)
-    if temporary is not None:
-        file_move_safe(temporary(), str(target))
-        return relative, size
-    written = 0
+    limit = settings.AUDIENCE_IMPORT_MAX_BYTES
     try:
-        with open(target, "wb") as out:
-            for chunk in file.chunks():
-                written += len(chunk)
-                if written > limit:
-                    raise ImportTooLarge(None, limit)
-                out.write(chunk)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
-    if not written:
-        target.unlink(missing_ok=True)
-        raise ValidationError({"file": ["The file is empty: it needs one identifier per line."]})
-    return relative, written
+        return relative, store_upload(file, media_path(relative), limit=limit)
+    except UploadTooLarge as e:
+        raise ImportTooLarge(e.size, limit) from None
+    except UploadEmpty:
+        raise ValidationError(
+            {"file": ["The file is empty: it needs one identifier per line."]}
+        ) from None
 
 
 def _enqueue(job: AudienceImport) -> None:

@@ -1,8 +1,11 @@
-"""What every import job (contacts, audiences) shares: the lock one attempt holds."""
+"""What every import job (contacts, audiences) shares: storing the upload, and the lock
+one attempt holds."""
 
 import logging
 from contextlib import contextmanager
+from pathlib import Path
 
+from django.core.files.move import file_move_safe
 from django.db import DatabaseError, connection
 
 logger = logging.getLogger(__name__)
@@ -30,3 +33,45 @@ def attempt_lock(key: int):
             except DatabaseError:
                 # A broken connection: the lock went with its session.
                 logger.warning("could not release the job lock %s", key)
+
+
+class UploadEmpty(ValueError):
+    """The upload holds no byte."""
+
+
+class UploadTooLarge(ValueError):
+    """The upload is over the limit; `size` is its size when known before reading it."""
+
+    def __init__(self, size: int | None):
+        super().__init__(size)
+        self.size = size
+
+
+def store_upload(file, target: Path, *, limit: int) -> int:
+    """Put an uploaded file at `target` (Django's temporary file is moved there, an
+    in-memory one streamed in chunks) and return its size. Raises UploadEmpty or
+    UploadTooLarge, leaving nothing on disk."""
+    size = file.size
+    if size is not None and size > limit:
+        raise UploadTooLarge(size)
+    if size == 0:
+        raise UploadEmpty()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = getattr(file, "temporary_file_path", None)
+    if temporary is not None:
+        file_move_safe(temporary(), str(target))
+        return size
+    written = 0
+    try:
+        with open(target, "wb") as out:
+            for chunk in file.chunks():
+                written += len(chunk)
+                if written > limit:
+                    raise UploadTooLarge(None)
+                out.write(chunk)
+        if not written:
+            raise UploadEmpty()
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return written

@@ -26,7 +26,7 @@ from people.imports.report import media_path
 from people.imports.rows import DEDUPE_KEYS, MappedColumn, apply_definitions
 from people.imports.run import run_import
 from people.imports.source import SEPARATORS, SourceError, codec_name
-from people.jobs import attempt_lock
+from people.jobs import UploadEmpty, UploadTooLarge, attempt_lock, store_upload
 from people.models import AttributeDefinition, ContactImport, JobStatus, Tag
 
 logger = logging.getLogger(__name__)
@@ -57,29 +57,21 @@ def contact_import_create(*, workspace, uploaded_by, file) -> ContactImport:
     analysis. Refuses an empty file, a file over CONTACT_IMPORT_MAX_BYTES, and the
     embedded SQLite mode, with a ValidationError saying so."""
     _ensure_supported()
-    size = file.size
     limit = settings.CONTACT_IMPORT_MAX_BYTES
-    if size is None or size == 0:
-        raise ValidationError("The file is empty.")
-    if size > limit:
-        raise ValidationError(
-            f"The file is {_megabytes(size)}; contact imports take files up to "
-            f"{_megabytes(limit)}. Split it into smaller files."
-        )
     relative = f"imports/{workspace.id}/{uuid.uuid4().hex}.csv"
-    target = media_path(relative)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    written = 0
-    with open(target, "wb") as out:
-        for chunk in file.chunks():
-            written += len(chunk)
-            if written > limit:
-                out.close()
-                target.unlink(missing_ok=True)
-                raise ValidationError(
-                    f"The file is over {_megabytes(limit)}, the largest a contact import takes."
-                )
-            out.write(chunk)
+    try:
+        written = store_upload(file, media_path(relative), limit=limit)
+    except UploadEmpty:
+        raise ValidationError("The file is empty.") from None
+    except UploadTooLarge as e:
+        if e.size:
+            raise ValidationError(
+                f"The file is {_megabytes(e.size)}; contact imports take files up to "
+                f"{_megabytes(limit)}. Split it into smaller files."
+            ) from None
+        raise ValidationError(
+            f"The file is over {_megabytes(limit)}, the largest a contact import takes."
+        ) from None
     name = os.path.basename(file.name or "") or "contacts.csv"
     with transaction.atomic():
         job = ContactImport.objects.create(
