@@ -40,13 +40,13 @@ RUN DEBUG=0 \
     SECRET_KEY=build-only-collectstatic-key-not-used-at-runtime-0123456789abcdefghij \
     ALLOWED_HOSTS=localhost \
     DATABASE_URL=postgres://x@localhost/x \
+    REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput \
     && mkdir -p /app/var \
     && chown -R herald:herald /app/var
 
 # The code and the collected static files stay root-owned and read-only for the app user;
-# only /app/var (settings' VAR_DIR: media) is writable. (Importing the Celery app without
-# REDIS_URL, as collectstatic just did, creates var/broker/: hence chown -R.)
+# only /app/var (settings' VAR_DIR: media) is writable.
 USER herald
 
 EXPOSE 8000

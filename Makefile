@@ -4,10 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-# make test talks to the real services; override with the same variables.
-TEST_DATABASE_URL ?= postgres://root@127.0.0.1:5432/herald
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
-
 .PHONY: run test install lint migrate seed clean help
 
 help:
@@ -23,11 +19,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Starts the embedded PostgreSQL and Valkey unless DATABASE_URL / REDIS_URL name servers,
+# migrates, loads the demo, then web + worker + beat (config/launch.py).
 run: $(STAMP)
-	@mkdir -p var
-	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG:-1} $(PY) manage.py seed_demo
-	DEBUG=$${DEBUG:-1} $(VENV)/bin/honcho --procfile Procfile start
+	@$(PY) -m config.launch run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -36,11 +31,10 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-	  SECRET_KEY=$${SECRET_KEY:-test-only-secret-key-not-for-production-use-0123456789} DEBUG=0 \
+	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key-not-for-production-use-0123456789} DEBUG=0 \
 	  SECURE_SSL_REDIRECT=0 STATIC_MANIFEST=0 \
 	  ALLOWED_HOSTS=localhost,127.0.0.1,testserver \
-	  $(PY) -m pytest $(PYTEST_ARGS)
+	  $(PY) -m config.launch test $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) var/*.sqlite3 var/broker var/celerybeat-schedule*
+	rm -rf $(VENV) var/celerybeat-schedule*

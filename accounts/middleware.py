@@ -32,30 +32,3 @@ class WorkspaceMiddleware:
             with timezone.override(request.workspace.tzinfo):
                 return self.get_response(request)
         return self.get_response(request)
-
-
-class EmbeddedDatabaseLimitsMiddleware:
-    """In the embedded SQLite mode of `make run`, features built on PostgreSQL (JSONB
-    operators in segment rules and advanced filters, COPY imports) answer with a page that
-    says so, instead of a server error."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        return self.get_response(request)
-
-    def process_exception(self, request, exception):
-        from django.db import NotSupportedError, OperationalError, connection
-        from django.shortcuts import render
-
-        if connection.vendor != "sqlite" or not isinstance(
-            exception, NotSupportedError | OperationalError
-        ):
-            return None
-        return render(
-            request,
-            "embedded_limit.html",
-            {"reason": str(exception)},
-            status=503,
-        )

@@ -31,7 +31,6 @@ from people.models import JobStatus
 
 logger = logging.getLogger(__name__)
 
-NEEDS_POSTGRES = "Audience import needs PostgreSQL (set DATABASE_URL)."
 UPLOADS_DIR = "audience-imports"  # under MEDIA_ROOT: uploads and error reports
 FINISHED = [JobStatus.DONE, JobStatus.FAILED]
 MAX_ATTEMPTS = 3  # deliveries of one job that may start running it
@@ -58,10 +57,6 @@ def megabytes(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:,.0f} KB"
     return f"{size / (1024 * 1024):,.1f} MB".replace(".0 MB", " MB")
-
-
-def audience_import_supported() -> bool:
-    return connection.vendor == "postgresql"
 
 
 def _clean_options(*, mode, identifier, audience_name, replace, dry_run) -> dict:
@@ -127,9 +122,7 @@ def audience_import_start(*, workspace, uploaded_by, file, mode: str, identifier
     Refuses with a ValidationError keyed by field (file, mode, identifier, audience): bad
     options, an empty file, a file over AUDIENCE_IMPORT_MAX_BYTES (ImportTooLarge), one
     that is not text or not UTF-8/UTF-16 (read from its first 64 KB; the rest is checked
-    by the job), and the embedded SQLite mode. Changes no audience."""
-    if not audience_import_supported():
-        raise ValidationError(NEEDS_POSTGRES)
+    by the job). Changes no audience."""
     options = _clean_options(
         mode=mode,
         identifier=identifier,

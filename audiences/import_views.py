@@ -96,7 +96,6 @@ def _render_new(request, form, status=200):
         "form": form,
         "max_bytes": settings.AUDIENCE_IMPORT_MAX_BYTES,
         "max_label": import_services.megabytes(settings.AUDIENCE_IMPORT_MAX_BYTES),
-        "supported": import_services.audience_import_supported(),
         "recent": recent_imports(workspace=request.workspace),
     }
     return render(request, "audiences/imports/new.html", context, status=status)

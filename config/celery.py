@@ -30,14 +30,3 @@ app.conf.task_queues = [
     for name in ("default", "segments", "imports", "dispatch")
 ]
 app.autodiscover_tasks()
-
-
-def ensure_broker_folders() -> None:
-    """The filesystem transport (embedded mode) needs its folders to exist."""
-    options = app.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "control_folder"):
-        if options.get(key):
-            os.makedirs(options[key], exist_ok=True)
-
-
-ensure_broker_folders()

@@ -61,22 +61,21 @@ def env_time_zone(name: str, default: str) -> str:
     return value
 
 
-def env_database(name: str, default: dict) -> dict:
+def env_database(name: str, fallback_url: str | None = None) -> dict:
+    """The database the URL in `name` names (or `fallback_url`, when it is unset)."""
     import dj_database_url
 
-    raw = env_str(name)
+    raw = env_str(name) or fallback_url
     if not raw:
-        return default
+        raise ImproperlyConfigured(f"{name} is not set (postgres://user@host:5432/herald).")
     scheme = urlparse(raw).scheme
-    if scheme not in {"postgres", "postgresql", "pgsql", "sqlite"}:
-        raise ImproperlyConfigured(
-            f"{name} must be a postgres:// (or sqlite://) URL, got scheme {scheme!r}."
-        )
+    if scheme not in {"postgres", "postgresql", "pgsql"}:
+        raise ImproperlyConfigured(f"{name} must be a postgres:// URL, got scheme {scheme!r}.")
     try:
         config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
     except ValueError as e:
         raise ImproperlyConfigured(f"{name} is malformed: {e}") from None
-    if config["ENGINE"].endswith("postgresql") and not config.get("NAME"):
+    if not config.get("NAME"):
         raise ImproperlyConfigured(f"{name} names no database (…/dbname at the end).")
     return config
 

@@ -1,8 +1,8 @@
 """Herald settings: every value comes from the environment, read here and only here.
 
-With no DATABASE_URL Herald runs on an embedded SQLite file under var/, and with no
-REDIS_URL Celery uses kombu's filesystem transport, so `make run` needs no server.
-Tests and production set both.
+Herald needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL). `make run` and `make test`
+set both, starting embedded servers when nothing is configured (config/launch.py); a
+manage.py command run beside `make run` without them uses the servers that run serves.
 """
 
 from datetime import timedelta
@@ -11,6 +11,7 @@ from pathlib import Path
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from config.embedded import running_info
 from config.env import (
     env_bool,
     env_database,
@@ -78,7 +79,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.WorkspaceMiddleware",
-    "accounts.middleware.EmbeddedDatabaseLimitsMiddleware",
     # Axes must come last: it turns a lockout signal into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -104,18 +104,17 @@ TEMPLATES = [
 ]
 
 # --- Data -------------------------------------------------------------------------------
-EMBEDDED = not env_str("DATABASE_URL")
-DATABASES = {
-    "default": env_database(
-        "DATABASE_URL",
-        {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "herald.sqlite3",
-            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
-        },
-    )
-}
-if DATABASES["default"]["ENGINE"].endswith("postgresql") and not env_bool("PG_JIT", False):
+_running = running_info(VAR_DIR) or {}  # the embedded servers of a `make run` using VAR_DIR
+for _variable in ("DATABASE_URL", "REDIS_URL"):
+    if not env_str(_variable) and not _running.get(_variable.lower()):
+        raise ImproperlyConfigured(
+            f"{_variable} is not set. Start Herald with `make run` (it starts an embedded "
+            f"server when none is configured), or set {_variable} "
+            + ("(postgres://user@host:5432/herald)." if _variable == "DATABASE_URL"
+               else "(redis://host:6379/0).")
+        )
+DATABASES = {"default": env_database("DATABASE_URL", _running.get("database_url"))}
+if not env_bool("PG_JIT", False):
     # PostgreSQL's JIT spends 0.05-0.5 s compiling any plan its cost model finds expensive,
     # which segment counts and People page filters often are; answers are faster without.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
@@ -124,17 +123,14 @@ if env_str("TEST_DATABASE_NAME"):  # lets two test runs share one server
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
-REDIS_URL = env_redis_url("REDIS_URL")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "herald",
-        }
+REDIS_URL = env_redis_url("REDIS_URL") or _running["redis_url"]
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "herald",
     }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+}
 
 # --- Auth -------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -246,18 +242,8 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Herald <herald@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Celery -----------------------------------------------------------------------------
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
-else:
-    _broker_dir = VAR_DIR / "broker"
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-    }
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "segments.tasks.*": {"queue": "segments"},

@@ -25,9 +25,8 @@ TEMPLATE = "people/imports/detail.html"
 
 @role_required(MANAGE_PEOPLE)
 def contact_import_new(request):
-    supported = services.contact_import_supported()
     form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid() and supported:
+    if request.method == "POST" and form.is_valid():
         try:
             job = services.contact_import_create(
                 workspace=request.workspace,
@@ -43,8 +42,6 @@ def contact_import_new(request):
         "people/imports/new.html",
         {
             "form": form,
-            "supported": supported,
-            "needs_postgres": services.NEEDS_POSTGRES,
             "imports": selectors.contact_import_list(workspace=request.workspace),
             "max_mb": settings.CONTACT_IMPORT_MAX_BYTES // (1024 * 1024),
         },

@@ -278,6 +278,8 @@ def count_people(people: QuerySet[Person], *, exact_up_to: int = 200_000) -> Cou
     with the rows: on PostgreSQL, EXPLAIN ANALYZE of the capped query reports both how
     many rows it read (the exact count, up to the cap) and the planner's estimate for the
     uncapped query (the row estimate of the plan under the LIMIT)."""
+    import json
+
     from django.db import connection
 
     capped = people.order_by().values("id")[: exact_up_to + 1]
@@ -285,22 +287,13 @@ def count_people(people: QuerySet[Person], *, exact_up_to: int = 200_000) -> Cou
         sql, params = capped.query.sql_with_params()
     except EmptyResultSet:  # a filter that can match nobody (people.none(), an empty list)
         return Counted(0, True)
-    if connection.vendor == "postgresql":
-        import json
-
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY OFF, FORMAT JSON) {sql}", params)
-            plan = cursor.fetchone()[0]
-        limit = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
-        n = int(limit["Actual Rows"])
-        if n <= exact_up_to:
-            return Counted(n, True)
-        under = [p for p in limit.get("Plans", []) if p.get("Parent Relationship") == "Outer"]
-        estimate = int((under[0] if under else limit)["Plan Rows"])
-        return Counted(max(estimate, n), False)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sql}) AS capped", params)  # noqa: S608
-        n = cursor.fetchone()[0]
+        cursor.execute(f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY OFF, FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    limit = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
+    n = int(limit["Actual Rows"])
     if n <= exact_up_to:
         return Counted(n, True)
-    return Counted(people.count(), True)
+    under = [p for p in limit.get("Plans", []) if p.get("Parent Relationship") == "Outer"]
+    estimate = int((under[0] if under else limit)["Plan Rows"])
+    return Counted(max(estimate, n), False)

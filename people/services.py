@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, QuerySet
-from django.db.models.functions import Greatest, Least
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -22,8 +21,6 @@ from people.models import (
     Company,
     DncSource,
     DoNotContact,
-    Event,
-    EventType,
     Person,
     PersonTag,
     PushToken,
@@ -397,21 +394,15 @@ def event_ingest_batch(*, workspace, items: list[dict], now=None) -> EventBatchR
 
 
 def _person_ids(*, workspace, external_ids: list[str]) -> dict[str, int]:
-    if connection.vendor == "postgresql":
-        # One array parameter rather than an IN list of up to 1000: the client-side
-        # binding of psycopg splits and quotes every placeholder of a query in Python.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT external_id, id FROM people_person "
-                "WHERE workspace_id = %s AND external_id = ANY(%s)",
-                [workspace.pk, external_ids],
-            )
-            return dict(cursor.fetchall())
-    return dict(
-        Person.objects.for_workspace(workspace)
-        .filter(external_id__in=external_ids)
-        .values_list("external_id", "id")
-    )
+    # One array parameter rather than an IN list of up to 1000: the client-side binding of
+    # psycopg splits and quotes every placeholder of a query in Python.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT external_id, id FROM people_person "
+            "WHERE workspace_id = %s AND external_id = ANY(%s)",
+            [workspace.pk, external_ids],
+        )
+        return dict(cursor.fetchall())
 
 
 def _person_ids_creating_unknown(*, workspace, external_ids: set[str]) -> dict[str, int]:
@@ -437,34 +428,18 @@ def _person_ids_creating_unknown(*, workspace, external_ids: set[str]) -> dict[s
 
 
 def _insert_events(*, workspace, rows, received_at):
-    if connection.vendor == "postgresql":
-        from psycopg.types.json import Jsonb
+    from psycopg.types.json import Jsonb
 
-        with connection.cursor() as cursor:
-            copy_sql = (
-                "COPY people_event (workspace_id, person_id, name, occurred_at, properties, "
-                "received_at) FROM STDIN"
-            )
-            with cursor.cursor.copy(copy_sql) as copy:
-                for person_id, name, occurred_at, properties in rows:
-                    copy.write_row(
-                        (workspace.pk, person_id, name, occurred_at, Jsonb(properties), received_at)
-                    )
-    else:
-        Event.objects.bulk_create(
-            [
-                Event(
-                    workspace=workspace,
-                    person_id=pid,
-                    name=n,
-                    occurred_at=at,
-                    properties=p,
-                    received_at=received_at,
-                )
-                for pid, n, at, p in rows
-            ],
-            batch_size=500,
+    with connection.cursor() as cursor:
+        copy_sql = (
+            "COPY people_event (workspace_id, person_id, name, occurred_at, properties, "
+            "received_at) FROM STDIN"
         )
+        with cursor.cursor.copy(copy_sql) as copy:
+            for person_id, name, occurred_at, properties in rows:
+                copy.write_row(
+                    (workspace.pk, person_id, name, occurred_at, Jsonb(properties), received_at)
+                )
 
 
 def _update_event_catalogue(*, workspace, rows):
@@ -481,34 +456,19 @@ def _update_event_catalogue(*, workspace, rows):
         s[1] = max(s[1], occurred_at)
         s[2] += 1
     ordered = sorted(stats.items())
-    if connection.vendor == "postgresql":
-        # Hot path: one upsert for every name of the batch instead of an INSERT plus one
-        # UPDATE per name; VALUES are applied in the order given, hence in name order.
-        values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(ordered))
-        params = [v for name, (a, b, n) in ordered for v in (workspace.pk, name, a, b, n)]
-        sql = (
-            "INSERT INTO people_eventtype (workspace_id, name, first_seen, last_seen, count) "  # noqa: S608
-            f"VALUES {values} ON CONFLICT (workspace_id, name) DO UPDATE SET "
-            "first_seen = LEAST(people_eventtype.first_seen, EXCLUDED.first_seen), "
-            "last_seen = GREATEST(people_eventtype.last_seen, EXCLUDED.last_seen), "
-            "count = people_eventtype.count + EXCLUDED.count"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-        return
-    EventType.objects.bulk_create(
-        [
-            EventType(workspace=workspace, name=n, first_seen=a, last_seen=b, count=0)
-            for n, (a, b, _) in ordered
-        ],
-        ignore_conflicts=True,
+    # Hot path: one upsert for every name of the batch instead of an INSERT plus one UPDATE
+    # per name; VALUES are applied in the order given, hence in name order.
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(ordered))
+    params = [v for name, (a, b, n) in ordered for v in (workspace.pk, name, a, b, n)]
+    sql = (
+        "INSERT INTO people_eventtype (workspace_id, name, first_seen, last_seen, count) "  # noqa: S608
+        f"VALUES {values} ON CONFLICT (workspace_id, name) DO UPDATE SET "
+        "first_seen = LEAST(people_eventtype.first_seen, EXCLUDED.first_seen), "
+        "last_seen = GREATEST(people_eventtype.last_seen, EXCLUDED.last_seen), "
+        "count = people_eventtype.count + EXCLUDED.count"
     )
-    for name, (first, last, count) in ordered:
-        EventType.objects.for_workspace(workspace).filter(name=name).update(
-            first_seen=Least(F("first_seen"), first),
-            last_seen=Greatest(F("last_seen"), last),
-            count=F("count") + count,
-        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 # --- Tags -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from axes.models import AccessAttempt
@@ -23,7 +24,9 @@ def worker(transactional_db):
     """`celery worker` in its own process, on the test database and the test Redis."""
     db = connection.settings_dict
     env = dict(os.environ)
-    env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    host = quote(db["HOST"] or "", safe="")  # a socket folder (embedded server) or a name
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    env["DATABASE_URL"] = f"postgres://{db['USER']}@{host}{port}/{db['NAME']}"
     app.control.purge()
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",

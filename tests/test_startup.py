@@ -1,13 +1,9 @@
-"""Settings come from the environment; bad values stop start-up naming the variable; the
-embedded mode (no DATABASE_URL, no REDIS_URL) migrates on SQLite and serves /healthz;
-with DEBUG off `check --deploy` reports nothing."""
+"""Settings come from the environment; bad values stop start-up naming the variable; with
+DEBUG off `check --deploy` reports nothing. (The embedded servers: tests/test_launch.py.)"""
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,7 +13,7 @@ GOOD_SECRET = "x" * 20 + "a-long-enough-and-varied-secret-key-0123456789!@#$%^"
 
 
 def run_manage(args, env_overrides, timeout=120):
-    dropped = {"DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    dropped = {"DJANGO_ALLOW_ASYNC_UNSAFE"}
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update({"SECRET_KEY": GOOD_SECRET, "DEBUG": "0", "ALLOWED_HOSTS": "localhost"})
     env.update(env_overrides)
@@ -87,46 +83,3 @@ def test_static_files_collect_with_hashed_names(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "s" / "staticfiles.json").exists()
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_embedded_mode_migrates_on_sqlite_and_serves_healthz(tmp_path):
-    env = {"DEBUG": "1", "SECRET_KEY": None, "HERALD_VAR_DIR": str(tmp_path)}
-    migrate = run_manage(["migrate", "--noinput", "-v0"], env, timeout=300)
-    assert migrate.returncode == 0, migrate.stderr
-    assert (tmp_path / "herald.sqlite3").exists()
-
-    port = _free_port()
-    full_env = {
-        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}
-    }
-    full_env.update({"DEBUG": "1", "HERALD_VAR_DIR": str(tmp_path), "ALLOWED_HOSTS": "127.0.0.1"})
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        body = None
-        for _ in range(100):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    body = (r.status, r.read().decode())
-                    break
-            except OSError:
-                time.sleep(0.2)
-        assert body is not None, "the embedded server did not answer"
-        status, text = body
-        assert status == 200
-        assert '"database": "ok"' in text and '"broker": "ok"' in text
-        assert (tmp_path / "broker" / "queue").is_dir()  # kombu's filesystem transport
-    finally:
-        server.terminate()
-        server.wait(timeout=10)

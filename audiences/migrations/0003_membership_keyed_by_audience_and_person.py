@@ -4,8 +4,7 @@ The surrogate id, its primary key index, and the separate audience, workspace an
 (workspace, person, audience) indexes go: each was paid for on every row of a bulk insert
 (an import of a million memberships spent most of its time on them). Django's migrations
 cannot turn a single-column primary key into a composite one, so the database side is
-written here per backend; the state side is what makemigrations derives from the model.
-It reverses on PostgreSQL; on SQLite (embedded mode, demo data only) it does not.
+written here as SQL; the state side is what makemigrations derives from the model.
 """
 
 import django.db.models.deletion
@@ -31,33 +30,6 @@ POSTGRES_BACKWARD = [
     f"CREATE INDEX audiences_audiencemember_audience_id_b6339cc2 ON {TABLE} (audience_id)",
     f"CREATE INDEX audiences_audiencemember_workspace_id_50422d99 ON {TABLE} (workspace_id)",
 ]
-# SQLite (embedded mode) cannot alter a primary key: the table is rebuilt.
-SQLITE_FORWARD = [
-    f'CREATE TABLE "{TABLE}__new" ("source" varchar(16) NOT NULL, "added_at" datetime NOT '
-    'NULL, "person_id" bigint NOT NULL, "workspace_id" bigint NOT NULL, "audience_id" bigint '
-    'NOT NULL, PRIMARY KEY ("audience_id", "person_id"))',
-    'INSERT INTO "audiences_audiencemember__new" '
-    "(source, added_at, person_id, workspace_id, audience_id) "
-    'SELECT source, added_at, person_id, workspace_id, audience_id FROM "audiences_audiencemember"',
-    f'DROP TABLE "{TABLE}"',
-    f'ALTER TABLE "{TABLE}__new" RENAME TO "{TABLE}"',
-    f'CREATE INDEX "audiences_audiencemember_person_id_6a3ee856" ON "{TABLE}" ("person_id")',
-]
-
-
-def _run(statements_by_vendor):
-    def run(apps, schema_editor):
-        statements = statements_by_vendor.get(schema_editor.connection.vendor)
-        if statements is None:
-            raise NotImplementedError(
-                f"no migration of the membership key for {schema_editor.connection.vendor}"
-            )
-        for statement in statements:
-            schema_editor.execute(statement)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0001_initial"),
@@ -67,10 +39,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.SeparateDatabaseAndState(
             database_operations=[
-                migrations.RunPython(
-                    _run({"postgresql": POSTGRES_FORWARD, "sqlite": SQLITE_FORWARD}),
-                    _run({"postgresql": POSTGRES_BACKWARD}),
-                )
+                migrations.RunSQL(POSTGRES_FORWARD, POSTGRES_BACKWARD)
             ],
             state_operations=[
                 migrations.RemoveConstraint(

@@ -14,6 +14,5 @@ reason on the analyze screen and in the error report, and is not imported; every
 is imported by ONE transaction. A job that fails or is interrupted changes nothing, because
 nothing but TEMP tables is written before that transaction.
 
-Contact import needs PostgreSQL (COPY, jsonb merge operators, advisory locks); the
-embedded SQLite mode of `make run` refuses it with a message saying so.
+Built on PostgreSQL: COPY, jsonb merge operators, advisory locks.
 """

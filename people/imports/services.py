@@ -17,7 +17,7 @@ import uuid
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -31,21 +31,11 @@ from people.models import AttributeDefinition, ContactImport, JobStatus, Tag
 
 logger = logging.getLogger(__name__)
 
-NEEDS_POSTGRES = "Contact import needs PostgreSQL (set DATABASE_URL)."
 # Options that change what the analysis counted: confirming other values needs a re-check.
 ANALYSIS_KEYS = ("encoding", "separator", "header", "mapping", "dedupe", "phone_region")
 MAX_TAGS = 20
 MAX_ATTEMPTS = 3  # deliveries of one job stage that may start running it
 _LOCK_NAMESPACE = 0x4852_4C44 << 32  # "HRLD": advisory lock keys of contact import jobs
-
-
-def contact_import_supported() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _ensure_supported() -> None:
-    if not contact_import_supported():
-        raise ValidationError(NEEDS_POSTGRES)
 
 
 def _megabytes(size: int) -> str:
@@ -54,9 +44,8 @@ def _megabytes(size: int) -> str:
 
 def contact_import_create(*, workspace, uploaded_by, file) -> ContactImport:
     """Store the uploaded CSV under MEDIA_ROOT/imports/<workspace_id>/ and queue its
-    analysis. Refuses an empty file, a file over CONTACT_IMPORT_MAX_BYTES, and the
-    embedded SQLite mode, with a ValidationError saying so."""
-    _ensure_supported()
+    analysis. Refuses an empty file and a file over CONTACT_IMPORT_MAX_BYTES, with a
+    ValidationError saying so."""
     limit = settings.CONTACT_IMPORT_MAX_BYTES
     relative = f"imports/{workspace.id}/{uuid.uuid4().hex}.csv"
     try:
@@ -157,7 +146,6 @@ def contact_import_analyze(*, contact_import: ContactImport, now=None,
     """Sniff the file, suggest a mapping (or keep the user's), and count rows, errors, new
     and existing people with one streamed pass. Ends analyzed/queued, or uploaded/failed
     with the reason (not text, wrong encoding...). Changes no person."""
-    _ensure_supported()
     now = now or timezone.now()
     job_id = contact_import.pk
     with _job_lock(job_id) as got:
@@ -278,7 +266,6 @@ def clean_tags(tags) -> list[str]:
 def contact_import_reanalyze(*, contact_import: ContactImport, options: dict) -> ContactImport:
     """Save the user's choices (encoding, separator, header, mapping, dedupe key, policy,
     tags) and queue the analysis again, so the numbers shown match what will run."""
-    _ensure_supported()
     cleaned = clean_options(options)
     merged = {**(contact_import.options or {}), **cleaned}
     with transaction.atomic():
@@ -336,7 +323,6 @@ def contact_import_confirm(*, contact_import: ContactImport, options: dict) -> C
     seen the numbers of what would run (ValidationError; re-analyze first).
     Confirming twice queues one job.
     """
-    _ensure_supported()
     cleaned = clean_options(options)
     if contact_import.stage == ContactImport.Stage.CONFIRMED:
         return contact_import
@@ -389,7 +375,6 @@ def contact_import_run(
     """Run a confirmed import (the Celery task's body). Safe to call again for the same
     job: a job already done or failed is left alone; a job whose previous attempt died
     is redone from scratch."""
-    _ensure_supported()
     now = now or timezone.now()
     with _job_lock(import_id) as got:
         if not got:

@@ -1,4 +1,4 @@
-"""PostgreSQL-only indexes (the embedded SQLite mode of `make run` goes without them)."""
+"""Indexes Django cannot declare: a GIN index over the attributes (jsonb_path_ops)."""
 
 from django.db import migrations
 
@@ -10,18 +10,6 @@ POSTGRES_SQL = [
 POSTGRES_REVERSE = ["DROP INDEX IF EXISTS person_attributes_gin"]
 
 
-def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for sql in POSTGRES_SQL:
-            schema_editor.execute(sql)
-
-
-def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for sql in POSTGRES_REVERSE:
-            schema_editor.execute(sql)
-
-
 class Migration(migrations.Migration):
     dependencies = [("people", "0001_initial")]
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = [migrations.RunSQL(POSTGRES_SQL, POSTGRES_REVERSE)]

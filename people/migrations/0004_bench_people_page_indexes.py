@@ -1,7 +1,6 @@
 """People page indexes found with benchmarks/people_page.py at 1,000,000 people.
 
-PostgreSQL-only, like 0002 (expression indexes with INCLUDE and pattern operator classes;
-the embedded SQLite mode of `make run` goes without them):
+Written as SQL, like 0002 (expression indexes with INCLUDE and pattern operator classes):
 
 - person_ws_upper_city_id: the city quick filter (UPPER(city) = UPPER(%s)) answered from
   the index alone, in id order: the page's keyset (ORDER BY id DESC) walks it directly,
@@ -31,18 +30,6 @@ POSTGRES_REVERSE = [
 ]
 
 
-def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for sql in POSTGRES_SQL:
-            schema_editor.execute(sql)
-
-
-def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for sql in POSTGRES_REVERSE:
-            schema_editor.execute(sql)
-
-
 class Migration(migrations.Migration):
     dependencies = [("people", "0003_quick_filter_indexes")]
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = [migrations.RunSQL(POSTGRES_SQL, POSTGRES_REVERSE)]

@@ -627,18 +627,6 @@ def test_an_empty_or_oversized_file_is_refused(workspace, settings):
     assert not ContactImport.objects.for_workspace(workspace).exists()
 
 
-def test_sqlite_is_refused_with_a_clear_message(workspace, monkeypatch, ops_user, client):
-    with monkeypatch.context() as m:
-        m.setattr(connection, "vendor", "sqlite")
-        assert not services.contact_import_supported()
-    monkeypatch.setattr(services, "contact_import_supported", lambda: False)
-    with pytest.raises(ValidationError, match=r"needs PostgreSQL \(set DATABASE_URL\)"):
-        upload(workspace, CSV)
-    client.force_login(ops_user)
-    page = client.get("/people/import/")
-    assert b"Contact import needs PostgreSQL (set DATABASE_URL)." in page.content
-
-
 # --- all or nothing, the job ----------------------------------------------------------------
 
 

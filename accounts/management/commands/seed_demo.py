@@ -1,4 +1,6 @@
-"""Loads the demo: two workspaces, a user with each role, a few thousand people.
+"""Loads the demo: two workspaces, a user with each role, a few thousand people with
+events, segments on custom attributes and events, and a finished contact import (with an
+error report) and audience import, so every page has something to show.
 
 Idempotent: running it again changes nothing that is already there.
 """
@@ -7,14 +9,22 @@ import random
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Workspace
-from audiences.models import MemberSource
+from audiences.import_services import audience_import_run, audience_import_start
+from audiences.models import AudienceImport, MemberSource
 from audiences.services import audience_add_people, audience_get_or_create
-from people.models import Company, Person
+from people.imports.services import (
+    contact_import_analyze,
+    contact_import_confirm,
+    contact_import_create,
+    contact_import_run,
+)
+from people.models import Company, ContactImport, Person
 from people.services import attribute_declare, event_ingest_batch, tag_get_or_create, tags_assign
 from segments.models import Segment
 from segments.services import segment_count, segment_create
@@ -59,6 +69,11 @@ ATTRIBUTE_TYPES = {
 EVENT_NAMES = ["App Launch", "Product Viewed", "Purchase", "Support Ticket"]
 
 
+def ascii_email(address: str) -> str:
+    """Müller -> mueller: an address every mail system (and the contact import) takes."""
+    return address.replace("ü", "ue").lower()
+
+
 def demo_people(workspace: Workspace, count: int) -> list[Person]:
     rng = random.Random(workspace.slug)  # the same people on every run
     companies = [None] * 2 + [
@@ -74,7 +89,7 @@ def demo_people(workspace: Workspace, count: int) -> list[Person]:
             Person(
                 workspace=workspace,
                 external_id=f"{workspace.slug.split('-')[0]}-{i:05d}",
-                email=f"{first}.{last}.{i}@example.com".lower(),
+                email=ascii_email(f"{first}.{last}.{i}@example.com"),
                 phone=f"+447911{i:06d}" if rng.random() < 0.7 else "",
                 first_name=first,
                 last_name=last,
@@ -147,6 +162,92 @@ def seed_activity(workspace: Workspace) -> None:
         },
         now=now,
     )
+    for name, kind, rules in DEMO_SEGMENTS:
+        segment_create(
+            workspace=workspace, name=name, kind=kind, rules=rules, now=now,
+            refresh_every_minutes=60 if kind == "query" else None,
+        )  # fmt: skip
+
+
+# Segments on custom attributes (typed: text, number, boolean, date) and on events (counts,
+# windows, property filters), of each kind that has rules.
+DEMO_SEGMENTS = [
+    ("Paying customers worth 1,000+", "snapshot", {"all": [
+        {"attribute": "plan", "op": "in", "value": ["starter", "pro", "enterprise"]},
+        {"attribute": "lifetime_value", "op": "gte", "value": 1000},
+    ]}),
+    ("Newsletter readers who signed up since June", "query", {"all": [
+        {"attribute": "newsletter", "op": "is", "value": True},
+        {"attribute": "signup_date", "op": "since", "value": "2026-06-01"},
+    ]}),
+    ("Big spenders of the last 30 days", "realtime", {"all": [
+        {"event": "Purchase", "time": {"op": "within_last", "amount": 30, "unit": "days"},
+         "where": [{"property": "amount", "op": "gte", "value": 100}]},
+    ]}),
+    ("Frequent app users", "snapshot", {"all": [
+        {"event": "App Launch", "count": {"op": "gte", "value": 3},
+         "time": {"op": "within_last", "amount": 60, "unit": "days"}},
+    ]}),
+    ("Lapsed: no launch in 3 weeks, not VIP", "snapshot", {"all": [
+        {"not": {"event": "App Launch", "time": {"op": "within_last", "amount": 21,
+                                                  "unit": "days"}}},
+        {"tag": "VIP", "op": "has_not"},
+    ]}),
+]  # fmt: skip
+
+
+def demo_contact_csv(workspace: Workspace) -> bytes:
+    """A trade-show list: new people and people already known (matched by email), and four
+    lines an import refuses, so the job page has an error report to download."""
+    rng = random.Random(f"{workspace.slug}-contacts")
+    known = list(
+        Person.objects.for_workspace(workspace).order_by("id").values_list("email", flat=True)[:8]
+    )
+    lines = ["email,first_name,last_name,phone,city,plan,lifetime_value"]
+    for email in known:
+        lines.append(f"{email},,,,,pro,{rng.randint(100, 2000)}")
+    for i in range(1, 33):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        lines.append(
+            f"{ascii_email(f'{first}.{last}.fair{i}@example.org')},{first},{last},"
+            f"+4420794600{i:02d},"
+            f"{rng.choice(CITIES)[1]},{rng.choice(PLANS)},{rng.randint(0, 900)}"
+        )
+    lines += [
+        "not-an-email,Broken,Address,,London,free,10",
+        "zoe.quinn.fair@example.org,Zoe,Quinn,12,Paris,free,5",
+        "max.fair@example.org,Max,Power,,Berlin,pro,lots",
+        "=HYPERLINK(\"http://example.com\"),Formula,Cell,,Madrid,free,1",
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def seed_imports(workspace: Workspace, user) -> None:
+    """A contact import and an audience import, run as the worker would run them."""
+    if not ContactImport.objects.for_workspace(workspace).exists():
+        job = contact_import_create(
+            workspace=workspace, uploaded_by=user,
+            file=SimpleUploadedFile("trade-show-2026.csv", demo_contact_csv(workspace)),
+        )  # fmt: skip
+        job = contact_import_analyze(contact_import=job)
+        job = contact_import_confirm(
+            contact_import=job, options={"policy": "fill_empty", "tags": ["Trade show 2026"]}
+        )
+        contact_import_run(import_id=job.id)
+    if not AudienceImport.objects.for_workspace(workspace).exists():
+        emails = list(
+            Person.objects.for_workspace(workspace)
+            .filter(attributes__plan__in=["pro", "enterprise"])
+            .order_by("id")
+            .values_list("email", flat=True)[:400]
+        )
+        body = "\n".join(emails + ["someone.unknown@example.net"]) + "\n"
+        job = audience_import_start(
+            workspace=workspace, uploaded_by=user,
+            file=SimpleUploadedFile("webinar-attendees.csv", body.encode()),
+            mode="single", identifier="email", audience_name="Webinar attendees",
+        )  # fmt: skip
+        audience_import_run(import_id=job.id)
 
 
 class Command(BaseCommand):
@@ -182,6 +283,9 @@ class Command(BaseCommand):
                     demo_people(ws, count), batch_size=500, ignore_conflicts=True
                 )
                 seed_activity(ws)
+        ops = User.objects.get(email="owner@demo.herald")
+        for ws in workspaces:  # the import services own their transactions
+            seed_imports(ws, ops)
         self.stdout.write(self.style.SUCCESS("Demo workspaces are ready:"))
         for ws in workspaces:
             n = Person.objects.for_workspace(ws).count()
