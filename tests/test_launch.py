@@ -3,6 +3,7 @@ embedded PostgreSQL and Valkey from scratch, serves the demo, refuses a second r
 everything on Ctrl-C, keeps the data, gets past what a killed run leaves behind, and
 answers every set-up problem with one line."""
 
+import contextlib
 import json
 import os
 import signal
@@ -71,9 +72,18 @@ class Run:
         return self.proc.wait(timeout=90)
 
     def kill(self):
+        """After a failure: the launcher and everything under it (honcho starts web, worker
+        and beat in sessions of their own), and the servers it started."""
+        try:
+            tree = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
+        for proc in [*tree, *_servers_on(self.var)]:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            self.proc.kill()
+        self.proc.wait()
 
 
 def _get(url):
