@@ -13,8 +13,12 @@ help:
 $(STAMP): pyproject.toml
 	@PYBIN=$$(scripts/find-python) || exit 1; \
 	  if [ ! -x $(PY) ]; then echo "Creating $(VENV) with $$PYBIN"; $$PYBIN -m venv $(VENV) || exit 1; fi
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@# uv installs the same packages from PyPI in about a fifth of pip's time (it resolves
+	@# and downloads in parallel); pip is the fallback when uv cannot be had.
+	@echo "Installing Herald and its packages into $(VENV)"
+	@( $(PY) -m pip install --quiet --disable-pip-version-check uv 2>/dev/null \
+	    && $(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]' ) \
+	  || $(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
 install: $(STAMP)
