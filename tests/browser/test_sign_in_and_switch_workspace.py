@@ -19,7 +19,6 @@ def _people(slug):
 def test_marketer_signs_in_switches_workspace_and_sees_the_dashboard(page):
     call_command("seed_demo", verbosity=0)
     acme, globex = _people("acme-retail"), _people("globex-mobile")
-    assert acme == "3,032" and globex == "1,528"  # the demo's people and its trade-show import
 
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login/\?next=/"))
