@@ -163,10 +163,12 @@ def seed_activity(workspace: Workspace) -> None:
         now=now,
     )
     for name, kind, rules in DEMO_SEGMENTS:
-        segment_create(
+        segment = segment_create(
             workspace=workspace, name=name, kind=kind, rules=rules, now=now,
             refresh_every_minutes=60 if kind == "query" else None,
         )  # fmt: skip
+        if kind == "snapshot":  # the list shows a count from the start
+            segment_count(segment=segment, now=now)
 
 
 # Segments on custom attributes (typed: text, number, boolean, date) and on events (counts,
