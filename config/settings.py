@@ -17,9 +17,11 @@ from config.env import (
     env_database,
     env_int,
     env_list,
+    env_rate,
     env_redis_url,
     env_str,
     env_time_zone,
+    trusted_proxy_settings,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -38,6 +40,9 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-herald-development-key-do-not-use-in-production-0123456789"
 elif len(SECRET_KEY) < 50 and not DEBUG:
     raise ImproperlyConfigured("SECRET_KEY is too short: use at least 50 random characters.")
+# Former SECRET_KEYs, comma-separated: sessions and password-reset links signed with them
+# stay valid after a rotation (and, by default, API keys hashed with them; see below).
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
@@ -70,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the path or query: NUL / lone surrogates answer 400 (API: 422).
+    "accounts.middleware.BadCharacterMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -148,14 +155,39 @@ LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_RESET_TIMEOUT = 60 * 60 * 24 * 3  # invitations use the same link
 
-AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+# Sign-in lockout (django-axes), two limits within the cool-off time: failures on one
+# account from one client address, and failures on one account from anywhere (higher, so
+# that many addresses cannot brute-force one account, while one person's typos do not lock
+# the account for everyone). Axes has one limit for all lockout parameters; the callable
+# gives each parameter its own (accounts.selectors.login_failure_limit).
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env_int("AXES_FAILURE_LIMIT", 5)
+LOGIN_FAILURE_LIMIT_PER_ACCOUNT = env_int("AXES_ACCOUNT_FAILURE_LIMIT", 20)
+if LOGIN_FAILURE_LIMIT_PER_ADDRESS < 1:
+    raise ImproperlyConfigured("AXES_FAILURE_LIMIT must be at least 1.")
+if LOGIN_FAILURE_LIMIT_PER_ACCOUNT <= LOGIN_FAILURE_LIMIT_PER_ADDRESS:
+    raise ImproperlyConfigured(
+        "AXES_ACCOUNT_FAILURE_LIMIT must be larger than AXES_FAILURE_LIMIT "
+        f"({LOGIN_FAILURE_LIMIT_PER_ADDRESS}): it counts the failures from every address."
+    )
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
+AXES_FAILURE_LIMIT = "accounts.selectors.login_failure_limit"
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The sign-in form posts the email in the field named "username" (Django's login form).
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 AXES_VERBOSE = False
+
+# The client address (sign-in lockout and the API's failed-key limit) is read through this
+# many trusted reverse proxies in front of Herald (docker-compose expects one, the TLS
+# proxy). 0: REMOTE_ADDR, and X-Forwarded-For is ignored. Set it only when every request
+# arrives through exactly those proxies: a client reaching Herald directly could otherwise
+# choose its address.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+_client_ip = trusted_proxy_settings(TRUSTED_PROXY_COUNT)
+AXES_IPWARE_PROXY_COUNT = _client_ip["AXES_IPWARE_PROXY_COUNT"]
+AXES_IPWARE_META_PRECEDENCE_ORDER = _client_ip["AXES_IPWARE_META_PRECEDENCE_ORDER"]
+IPWARE_STRICT = _client_ip["IPWARE_STRICT"]
 
 # --- Security (production defaults whenever DEBUG is off) ------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -287,6 +319,26 @@ CELERY_BEAT_SCHEDULE = {
 # --- HTTP API ---------------------------------------------------------------------------
 NINJA_PAGINATION_MAX_LIMIT = 1000
 API_KEY_PREFIX = "hk_"
+# Requests per API key, and failed authentications (unknown, revoked or malformed keys)
+# per client address: over either, the API answers 429 with Retry-After. Counted in Redis;
+# with Redis down, requests are served (and a warning is logged).
+API_RATE_LIMIT = env_rate("API_RATE_LIMIT", "3000/m")
+API_AUTH_FAILURE_LIMIT = env_rate("API_AUTH_FAILURE_LIMIT", "30/m")
+# The HMAC keys API keys are stored under, comma-separated: the first hashes new keys,
+# every one is tried on lookup (a key found under another is re-hashed with the first), so
+# a rotation is "NEW,OLD" until the old keys have been used or are given up. Default:
+# SECRET_KEY and SECRET_KEY_FALLBACKS, what keys made before this setting were hashed with.
+API_KEY_HASH_KEYS = env_list("API_KEY_HASH_KEYS", [])
+if API_KEY_HASH_KEYS:
+    if any(len(key) < 32 for key in API_KEY_HASH_KEYS):
+        raise ImproperlyConfigured(
+            "API_KEY_HASH_KEYS: every key needs at least 32 random characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(48))')."
+        )
+    if len(set(API_KEY_HASH_KEYS)) != len(API_KEY_HASH_KEYS):
+        raise ImproperlyConfigured("API_KEY_HASH_KEYS lists the same key twice.")
+else:
+    API_KEY_HASH_KEYS = [SECRET_KEY, *SECRET_KEY_FALLBACKS]
 
 # --- Logging ----------------------------------------------------------------------------
 LOGGING = {
@@ -297,10 +349,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }
-API_RATE_LIMIT = env_str("API_RATE_LIMIT", "3000/m")
 FORM_RENDERER = "config.forms.HeraldFormRenderer"
 
 # --- Admin import/export ----------------------------------------------------------------
 # An admin import either applies every row or none (a refused row rolls the file back).
 IMPORT_EXPORT_USE_TRANSACTIONS = True
 IMPORT_EXPORT_SKIP_ADMIN_LOG = True
+# Importing needs the model's change permission (scoped admins also ask for add), exporting
+# its view permission; unset, any staff member could import and export every model.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+# Not IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT (it only strips a leading "="): every admin
+# exports through accounts.admin_scoping.SafeCSV, which defuses formula cells.
