@@ -14,6 +14,7 @@ from people.api import PeopleRef, PersonOut, with_person_related
 from people.selectors import get_person_or_404, person_list
 from segments import selectors, services
 from segments.rules import RuleError, parse_rules
+from segments.rules.schema import UNSTORABLE
 
 router = Router(tags=["Segments"])
 
@@ -177,7 +178,11 @@ def segments_count(request, segment_id: int):
 @paginate(CursorPagination)
 def segments_members(request, segment_id: int):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
-    return with_person_related(selectors.segment_people(segment=segment, now=timezone.now()))
+    try:
+        people = selectors.segment_people(segment=segment, now=timezone.now())
+    except RuleError as e:  # stored rules that cannot be compiled (any more)
+        raise HttpError(422, f"{e.path or 'rules'}: {e.message}") from None
+    return with_person_related(people)
 
 
 @router.get(
@@ -188,15 +193,19 @@ def segments_members(request, segment_id: int):
 def segments_contains(request, segment_id: int, external_id: str):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     person = get_person_or_404(workspace=request.workspace, external_id=external_id)
-    return {
-        "member": selectors.segment_contains(segment=segment, person=person, now=timezone.now())
-    }
+    try:
+        member = selectors.segment_contains(segment=segment, person=person, now=timezone.now())
+    except RuleError as e:
+        return _rule_error(request, e)
+    return {"member": member}
 
 
 def _static_change(request, segment_id, payload, add: bool):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     wanted = list(dict.fromkeys(payload.people))
-    people = person_list(workspace=request.workspace).filter(external_id__in=wanted)
+    # An id holding a NUL names nobody (and PostgreSQL cannot compare it): it is unknown.
+    storable = [e for e in wanted if not UNSTORABLE.search(e)]
+    people = person_list(workspace=request.workspace).filter(external_id__in=storable)
     known = set(people.values_list("external_id", flat=True))
     try:
         changed = services.static_members_change(segment=segment, people=people, add=add)

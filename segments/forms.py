@@ -44,11 +44,16 @@ MAX_DEPTH = rules_schema.MAX_DEPTH  # groups below the root
 UI_MAX_DEPTH = 4  # "add group" is offered down to this depth
 MAX_WHERE = 10  # property filters per event condition
 
-_NODE_ID = r"0(?:\.\d{1,3})*"
+# ASCII digits only, everywhere a text becomes a number: str.isdigit() (and \d) also accept
+# "²" or "٣", which int() refuses or reads as a digit nobody typed on purpose.
+_NODE_ID = r"0(?:\.[0-9]{1,3})*"
 _FIELD = re.compile(rf"^n-({_NODE_ID})-([a-z0-9_]{{1,20}})$")
-_WHERE_FIELD = re.compile(r"^w(\d{1,2})_(prop|op|value|amount|unit)$")
-_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_WHERE_FIELD = re.compile(r"^w([0-9]{1,2})_(prop|op|value|amount|unit)$")
+_WHERE_INDEX = re.compile(r"[0-9]{1,2}")
+_WHOLE = re.compile(r"[0-9]{1,9}")
+_SEGMENT_ID = re.compile(r"[0-9]{1,12}")
+_NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 CONDITION_TYPES = [
     ("attribute", "Attribute"),
@@ -381,7 +386,7 @@ class RuleBuilder:
             rows = _where_rows(node)
             if len(rows) < MAX_WHERE:
                 _set_where_rows(node, [*rows, {"prop": "", "op": "is"}])
-        elif verb == "unwhere" and node.type == "event" and extra.isdigit():
+        elif verb == "unwhere" and node.type == "event" and _WHERE_INDEX.fullmatch(extra):
             rows = _where_rows(node)
             if int(extra) < len(rows):
                 del rows[int(extra)]
@@ -510,7 +515,7 @@ def _whole(text: str, what: str, *, default: int | None = None) -> int:
         return default
     if not text:
         raise _Unfinished(f"{what} is missing.")
-    if not text.isdigit() or len(text) > 9:
+    if not _WHOLE.fullmatch(text):
         raise _RowError(f"{what} must be a whole number, 0 or more.")
     return int(text)
 
@@ -522,7 +527,7 @@ def _number(text: str):
     if not _NUMBER.match(text) or len(text) > 30:
         raise ValueError(text)
     value = float(text)
-    return int(text) if re.fullmatch(r"[+-]?\d+", text) else value
+    return int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else value
 
 
 def _typed(text: str, attr_type: str, what: str):
@@ -709,7 +714,7 @@ def _segment(node: Node, catalogue: Catalogue) -> dict | None:
     raw = node.get("segment")
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 12 or int(raw) < 1:
+    if not _SEGMENT_ID.fullmatch(raw) or int(raw) < 1:
         raise _RowError("Choose a segment from the list.")
     op = node.get("member_op") or "in"
     if op not in dict(MEMBERSHIP_OPS):

@@ -1,5 +1,6 @@
 """Reads about segments: who is in one, by kind, always through the one compiler."""
 
+import re
 from datetime import datetime
 
 from django.db.models import Exists, OuterRef, QuerySet
@@ -8,14 +9,24 @@ from django.http import Http404
 from people.models import Person
 from segments.models import Segment, SegmentKind, SegmentMember, SegmentRefresh
 from segments.rules import RuleError, compile_rules, iter_nodes, parse_rules
-from segments.rules.schema import SegmentCondition
+from segments.rules.schema import UNSTORABLE, SegmentCondition
+
+# An id typed as a search: ASCII digits (str.isdigit() also takes "²", which int() refuses),
+# at most as many as a bigint holds.
+_ID = re.compile(r"[0-9]{1,18}")
 
 
 def segment_list(*, workspace, q: str | None = None, kind: str | None = None) -> QuerySet[Segment]:
+    """The workspace's segments by name; `q` is an id (ASCII digits) or part of a name."""
     segments = Segment.objects.for_workspace(workspace)
     if q and q.strip():
         q = q.strip()
-        segments = segments.filter(pk=int(q)) if q.isdigit() else segments.filter(name__icontains=q)
+        if UNSTORABLE.search(q):  # no name holds a NUL, and PostgreSQL cannot compare one
+            return segments.none()
+        if _ID.fullmatch(q):
+            segments = segments.filter(pk=int(q))
+        else:
+            segments = segments.filter(name__icontains=q)
     if kind:
         segments = segments.filter(kind=kind)
     return segments.order_by("name")

@@ -21,7 +21,8 @@ from segments.models import (
     SegmentSnapshot,
 )
 from segments.rules import RuleError, check_catalogue, iter_nodes, parse_rules
-from segments.rules.schema import AttributeCondition, SegmentCondition
+from segments.rules.compiler import check_inlining
+from segments.rules.schema import UNSTORABLE, AttributeCondition, SegmentCondition
 from segments.selectors import current_members, rules_people, segment_people, segment_users
 
 MIN_REFRESH_MINUTES = 5
@@ -55,6 +56,17 @@ class SegmentConflict(ValueError):
     """A change the segment's state forbids (HTTP 409): the message says why and what to do."""
 
 
+def _clean_name(name: str | None) -> str:
+    """A segment's name with its whitespace collapsed; RuleError("name") unless it is 1-200
+    characters that PostgreSQL can store."""
+    name = " ".join((name or "").split())
+    if not name or len(name) > 200:
+        raise RuleError("name", "a segment needs a name of 1-200 characters")
+    if UNSTORABLE.search(name):
+        raise RuleError("name", "a segment name cannot contain a NUL character")
+    return name
+
+
 def _check_rules(*, workspace, kind: str, rules, segment_id=None):
     """The parsed tree, checked against the catalogues and the kind's limits."""
     if kind not in RULE_KINDS:
@@ -78,6 +90,8 @@ def _check_rules(*, workspace, kind: str, rules, segment_id=None):
             _check_no_cycle(
                 workspace=workspace, start=node.segment, path=node.path, forbidden=segment_id
             )
+    # Refused now rather than at every count: snapshots that inline too much or nest too deep.
+    check_inlining(tree, workspace=workspace)
     return tree
 
 
@@ -133,9 +147,7 @@ def segment_create(
 ) -> Segment:
     """Create a segment; stored kinds with rules are computed fully before this returns."""
     now = now or timezone.now()
-    name = " ".join((name or "").split())
-    if not name or len(name) > 200:
-        raise RuleError("name", "a segment needs a name of 1-200 characters")
+    name = _clean_name(name)
     if kind not in SegmentKind.values:
         raise RuleError("kind", f"“{kind}” is not a kind of segment")
     if kind == SegmentKind.QUERY:
@@ -193,10 +205,7 @@ def segment_update(
         segment.rules = rules
         fields.append("rules")
     if name is not None:
-        name = " ".join(name.split())
-        if not name or len(name) > 200:
-            raise RuleError("name", "a segment needs a name of 1-200 characters")
-        segment.name = name
+        segment.name = _clean_name(name)
         fields.append("name")
     if refresh_every_minutes is not None:
         if segment.kind != SegmentKind.QUERY:
@@ -418,6 +427,8 @@ def segment_to_audience(
     """Add the segment's people to a target audience (created if needed), or remove them,
     in one statement; returns how many memberships changed."""
     now = now or timezone.now()
+    if UNSTORABLE.search(audience_name):
+        raise RuleError("audience", "an audience name cannot contain a NUL character")
     people = segment_people(segment=segment, now=now)
     if action == "add":
         audience, _ = audience_get_or_create(workspace=segment.workspace, name=audience_name)

@@ -2,6 +2,7 @@
 page (members, rules in words, refresh history, into a target audience, why a person is
 in or out), and the People page's selection into a static segment."""
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -40,7 +41,9 @@ from segments.forms import (
 )
 from segments.models import RULE_KINDS, RefreshStatus, Segment, SegmentKind
 from segments.rules import RuleError, describe_rules, explain_rules, parse_rules
+from segments.rules.schema import UNSTORABLE
 
+_ID = re.compile(r"[0-9]{1,18}")
 PAGE_SIZE = 50
 SAMPLE_SIZE = 10
 PROFILE_SEGMENTS = 15  # segments explained on a profile (one query or two each)
@@ -50,6 +53,12 @@ DETAIL = "segments/segment_detail.html"
 
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def _id(text: str) -> int | None:
+    """A row id from a query string or a form: ASCII digits only (str.isdigit() also takes
+    "²", which int() refuses), short enough for a bigint."""
+    return int(text) if _ID.fullmatch(text) else None
 
 
 def _can_edit(request) -> bool:
@@ -431,6 +440,8 @@ def _why(request, segment: Segment, now: datetime) -> dict | None:
     person_id = request.GET.get("person_id", "").strip()
     if not text and not person_id:
         return None
+    if UNSTORABLE.search(text + person_id):  # nobody's id or name holds a NUL
+        return {"query": "", "error": "Nobody in this workspace matches that."}
     person = None
     try:
         if person_id:
@@ -469,9 +480,9 @@ def segment_detail(request, segment_id):
         people = selectors.segment_people(segment=segment, now=now)
         if not segment.stores_members:
             count = count_people(people)
-        after = request.GET.get("after", "")
-        if after.isdigit():
-            people = people.filter(id__lt=int(after))
+        after = _id(request.GET.get("after", ""))
+        if after is not None:
+            people = people.filter(id__lt=after)
         rows = list(people.select_related("company").order_by("-id")[: PAGE_SIZE + 1])
     except RuleError as e:
         members_error = f"The members cannot be listed: {e.message}"
@@ -540,7 +551,7 @@ def segment_members_remove(request, segment_id):
     """Take the ticked people out of a static segment."""
     ws = request.workspace
     segment = selectors.get_segment_or_404(workspace=ws, pk=segment_id)
-    ids = [int(i) for i in request.POST.getlist("person") if i.isdigit()]
+    ids = [i for i in map(_id, request.POST.getlist("person")) if i is not None]
     if not ids:
         messages.error(request, "Tick the people to remove first.")
         return redirect("segment_detail", segment_id=segment.pk)
@@ -596,7 +607,10 @@ def segment_delete(request, segment_id):
 
 
 def _segment_named(workspace, name: str) -> Segment | None:
-    candidates = selectors.segment_list(workspace=workspace, q=None if name.isdigit() else name)
+    # All segments for a name that reads as an id, which the list would search by id.
+    candidates = selectors.segment_list(
+        workspace=workspace, q=None if _ID.fullmatch(name) else name
+    )
     return next((s for s in candidates if s.name.lower() == name.lower()), None)
 
 

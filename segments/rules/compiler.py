@@ -69,12 +69,24 @@ LIKE_LOOKUPS = {"starts_with": IStartsWith, "ends_with": IEndsWith, "contains": 
 # dropped by `|`, turning "true OR x" into "x".
 ALWAYS = Q(pk__isnull=False)
 
+# The most groups and conditions the snapshot segments named by one tree may add to its
+# query: each snapshot's rules are inlined wherever it is named (and those of the snapshots
+# it names in turn), so a mention counts its whole expansion, every time. A tree itself holds
+# at most 500 nodes; no real rule inlines four times that, and this many keeps the compile
+# and the SQL small. Real-time, static and query segments are read from their stored
+# members and add nothing.
+MAX_INLINED_NODES = 2000
+# How deep snapshots may name snapshots that name snapshots: each level nests its tree (up
+# to 20 groups deep) in the one above, which Python and Django compile recursively.
+MAX_SEGMENT_NESTING = 10
+
 
 def compile_rules(tree: Node, *, workspace, now: datetime) -> Q:
     """The people of `workspace` that `tree` (from parse_rules) describes at `now`.
 
     Checks the tree's custom attributes against the workspace's catalogue first (RuleError
-    as parse_rules); an event nobody has sent yet simply matches nobody.
+    as parse_rules), and its segment conditions (see check_inlining); an event nobody has
+    sent yet simply matches nobody.
     """
     return _Compiler(tree, workspace=workspace, now=now).compile(tree)
 
@@ -107,7 +119,9 @@ def explain_rules(
 
 
 class _Compiler:
-    def __init__(self, tree: Node, *, workspace, now: datetime):
+    def __init__(
+        self, tree: Node, *, workspace, now: datetime, inlining: "_Inlining | None" = None
+    ):
         if timezone.is_naive(now):
             raise ValueError("compile_rules needs a timezone-aware `now`")
         self.workspace = workspace
@@ -118,7 +132,10 @@ class _Compiler:
         # workspace, say) may name an event nobody has sent yet, which simply matches nobody.
         self.attribute_types = check_catalogue(tree, workspace=workspace, events=False)
         self._compiled: dict[int, Q] = {}
-        self._segment_stack: set[int] = set()
+        if inlining is None:  # the tree compiled: what it inlines is checked once, up front
+            inlining = _Inlining(workspace)
+            inlining.check(tree)
+        self.inlining = inlining
 
     def compile(self, node: Node) -> Q:
         # explain_rules asks for every node of a tree, so each subtree is compiled once.
@@ -293,20 +310,21 @@ class _Compiler:
 
     def segment(self, node: SegmentCondition) -> Q:
         """Membership of another segment: its stored members (real-time, static, query),
-        its own rules inlined (snapshot), or everybody. A chain of segments that leads
-        back to itself is refused."""
-        segment = Segment.objects.for_workspace(self.workspace).filter(pk=node.segment).first()
-        if segment is None:
-            raise RuleError(node.path, f"there is no segment {node.segment} in this workspace")
-        if segment.pk in self._segment_stack:
-            raise RuleError(node.path, "a segment cannot depend on itself")
+        its own rules inlined (snapshot), or everybody. A snapshot is compiled once however
+        often the tree (and the snapshots it names) name it; _Inlining.check has refused
+        chains that lead back to themselves or inline too much."""
+        segment = self.inlining.segment(node)
         if segment.kind == SegmentKind.EVERYONE:
             is_in = ALWAYS
         elif segment.kind == SegmentKind.SNAPSHOT:
-            inner_tree = parse_rules(segment.rules)
-            inner = _Compiler(inner_tree, workspace=self.workspace, now=self.now)
-            inner._segment_stack = self._segment_stack | {segment.pk}
-            is_in = inner.compile(inner_tree)
+            compiled = self.inlining.compiled
+            if segment.pk not in compiled:
+                inner_tree = self.inlining.tree(segment)
+                inner = _Compiler(
+                    inner_tree, workspace=self.workspace, now=self.now, inlining=self.inlining
+                )
+                compiled[segment.pk] = inner.compile(inner_tree)
+            is_in = compiled[segment.pk]
         else:
             is_in = Q(
                 Exists(
@@ -338,6 +356,95 @@ class _Compiler:
         if op in ABSOLUTE_DATE_OPS:
             return source.on_dates(((ABSOLUTE_COMPARISONS[op], value),))
         return source.text(op, value)
+
+
+def check_inlining(tree: Node, *, workspace) -> None:
+    """Refuse (RuleError) a tree whose segment conditions cannot be compiled: a segment that
+    is not in the workspace, snapshots naming each other in a circle, nested more than
+    MAX_SEGMENT_NESTING deep or inlining more than MAX_INLINED_NODES nodes. compile_rules
+    checks the same first; this checks it without compiling (when rules are saved)."""
+    _Inlining(workspace).check(tree)
+
+
+class _Inlining:
+    """The segments that one compile reads: each named segment is looked up, parsed and
+    compiled once however often it is named (a chain of snapshots each naming the previous
+    one 400 times would otherwise be compiled 400 ** n times), and the nodes the snapshots
+    add to the query are counted against one budget for the whole compile."""
+
+    def __init__(self, workspace):
+        self.workspace = workspace
+        self.compiled: dict[int, Q] = {}  # snapshot id -> its compiled rules
+        self._segments: dict[int, Segment | None] = {}
+        self._trees: dict[int, Node] = {}
+        self._measures: dict[int, tuple[int, int]] = {}
+
+    def segment(self, node: SegmentCondition) -> Segment:
+        if node.segment not in self._segments:
+            self._segments[node.segment] = (
+                Segment.objects.for_workspace(self.workspace).filter(pk=node.segment).first()
+            )
+        segment = self._segments[node.segment]
+        if segment is None:
+            raise RuleError(node.path, f"there is no segment {node.segment} in this workspace")
+        return segment
+
+    def tree(self, segment: Segment) -> Node:
+        if segment.pk not in self._trees:
+            self._trees[segment.pk] = parse_rules(segment.rules)
+        return self._trees[segment.pk]
+
+    def check(self, tree: Node) -> None:
+        """Refuse the tree at the first segment condition past the limits."""
+        total = 0
+        for node in _segment_conditions(tree):
+            size, depth = self._measure(node, within=())
+            total += size
+            if depth > MAX_SEGMENT_NESTING:
+                raise RuleError(
+                    node.path,
+                    f"the snapshot segments named here nest more than {MAX_SEGMENT_NESTING} "
+                    "deep (a snapshot naming a snapshot that names another, ...); name a "
+                    "real-time or scheduled query segment somewhere in the chain instead",
+                )
+            if total > MAX_INLINED_NODES:
+                raise RuleError(
+                    node.path,
+                    f"the snapshot segments named here (with those they name, counted each "
+                    f"time one is named) add more than {MAX_INLINED_NODES} conditions to the "
+                    "rules; name them fewer times, or name real-time or scheduled query "
+                    "segments instead, whose stored members are read without inlining",
+                )
+
+    def _measure(self, node: SegmentCondition, within: tuple[int, ...]) -> tuple[int, int]:
+        """(nodes it inlines, how many snapshots deep it nests) for one segment condition
+        inside the snapshots `within`; both capped just past their limits."""
+        segment = self.segment(node)
+        if segment.pk in within:
+            raise RuleError(node.path, "a segment cannot depend on itself")
+        if segment.kind != SegmentKind.SNAPSHOT:
+            return 0, 0  # stored members or everybody: nothing inlined
+        if segment.pk not in self._measures:
+            if len(within) >= MAX_SEGMENT_NESTING:
+                # Too deep wherever it is named from here (not remembered: named from
+                # higher up, it may fit); check() refuses the whole tree anyway.
+                return 0, MAX_SEGMENT_NESTING + 1
+            tree = self.tree(segment)
+            size, depth = sum(1 for _ in iter_nodes(tree)), 1
+            for inner in _segment_conditions(tree):
+                inner_size, inner_depth = self._measure(inner, (*within, segment.pk))
+                size, depth = size + inner_size, max(depth, inner_depth + 1)
+                if size > MAX_INLINED_NODES or depth > MAX_SEGMENT_NESTING:
+                    break  # refused whatever else it names
+            self._measures[segment.pk] = (
+                min(size, MAX_INLINED_NODES + 1),
+                min(depth, MAX_SEGMENT_NESTING + 1),
+            )
+        return self._measures[segment.pk]
+
+
+def _segment_conditions(tree: Node) -> list[SegmentCondition]:
+    return [node for node in iter_nodes(tree) if isinstance(node, SegmentCondition)]
 
 
 def _lower_name_in(names: list[str]) -> Q:

@@ -7,6 +7,8 @@ problem is a RuleError naming the bad node by its path from the root ("all.2.val
 Choices the contract leaves open, which the compiler and the descriptions follow too:
 - a group holds at least one node: an empty "any" would silently match nobody;
 - text values are never empty: `is_empty` is how one asks for people without a value;
+- no text (value, name or key) holds a NUL character or a lone surrogate, which PostgreSQL
+  text cannot store or compare;
 - dates and datetimes compare on their date part, so `is`, `in` and `lt`..`gt` on them take
   "YYYY-MM-DD" values, like `before`..`after`;
 - an event `where` filter compares the property as the type of the value it gives
@@ -80,6 +82,12 @@ BUILTIN_ATTRIBUTES["created_at"] = AttributeType.DATETIME
 GROUP_KEYS = ("all", "any", "not")
 CONDITION_KEYS = ("attribute", "event", "tag", "audience", "segment")
 _DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A position in a path ("all.2"): ASCII digits only, as the parser writes them. A key a
+# client sent may be "²", which str.isdigit() accepts and int() refuses.
+_POSITION = re.compile(r"[0-9]{1,9}")
+# What PostgreSQL text cannot hold: NUL, and lone surrogates (no UTF-8 form at all).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "a text cannot contain a NUL character (or a lone surrogate)"
 
 
 class RuleError(ValueError):
@@ -95,7 +103,9 @@ class RuleError(ValueError):
         """The path as an API error location: ("all", 2, "value")."""
         if not self.path:
             return ()
-        return tuple(int(part) if part.isdigit() else part for part in self.path.split("."))
+        return tuple(
+            int(part) if _POSITION.fullmatch(part) else part for part in self.path.split(".")
+        )
 
 
 @dataclass(frozen=True)
@@ -332,7 +342,11 @@ def _check_size(payload) -> None:
         value, path, nesting = values.pop()
         if nesting > _MAX_JSON_NESTING:
             raise RuleError(path, "values nest too deeply")
+        if isinstance(value, str) and UNSTORABLE.search(value):
+            raise RuleError(path, UNSTORABLE_MESSAGE)
         if isinstance(value, dict):
+            if any(isinstance(key, str) and UNSTORABLE.search(key) for key in value):
+                raise RuleError(path, UNSTORABLE_MESSAGE)
             values.extend((item, _join(path, key), nesting + 1) for key, item in value.items())
         elif isinstance(value, list | tuple):
             values.extend((item, _join(path, i), nesting + 1) for i, item in enumerate(value))
