@@ -3,7 +3,7 @@ import zoneinfo
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 
-from accounts.models import Role, Workspace
+from accounts.models import ApiKeyKind, Role, Workspace, one_line
 from config.forms import StyledFormMixin
 
 TIME_ZONE_CHOICES = [(tz, tz.replace("_", " ")) for tz in sorted(zoneinfo.available_timezones())]
@@ -19,6 +19,11 @@ class WorkspaceForm(StyledFormMixin, forms.ModelForm):
         model = Workspace
         fields = ["name", "time_zone"]
 
+    def clean_name(self):
+        # One line: line breaks and tabs typed or pasted into the name become spaces (the
+        # model refuses other control characters).
+        return one_line(self.cleaned_data["name"])
+
 
 class InviteForm(StyledFormMixin, forms.Form):
     email = forms.EmailField(label="Email address")
@@ -33,6 +38,16 @@ class ApiKeyForm(StyledFormMixin, forms.Form):
     name = forms.CharField(
         max_length=100, help_text="Who or what uses this key, e.g. “Mobile app backend”."
     )
+    kind = forms.ChoiceField(
+        label="Access",
+        choices=ApiKeyKind.choices,
+        initial=ApiKeyKind.FULL,
+        required=False,
+        help_text="A read-only key can read everything and is refused (403) every change.",
+    )
+
+    def clean_kind(self):
+        return self.cleaned_data["kind"] or ApiKeyKind.FULL
 
 
 class LoginForm(StyledFormMixin, AuthenticationForm):

@@ -8,6 +8,7 @@ and loud.
 import hashlib
 import hmac
 import secrets
+import unicodedata
 import zoneinfo
 
 from django.conf import settings
@@ -76,10 +77,26 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(f"“{value}” is not a known time zone.") from None
 
 
+def one_line(value: str) -> str:
+    """`value` on one line: every run of whitespace (newlines, tabs, Unicode line and
+    paragraph separators) becomes one space, and the ends are trimmed."""
+    return " ".join(value.split())
+
+
+def validate_one_line(value: str) -> None:
+    """A name that goes into email subjects and page titles: one line, no control codes."""
+    if value != one_line(value):
+        raise ValidationError("A name is one line, without tabs or line breaks.")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValidationError("A name cannot contain control characters.")
+
+
 class Workspace(models.Model):
     """A tenant: everything a customer owns hangs off one workspace."""
 
-    name = models.CharField(max_length=100)
+    # One line: it is the subject of invitation emails (a line break there would end the
+    # header) and the title of every page.
+    name = models.CharField(max_length=100, validators=[validate_one_line])
     slug = models.SlugField(max_length=60, unique=True)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     created_at = models.DateTimeField(auto_now_add=True)
@@ -163,10 +180,32 @@ class Membership(WorkspaceOwned):
         return role_at_least(self.role, minimum)
 
 
-def hash_api_key(raw_key: str) -> str:
+def hash_api_key(raw_key: str, hash_key: str | None = None) -> str:
+    """The stored form of `raw_key`, under `hash_key` (default: the first of
+    settings.API_KEY_HASH_KEYS, the one new keys are hashed with)."""
     # API keys carry 256 bits of randomness, so a fast keyed hash is enough (a slow
-    # password hash would cost milliseconds on every API call for no gain).
-    return hmac.new(settings.SECRET_KEY.encode(), raw_key.encode(), hashlib.sha256).hexdigest()
+    # password hash would cost milliseconds on every API call for no gain). Keyed with
+    # API_KEY_HASH_KEYS rather than SECRET_KEY, so that rotating SECRET_KEY need not
+    # revoke every API key (the default, SECRET_KEY and its fallbacks, is what keys made
+    # before the setting were hashed with).
+    key = hash_key if hash_key is not None else settings.API_KEY_HASH_KEYS[0]
+    return hmac.new(key.encode(), raw_key.encode(), hashlib.sha256).hexdigest()
+
+
+def api_key_hashes(raw_key: str) -> list[str]:
+    """`raw_key` hashed under every key of settings.API_KEY_HASH_KEYS, current first."""
+    return [hash_api_key(raw_key, key) for key in settings.API_KEY_HASH_KEYS]
+
+
+class ApiKeyKind(models.TextChoices):
+    """What a key may do (shared/API.md, "Auth")."""
+
+    FULL = "full", "Full access"
+    READ = "read", "Read-only"
+
+
+# Methods that change nothing (RFC 9110 safe methods): all a read-only key may call.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class ApiKeyQuerySet(WorkspaceQuerySet):
@@ -180,6 +219,12 @@ class ApiKey(WorkspaceOwned):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
+    kind = models.CharField(
+        max_length=16,
+        choices=ApiKeyKind.choices,
+        default=ApiKeyKind.FULL,
+        help_text="Full access reads and writes; a read-only key gets 403 on every write.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -207,4 +252,11 @@ class ApiKey(WorkspaceOwned):
         return prefix, f"{settings.API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
 
     def matches(self, raw_key: str) -> bool:
-        return hmac.compare_digest(self.key_hash, hash_api_key(raw_key))
+        """Whether `raw_key` is this key, under any of the hash keys."""
+        return any(hmac.compare_digest(self.key_hash, h) for h in api_key_hashes(raw_key))
+
+    def allows(self, method: str) -> bool:
+        """Whether this key may call an API operation of HTTP `method`."""
+        if self.kind == ApiKeyKind.FULL:
+            return True
+        return self.kind == ApiKeyKind.READ and method.upper() in SAFE_METHODS

@@ -1,10 +1,11 @@
 """Reads about users, workspaces, memberships and API keys."""
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import ApiKey, Membership, Role, Workspace, hash_api_key
+from accounts.models import ApiKey, Membership, Role, Workspace, api_key_hashes
 
 
 def workspaces_of(*, user) -> QuerySet[Workspace]:
@@ -56,21 +57,63 @@ def get_api_key_or_404(*, workspace, pk) -> ApiKey:
 
 
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
-    """The active key matching `raw_key`, or None. Touches last_used_at at most each minute."""
-    from django.conf import settings
+    """The active key matching `raw_key`, or None. Touches last_used_at at most each minute.
 
+    The key is looked up under every hash key of settings.API_KEY_HASH_KEYS; one found
+    under an older hash key is re-hashed with the current one, so after a rotation the old
+    hash key can be dropped once the keys still in use have been used.
+    """
     if not raw_key or not raw_key.startswith(settings.API_KEY_PREFIX):
         return None
     prefix = raw_key[len(settings.API_KEY_PREFIX) :].split("_", 1)[0]
+    hashes = api_key_hashes(raw_key)
     key = (
         ApiKey.objects.unscoped()
         .select_related("workspace")
-        .filter(prefix=prefix, revoked_at__isnull=True, key_hash=hash_api_key(raw_key))
+        .filter(prefix=prefix, revoked_at__isnull=True, key_hash__in=hashes)
         .first()
     )
     if key is None or not key.matches(raw_key):
         return None
+    changes = {}
+    if key.key_hash != hashes[0]:
+        changes["key_hash"] = key.key_hash = hashes[0]
     now = timezone.now()
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
-        ApiKey.objects.unscoped().filter(pk=key.pk).update(last_used_at=now)
+        changes["last_used_at"] = key.last_used_at = now
+    if changes:
+        ApiKey.objects.unscoped().filter(pk=key.pk).update(**changes)
     return key
+
+
+def login_failure_limit(request, credentials=None) -> int:
+    """AXES_FAILURE_LIMIT: gives each of AXES_LOCKOUT_PARAMETERS its own limit.
+
+    Axes locks a sign-in when its failure count (the largest count over the lockout
+    parameters) reaches one limit. The answer here is a limit that count reaches exactly
+    when some parameter reached its own: LOGIN_FAILURE_LIMIT_PER_ADDRESS for one account
+    from one address, LOGIN_FAILURE_LIMIT_PER_ACCOUNT for one account from anywhere.
+    """
+    from axes.handlers.proxy import AxesProxyHandler
+    from axes.helpers import get_lockout_parameters
+
+    per_address = settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS
+    own_limits = {
+        ("ip_address", "username"): per_address,
+        ("username",): settings.LOGIN_FAILURE_LIMIT_PER_ACCOUNT,
+    }
+    handler = AxesProxyHandler.get_implementation()
+    if not hasattr(handler, "get_user_attempts"):  # not the database handler
+        return per_address
+    parameters = get_lockout_parameters(request, credentials)
+    attempts = handler.get_user_attempts(request, credentials)
+    counts, reached = [], []
+    for parameter, queryset in zip(parameters, attempts, strict=True):
+        names = tuple(sorted([parameter] if isinstance(parameter, str) else parameter))
+        limit = own_limits.get(names, per_address)
+        count = queryset.aggregate(n=Sum("failures_since_start"))["n"] or 0
+        counts.append(count)
+        if count >= limit:
+            reached.append(limit)
+    # Locked: a limit the largest count has reached. Not locked: one above every count.
+    return min(reached, default=max(counts, default=0) + 1)

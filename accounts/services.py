@@ -14,7 +14,16 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
-from accounts.models import ApiKey, Membership, Role, Workspace, hash_api_key, role_at_least
+from accounts.models import (
+    ApiKey,
+    ApiKeyKind,
+    Membership,
+    Role,
+    Workspace,
+    hash_api_key,
+    one_line,
+    role_at_least,
+)
 from accounts.selectors import owner_count
 
 User = get_user_model()
@@ -31,8 +40,9 @@ def _unique_slug(name: str) -> str:
 
 @transaction.atomic
 def workspace_create(*, name: str, owner, time_zone: str = "UTC", slug: str | None = None):
-    """A new workspace with `owner` as its first owner (a workspace never lacks one)."""
-    name = name.strip()
+    """A new workspace with `owner` as its first owner (a workspace never lacks one).
+    Its name is kept on one line (line breaks and tabs become spaces)."""
+    name = one_line(name)
     if not name:
         raise ValidationError({"name": "A workspace needs a name."})
     workspace = Workspace(name=name, slug=slug or _unique_slug(name), time_zone=time_zone)
@@ -43,7 +53,8 @@ def workspace_create(*, name: str, owner, time_zone: str = "UTC", slug: str | No
 
 
 def workspace_update(*, workspace: Workspace, name: str, time_zone: str) -> Workspace:
-    workspace.name = name.strip()
+    """Renames the workspace (on one line, as workspace_create) and sets its time zone."""
+    workspace.name = one_line(name)
     workspace.time_zone = time_zone
     workspace.full_clean(exclude=["slug"])
     workspace.save(update_fields=["name", "time_zone"])
@@ -75,7 +86,9 @@ def _send_invitation(*, user, workspace, invited_by, base_url: str, new_user: bo
         else None,
     }
     send_mail(
-        subject=f"You have been invited to {workspace.name} on Herald",
+        # one_line again for names saved before they had to be one line: a line break in
+        # a subject would end the header (Django refuses to send it).
+        subject=f"You have been invited to {one_line(workspace.name)} on Herald",
         message=render_to_string("accounts/email/invitation.txt", context),
         from_email=None,
         recipient_list=[user.email],
@@ -153,17 +166,23 @@ def member_remove(*, membership: Membership, actor: Membership) -> None:
     membership.delete()
 
 
-def api_key_create(*, workspace: Workspace, name: str, created_by=None) -> tuple[ApiKey, str]:
-    """A new key and its raw value. The raw value is never stored: show it once."""
+def api_key_create(
+    *, workspace: Workspace, name: str, created_by=None, kind: str = ApiKeyKind.FULL
+) -> tuple[ApiKey, str]:
+    """A new key of `kind` (full or read-only) and its raw value. The raw value is never
+    stored (only its hash under the first API_KEY_HASH_KEYS key): show it once."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the key a name that says who uses it."})
+    if kind not in ApiKeyKind.values:
+        raise ValidationError({"kind": f"“{kind}” is not a kind of key (full or read)."})
     prefix, raw = ApiKey.generate()
     key = ApiKey.objects.create(
         workspace=workspace,
         name=name[:100],
         prefix=prefix,
         key_hash=hash_api_key(raw),
+        kind=kind,
         created_by=created_by,
     )
     return key, raw

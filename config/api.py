@@ -3,49 +3,137 @@ shared/API.md. Each app contributes a router from its api.py."""
 
 import base64
 import binascii
+import ipaddress
 import json
+import logging
+import math
+import time
+from functools import lru_cache
 from typing import Any
 
+from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import Http404
+from limits import RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import RedisStorage
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.pagination import PaginationBase
 from ninja.security import HttpBearer
-from ninja.throttling import AuthRateThrottle
+from redis.exceptions import RedisError
 
 from accounts.selectors import api_key_authenticate
+from config.env import parse_rate
+
+log = logging.getLogger(__name__)
 
 
 class ApiKeyAuth(HttpBearer):
-    """`Authorization: Bearer <key>`; sets request.workspace from the key."""
+    """`Authorization: Bearer <key>`; sets request.workspace from the key.
+
+    Every operation of every router passes here, in this order: a client address over
+    API_AUTH_FAILURE_LIMIT gets 429 before its key is even looked up (else a guess that
+    happens to be right would be confirmed); an unknown or revoked key counts against its
+    address and gets 401; a key over API_RATE_LIMIT gets 429; a read-only key gets 403 on
+    anything but a read.
+    """
 
     def authenticate(self, request, token):
+        address = _client_address(request)
+        wait = _over_limit(settings.API_AUTH_FAILURE_LIMIT, "auth-failure", address, hit=False)
+        if wait:
+            raise Throttled(wait)
         key = api_key_authenticate(raw_key=token.strip())
         if key is None:
+            _over_limit(settings.API_AUTH_FAILURE_LIMIT, "auth-failure", address)
             return None
+        wait = _over_limit(settings.API_RATE_LIMIT, "key", str(key.pk))
+        if wait:
+            raise Throttled(wait)
+        if not key.allows(request.method):
+            raise PermissionDenied(
+                "This API key is read-only: it may read (GET) but not change anything. "
+                "Use a key with full access."
+            )
         request.api_key = key
         request.workspace = key.workspace
         return key
 
 
-class KeyRateThrottle(AuthRateThrottle):
-    """Per API key; a client over the rate gets 429 with Retry-After."""
+def _client_address(request) -> str:
+    """The client's address as the sign-in lockout sees it (through TRUSTED_PROXY_COUNT
+    proxies). An IPv6 client counts by its /64, the block one subscriber gets: otherwise
+    it could take a fresh address for every few guesses."""
+    address = get_client_ip_address(request)
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return address or "unknown"
+    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 
-    def allow_request(self, request):
-        rate = settings.API_RATE_LIMIT  # read per call so operators and tests can change it
-        if rate != self.rate:
-            self.rate = rate
-            self.num_requests, self.duration = self.parse_rate(rate)
-        return super().allow_request(request)
 
-    def get_cache_key(self, request):
-        key = getattr(request, "api_key", None)
-        ident = f"key-{key.pk}" if key is not None else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+# --- Rate limits: counters in Redis (the `limits` library) ------------------------------
+
+_REDIS_TIMEOUT = 0.5  # seconds; a Redis that does not answer must not hold up the API
+_redis_warned_at = -math.inf
+
+
+@lru_cache(maxsize=4)
+def _limiters(redis_url: str):
+    """Per-key limits count in a fixed window: one atomic INCR per call and one integer
+    per key (a moving window would keep up to API_RATE_LIMIT timestamps per key). Failed
+    authentications count in a moving window (a few entries per address), so a client
+    cannot double its guesses across a window boundary."""
+    storage = RedisStorage(
+        redis_url,
+        key_prefix="herald:ratelimit",
+        wrap_exceptions=True,
+        socket_connect_timeout=_REDIS_TIMEOUT,
+        socket_timeout=_REDIS_TIMEOUT,
+    )
+    return {
+        "key": FixedWindowRateLimiter(storage),
+        "auth-failure": MovingWindowRateLimiter(storage),
+    }
+
+
+@lru_cache(maxsize=16)
+def _rate_item(rate: str) -> RateLimitItemPerSecond:
+    amount, seconds = parse_rate(rate)  # "3000/m": validated at start-up (config/env.py)
+    return RateLimitItemPerSecond(amount, seconds)
+
+
+def _over_limit(rate: str, scope: str, ident: str, *, hit: bool = True) -> float | None:
+    """Seconds to wait when `ident` is over `rate` in `scope` ("key" or "auth-failure"),
+    else None. `hit`: count this call; otherwise only look. With Redis down: None (the
+    request is served: a limit is not worth an outage) and a warning in the log."""
+    limiter = _limiters(settings.REDIS_URL)[scope]
+    item = _rate_item(rate)
+    try:
+        if limiter.hit(item, scope, ident) if hit else limiter.test(item, scope, ident):
+            return None
+        reset_at, _remaining = limiter.get_window_stats(item, scope, ident)
+    except (StorageError, RedisError, OSError) as e:
+        _warn_limits_unavailable(e)
+        return None
+    return max(1.0, reset_at - time.time())
+
+
+def _warn_limits_unavailable(error: Exception) -> None:
+    global _redis_warned_at
+    now = time.monotonic()
+    if now - _redis_warned_at >= 60:  # once a minute per process, not once per request
+        _redis_warned_at = now
+        log.warning(
+            "API rate limits are not enforced: Redis does not answer (%s). Requests are "
+            "served without limits until it does.",
+            getattr(error, "storage_error", error),
+        )
 
 
 api = NinjaAPI(
@@ -56,7 +144,6 @@ api = NinjaAPI(
     auth=ApiKeyAuth(),
     docs_url="/docs",
     openapi_url="/openapi.json",
-    throttle=[KeyRateThrottle(settings.API_RATE_LIMIT)],
 )
 
 
@@ -107,7 +194,7 @@ def _unauthorized(request, exc):
 
 @api.exception_handler(Throttled)
 def _throttled(request, exc: Throttled):
-    wait = max(1, int(exc.wait or 1))
+    wait = max(1, math.ceil(exc.wait or 1))
     return error_response(
         request, 429, f"Too many requests; retry in {wait} s.", headers={"Retry-After": str(wait)}
     )
@@ -141,10 +228,16 @@ def encode_cursor(value) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a cursor value")  # JSON's Infinity, -Infinity, NaN
+
+
 def decode_cursor(cursor: str):
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return json.loads(
+            base64.urlsafe_b64decode(padded.encode()), parse_constant=_refuse_constant
+        )
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise ValidationError(
             [{"loc": ["query", "cursor"], "msg": "Unknown cursor: pass next_cursor as given."}]
@@ -199,7 +292,7 @@ class CursorPagination(PaginationBase):
                 decode_cursor("!")  # raises the 422 for an unknown cursor
             try:
                 queryset = queryset.filter(self._after(after))
-            except (ValueError, TypeError, DjangoValidationError):
+            except (ValueError, TypeError, OverflowError, DjangoValidationError):
                 decode_cursor("!")
         rows = list(queryset[: pagination.limit + 1])
         next_cursor = None
@@ -211,10 +304,13 @@ class CursorPagination(PaginationBase):
 
 
 def _cursor_scalar(value) -> bool:
-    """A value a cursor may hold: text, or a number the database's bigint holds."""
+    """A value a cursor may hold: text, or a finite number the database's bigint holds
+    (1e999 reads as infinity, 1e300 overflows a bigint)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return False
-    return not isinstance(value, int) or -(2**63) <= value < 2**63
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return isinstance(value, str) or -(2**63) <= value < 2**63
 
 
 def _cursor_value(value):

@@ -94,3 +94,61 @@ def env_redis_url(name: str) -> str | None:
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} has a malformed port.") from None
     return raw
+
+
+_RATE_PERIODS = {
+    "s": 1, "sec": 1, "second": 1,
+    "m": 60, "min": 60, "minute": 60,
+    "h": 3600, "hour": 3600,
+    "d": 86400, "day": 86400,
+}  # fmt: skip
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """'3000/m' as (3000, 60): a number of requests per second, minute, hour or day
+    (`s`, `m`, `h`, `d`, or the words). Raises ValueError for anything else."""
+    amount, _, period = value.strip().partition("/")
+    seconds = _RATE_PERIODS.get(period.strip().lower())
+    if not amount.strip().isdigit() or int(amount) < 1 or seconds is None:
+        raise ValueError(f"{value!r} is not a rate")
+    return int(amount), seconds
+
+
+def env_rate(name: str, default: str) -> str:
+    value = env_str(name, default)
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate: write requests per period, e.g. '3000/m' "
+            "(periods s, m, h, d; at least 1 request)."
+        ) from None
+    return value
+
+
+def trusted_proxy_settings(count: int) -> dict:
+    """The django-axes / django-ipware settings that read the client address through
+    `count` trusted reverse proxies (axes.helpers.get_client_ip_address, also used by the
+    API's failed-key limit).
+
+    0: REMOTE_ADDR only, so an X-Forwarded-For a client sends changes nothing. N > 0: each
+    proxy appends the address it was reached from to X-Forwarded-For, so the client is the
+    N-th address from the right; what a client wrote before that is ignored. ipware counts
+    the proxies listed in the header after the client, and the nearest proxy is not listed
+    (it is REMOTE_ADDR), hence N - 1. Not strict: a client that sends its own header (a
+    corporate proxy does) makes the chain longer, which must not turn it into the proxy's
+    address.
+    """
+    if count < 0:
+        raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
+    if count == 0:
+        return {
+            "AXES_IPWARE_PROXY_COUNT": None,
+            "AXES_IPWARE_META_PRECEDENCE_ORDER": ("REMOTE_ADDR",),
+            "IPWARE_STRICT": False,
+        }
+    return {
+        "AXES_IPWARE_PROXY_COUNT": count - 1,
+        "AXES_IPWARE_META_PRECEDENCE_ORDER": ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"),
+        "IPWARE_STRICT": False,
+    }

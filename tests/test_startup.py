@@ -49,6 +49,18 @@ def run_manage(args, env_overrides, timeout=120):
             "0",
             "AUDIENCE_IMPORT_RETENTION_DAYS must be at least 1",
         ),
+        ("API_RATE_LIMIT", "lots", "API_RATE_LIMIT='lots' is not a rate"),
+        ("API_RATE_LIMIT", "0/m", "API_RATE_LIMIT='0/m' is not a rate"),
+        ("API_AUTH_FAILURE_LIMIT", "30/fortnight", "API_AUTH_FAILURE_LIMIT='30/fortnight'"),
+        ("TRUSTED_PROXY_COUNT", "-1", "TRUSTED_PROXY_COUNT must be 0 or more"),
+        ("TRUSTED_PROXY_COUNT", "one", "TRUSTED_PROXY_COUNT='one' is not a whole number"),
+        ("AXES_ACCOUNT_FAILURE_LIMIT", "2", "AXES_ACCOUNT_FAILURE_LIMIT must be larger"),
+        ("API_KEY_HASH_KEYS", "short", "API_KEY_HASH_KEYS: every key needs at least 32"),
+        (
+            "API_KEY_HASH_KEYS",
+            f"{'k' * 40},{'k' * 40}",
+            "API_KEY_HASH_KEYS lists the same key twice",
+        ),
     ],
 )
 def test_a_malformed_setting_stops_start_up_naming_it(variable, value, message, tmp_path):
@@ -83,3 +95,21 @@ def test_static_files_collect_with_hashed_names(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "s" / "staticfiles.json").exists()
+
+
+def test_trusted_proxy_count_reads_the_client_address_through_that_many_proxies(tmp_path):
+    """TRUSTED_PROXY_COUNT=1: the address the proxy appended to X-Forwarded-For; a forged
+    address before it is ignored. Unset: REMOTE_ADDR, whatever the header says."""
+    script = (
+        "from django.test import RequestFactory; from axes.helpers import get_client_ip_address;"
+        "r = RequestFactory().get('/', REMOTE_ADDR='10.0.0.2',"
+        " HTTP_X_FORWARDED_FOR='203.0.113.9, 198.51.100.1');"
+        "print(get_client_ip_address(r))"
+    )
+    shell = ["shell", "--no-imports", "-c", script]
+    behind_one = run_manage(shell, {"TRUSTED_PROXY_COUNT": "1", "HERALD_VAR_DIR": str(tmp_path)})
+    assert behind_one.returncode == 0, behind_one.stderr
+    assert behind_one.stdout.strip() == "198.51.100.1"
+    direct = run_manage(shell, {"TRUSTED_PROXY_COUNT": None, "HERALD_VAR_DIR": str(tmp_path)})
+    assert direct.returncode == 0, direct.stderr
+    assert direct.stdout.strip() == "10.0.0.2"

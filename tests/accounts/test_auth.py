@@ -36,7 +36,7 @@ def test_wrong_password_is_a_form_error(client, member):
 
 
 def test_repeated_failures_lock_the_sign_in_even_with_the_right_password(client, member, settings):
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS):
         client.post("/login/", {"username": member.email, "password": "wrong"})
     locked = client.post("/login/", {"username": member.email, "password": PASSWORD})
     assert locked.status_code == 429
@@ -46,7 +46,7 @@ def test_repeated_failures_lock_the_sign_in_even_with_the_right_password(client,
 
 def test_lockout_is_per_account_and_address(client, member, settings):
     other = UserFactory(email="other@acme.test")
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(settings.LOGIN_FAILURE_LIMIT_PER_ADDRESS):
         client.post("/login/", {"username": member.email, "password": "wrong"})
     ok = client.post("/login/", {"username": other.email, "password": PASSWORD})
     assert ok.status_code == 302

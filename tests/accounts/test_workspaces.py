@@ -179,3 +179,90 @@ def test_workspace_slugs_stay_unique(name, owner):
 
     ws = workspace_create(name=name, owner=owner)
     assert ws.slug != "acme" and ws.slug.startswith("acme")
+
+
+def test_api_key_can_be_made_read_only(owner_client, workspace):
+    page = owner_client.get("/settings/api-keys/")
+    assert 'name="kind"' in page.text
+    response = owner_client.post("/settings/api-keys/", {"name": "BI export", "kind": "read"})
+    raw = re.search(r'value="(hk_[^"]+)"', response.text).group(1)
+    key = ApiKey.objects.get(workspace=workspace, name="BI export")
+    assert key.kind == "read" and key.matches(raw)
+    assert "Read-only" in owner_client.get("/settings/api-keys/").text
+
+
+def test_api_key_kind_defaults_to_full_and_refuses_unknown_kinds(owner_client, workspace):
+    owner_client.post("/settings/api-keys/", {"name": "Backend"})
+    assert ApiKey.objects.get(workspace=workspace, name="Backend").kind == "full"
+    response = owner_client.post("/settings/api-keys/", {"name": "Odd", "kind": "root"})
+    assert "Select a valid choice" in response.text
+    assert not ApiKey.objects.filter(workspace=workspace, name="Odd").exists()
+
+
+# --- Workspace names are one line (they go into email subjects) -------------------------
+
+
+@pytest.mark.parametrize(
+    "typed", ["Acme\nBcc: victim@example.com", "Acme\r\nBcc: victim@example.com",
+              "Acme \u2028 Bcc:\tvictim@example.com"],
+    ids=["lf", "crlf", "line-separator"],
+)  # fmt: skip
+def test_a_new_workspace_name_is_kept_on_one_line(client, db, typed):
+    user = UserFactory()
+    client.force_login(user)
+    response = client.post("/workspaces/new/", {"name": typed, "time_zone": "UTC"})
+    assert response.status_code == 302
+    ws = Workspace.objects.get(memberships__user=user)
+    assert ws.name == "Acme Bcc: victim@example.com"
+
+
+def test_workspace_settings_keep_the_name_on_one_line(owner_client, workspace):
+    response = owner_client.post("/settings/", {"name": "Acme\n\nEU", "time_zone": "UTC"})
+    assert response.status_code == 302
+    workspace.refresh_from_db()
+    assert workspace.name == "Acme EU"
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [("Acme\x00", "Null characters are not allowed"),  # Django's own check comes first
+     ("Acme\x1b[31m", "cannot contain control characters"),
+     ("Acme\x7f", "cannot contain control characters")],
+    ids=["nul", "escape", "delete"],
+)  # fmt: skip
+def test_a_workspace_name_with_control_characters_is_a_form_error(
+    owner_client, workspace, bad, message
+):
+    response = owner_client.post("/settings/", {"name": bad, "time_zone": "UTC"})
+    assert response.status_code == 200
+    assert message in response.text
+    workspace.refresh_from_db()
+    assert workspace.name == "Acme"
+
+
+def test_workspace_services_refuse_or_flatten_multi_line_names(owner):
+    from django.core.exceptions import ValidationError
+
+    from accounts.services import workspace_create, workspace_update
+
+    ws = workspace_create(name="  Two\nLines  ", owner=owner)
+    assert ws.name == "Two Lines"
+    assert workspace_update(workspace=ws, name="Three\r\nLines\r\n", time_zone="UTC").name == (
+        "Three Lines"
+    )
+    with pytest.raises(ValidationError):
+        workspace_update(workspace=ws, name="Bell\x07", time_zone="UTC")
+
+
+def test_an_invitation_from_a_workspace_with_an_old_multi_line_name_is_sent_on_one_line(
+    owner_client, workspace, smtp_inbox, django_capture_on_commit_callbacks
+):
+    Workspace.objects.filter(pk=workspace.pk).update(name="Acme\nBcc: victim@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(
+            "/settings/members/", {"email": "new@example.com", "role": "ops"}
+        )
+    assert response.status_code == 302
+    [mail] = smtp_inbox.messages
+    assert mail["to"] == ["new@example.com"]
+    assert mail["subject"] == "You have been invited to Acme Bcc: victim@example.com on Herald"

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import Workspace
+from accounts.models import ApiKeyKind, Workspace
 from accounts.services import api_key_create
 
 
@@ -10,10 +10,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--workspace", required=True, help="Workspace slug.")
         parser.add_argument("--name", default="Created from the command line")
+        parser.add_argument(
+            "--kind",
+            "--scope",
+            dest="kind",
+            choices=ApiKeyKind.values,
+            default=ApiKeyKind.FULL,
+            help="full (default) or read: a read-only key gets 403 on every write.",
+        )
 
-    def handle(self, *args, workspace, name, **options):
+    def handle(self, *args, workspace, name, kind, **options):
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
             raise CommandError(f"No workspace with slug {workspace!r}.")
-        _key, raw = api_key_create(workspace=ws, name=name)
+        _key, raw = api_key_create(workspace=ws, name=name, kind=kind)
         self.stdout.write(raw)
