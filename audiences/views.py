@@ -58,7 +58,7 @@ def audience_list(request):
 @role_required(VIEW)
 def audience_detail(request, audience_id):
     audience = selectors.get_audience_or_404(workspace=request.workspace, pk=audience_id)
-    q = request.GET.get("q", "").replace("\x00", "").strip()
+    q = request.GET.get("q", "").strip()
     after = page_key(request.GET.get("after", ""))
     before = page_key(request.GET.get("before", ""))
     if after is not None:

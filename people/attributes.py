@@ -6,18 +6,69 @@ string. Once typed, a value of another type is refused (an integer is a valid nu
 date is a valid datetime); null clears the attribute.
 """
 
+import json
+import math
 import re
 from datetime import date, datetime
 
+from accounts.middleware import FORBIDDEN_CHARACTERS, has_forbidden_character
 from people.models import AttributeType
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
 KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .-]{0,99}$")
+KEY_RULE = (
+    "a name has 1-100 characters: a letter or _ first, then letters, digits, spaces, _ . or -"
+)
+NOT_FINITE = "is not a number JSON can hold (NaN and Infinity are not); send a finite number"
+NOT_STORABLE = "contains a character that is not allowed (NUL or a lone surrogate)"
 
 
 class AttributeTypeError(ValueError):
     pass
+
+
+def key_problem(key, *, known=()) -> str | None:
+    """Why `key` cannot name a custom attribute, or None when it can: it must match
+    KEY_PATTERN (what segment rules and the contact import accept), unless it is already
+    in the workspace's catalogue (`known`), which keeps older keys writable."""
+    if isinstance(key, str) and (key in known or KEY_PATTERN.match(key)):
+        return None
+    return f"attribute name {key!r} is not allowed: {KEY_RULE}"
+
+
+def unstorable(value, path: str) -> tuple[str, str] | None:
+    """(path, reason) of the first part of a JSON value that cannot be stored: a NaN or
+    infinite number (Python's json reads them; JSON and PostgreSQL have none) or text
+    holding NUL or a lone surrogate, in a value or a key. None when all of it can be.
+    Paths are dotted: properties.items.0.price."""
+    # Hot path (every event's properties): C's json.dumps refuses NaN and Infinity and
+    # writes NUL and surrogates as escapes; only a suspect value is walked for the path.
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (ValueError, TypeError):
+        pass
+    else:
+        if "\\u0000" not in text and "\\ud" not in text:
+            return None
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return where, NOT_FINITE
+        if isinstance(item, str) and has_forbidden_character(item):
+            return where, NOT_STORABLE
+        if isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                name = f"{where}.{FORBIDDEN_CHARACTERS.sub(chr(0xFFFD), str(key))}"
+                if isinstance(key, str) and has_forbidden_character(key):
+                    return name, f"the name {NOT_STORABLE}"
+                children.append((name, child))
+            stack.extend(reversed(children))  # first things first
+        elif isinstance(item, list):
+            stack.extend(reversed([(f"{where}.{i}", child) for i, child in enumerate(item)]))
+    return None
 
 
 def _is_date(value: str) -> bool:
@@ -46,6 +97,8 @@ def infer_type(value) -> str | None:
         return None
     if isinstance(value, bool):
         return AttributeType.BOOLEAN
+    if isinstance(value, float) and not math.isfinite(value):
+        raise AttributeTypeError(f"the value {NOT_FINITE}")
     if isinstance(value, int | float):
         return AttributeType.NUMBER
     if isinstance(value, list):
@@ -71,6 +124,8 @@ def check_value(key: str, value, declared: str):
         ok = isinstance(value, str)
     elif declared == AttributeType.NUMBER:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and not math.isfinite(value):
+            raise AttributeTypeError(f"attribute “{key}” {NOT_FINITE}")
     elif declared == AttributeType.BOOLEAN:
         ok = isinstance(value, bool)
     elif declared == AttributeType.DATE:
@@ -97,6 +152,8 @@ def parse_text_value(text: str, declared: str):
             number = float(text.replace(",", ".")) if any(c in text for c in ".,eE") else int(text)
         except ValueError:
             raise AttributeTypeError(f"“{text}” is not a number") from None
+        if not math.isfinite(number):  # "1e999" reads as infinity
+            raise AttributeTypeError(f"“{text}” is not a finite number")
         return number
     if declared == AttributeType.BOOLEAN:
         lowered = text.lower()

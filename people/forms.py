@@ -1,8 +1,20 @@
+import math
+import re
+
 from django import forms
 
 from config.forms import StyledFormMixin
 from people.models import AttributeType, Channel
 from people.selectors import QuickFilters
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def whole_number(text: str) -> int | None:
+    """The value of `text` when it is 1-18 ASCII digits (any Herald id fits a bigint),
+    else None. Not str.isdigit(): it accepts "²" and "١", which int() refuses or reads
+    as other digits, and any length, which int() refuses past 4300 digits."""
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
 
 
 class QuickFilterForm(StyledFormMixin, forms.Form):
@@ -191,16 +203,25 @@ class BuilderError(ValueError):
 def _number(text: str):
     text = text.strip().replace(",", ".")
     value = float(text)
+    if not math.isfinite(value):  # "nan", "inf", "1e999": no attribute holds one
+        raise ValueError(text)
     return int(value) if value.is_integer() and "." not in text else value
+
+
+# Group and row indexes: ASCII digits of a sane length (see whole_number).
+_BUILDER_FIELD = re.compile(r"c-([0-9]{1,9})-([0-9]{1,9})-([^-]+)")
+_ADD_ROW = re.compile(r"add:([0-9]{1,9})")
+_REMOVE_ROW = re.compile(r"remove:([0-9]{1,9}):([0-9]{1,9})")
 
 
 def parse_builder(data) -> list[list[dict]]:
     """The groups of rows posted by the builder, each row a dict of its raw fields."""
     rows: dict[tuple[int, int], dict] = {}
     for key, value in data.items():
-        parts = key.split("-")
-        if len(parts) == 4 and parts[0] == "c" and parts[1].isdigit() and parts[2].isdigit():
-            rows.setdefault((int(parts[1]), int(parts[2])), {})[parts[3]] = value
+        match = _BUILDER_FIELD.fullmatch(key)
+        if match:  # any other name is not the builder's: ignored
+            g, r, name = match.groups()
+            rows.setdefault((int(g), int(r)), {})[name] = value
     groups: dict[int, list[dict]] = {}
     for (g, _row), row in sorted(rows.items()):
         groups.setdefault(g, []).append(row)
@@ -210,21 +231,22 @@ def parse_builder(data) -> list[list[dict]]:
 def apply_builder_action(groups: list[list[dict]], action: str) -> list[list[dict]]:
     """add:<g> adds a row to group g, or adds a group, remove:<g>:<r> removes a row."""
     groups = [list(g) for g in groups]
+    add, remove = _ADD_ROW.fullmatch(action), _REMOVE_ROW.fullmatch(action)
     if action == "or":
         groups.append([{}])
-    elif action.startswith("add:"):
-        g = int(action.split(":")[1])
+    elif add:
+        g = int(add[1])
         if 0 <= g < len(groups):
             groups[g].append({})
         else:
             groups.append([{}])
-    elif action.startswith("remove:"):
-        _, g, r = action.split(":")
-        g, r = int(g), int(r)
+    elif remove:
+        g, r = int(remove[1]), int(remove[2])
         if 0 <= g < len(groups) and 0 <= r < len(groups[g]):
             del groups[g][r]
             if not groups[g]:
                 del groups[g]
+    # Anything else is not one of the builder's buttons: ignored, like a stale page's.
     return groups
 
 
@@ -251,8 +273,8 @@ def builder_tree(groups: list[list[dict]], types: dict[str, str]) -> dict | None
             raw = (row.get("value") or "").strip()
             try:
                 if kind == "relative":
-                    amount = int((row.get("amount") or "").strip())
-                    if amount < 0:
+                    amount = whole_number((row.get("amount") or "").strip())
+                    if amount is None:
                         raise ValueError
                     condition["value"] = {"amount": amount, "unit": row.get("unit") or "days"}
                 elif kind == "list":

@@ -9,6 +9,8 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from accounts.middleware import has_forbidden_character
+
 
 class InvalidAddress(ValueError):
     pass
@@ -58,6 +60,12 @@ NORMALIZERS = {"email": normalize_email, "sms": normalize_phone, "push": normali
 
 def normalize_address(channel: str, value: str) -> str:
     try:
-        return NORMALIZERS[channel](value)
+        normalize = NORMALIZERS[channel]
     except KeyError:
         raise InvalidAddress(f"“{channel}” is not a channel (email, sms or push).") from None
+    if isinstance(value, str) and has_forbidden_character(value):
+        # Never an address, and PostgreSQL could neither store nor look it up.
+        raise InvalidAddress(
+            "The address contains a character that is not allowed (NUL or a lone surrogate)."
+        )
+    return normalize(value)

@@ -4,17 +4,32 @@ Work over many people is set-based: one INSERT ... SELECT / bulk statement per b
 never a query per person.
 """
 
-import csv
-import io
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from psycopg import sql as psycopg_sql
 
-from people.attributes import AttributeTypeError, check_value, infer_type
+from accounts.middleware import has_forbidden_character
+from people.attributes import (
+    NOT_STORABLE,
+    AttributeTypeError,
+    check_value,
+    infer_type,
+    key_problem,
+    unstorable,
+)
+from people.imports import staging
+from people.imports.checking import copy_line
+from people.imports.source import LineSource, SourceError, iter_records, open_text
+from people.jobs import UploadEmpty, UploadTooLarge, store_upload
 from people.models import (
     AttributeDefinition,
     Channel,
@@ -41,6 +56,7 @@ PERSON_TEXT_FIELDS = [
     "address",
 ]
 MAX_BATCH = 1000
+RESERVED_KEYS = {"tags", "audiences", "push_tokens", "id"}
 
 
 class PersonInputError(ValueError):
@@ -55,47 +71,63 @@ class PersonInputError(ValueError):
 # --- Attributes -------------------------------------------------------------------------
 
 
-def _typed_attributes(*, workspace, items: list[dict], catalogue: dict) -> dict[str, str]:
-    """Types for every attribute key in `items`: declared ones, then inferred on first sight.
+def _attribute_names_problem(attributes: dict, catalogue: dict) -> PersonInputError | None:
+    """The first attribute name that cannot be used, as the error to report; checked before
+    anything is written, so a refused person adds nothing to the catalogue."""
+    for key in attributes:
+        problem = key_problem(key, known=catalogue)
+        if problem is None and (key in Person._meta.fields_map or key in RESERVED_KEYS):
+            problem = f"“{key}” is a built-in field, not a custom one"
+        if problem:
+            shown = f"attributes.{key}" if isinstance(key, str) and key.strip() else "attributes"
+            field_name = "attributes" if has_forbidden_character(shown) else shown
+            return PersonInputError(field_name, problem)
+    return None
 
-    New keys are added to the catalogue (set-based, concurrent-safe) and returned typed.
-    """
-    types = {key: d.type for key, d in catalogue.items()}
-    new: dict[str, str] = {}
+
+def _inferred_types(items: list[dict], catalogue: dict[str, str]) -> dict[str, str]:
+    """Types for every attribute key of `items`: declared ones, then the type the first
+    value seen implies for a new key. Writes nothing (see _catalogue_add)."""
+    types = dict(catalogue)
     for attributes in items:
         for key, value in attributes.items():
-            if key in types or key in new:
+            if key in types:
                 continue
             try:
                 kind = infer_type(value)
             except AttributeTypeError:
                 continue  # reported when the value is checked
             if kind is not None:
-                new[key] = kind
-    if new:
-        AttributeDefinition.objects.bulk_create(
-            [
-                AttributeDefinition(workspace=workspace, key=k, label=k, type=t, inferred=True)
-                for k, t in new.items()
-            ],
-            ignore_conflicts=True,
-        )
-        # A concurrent writer may have typed a key first: its type wins.
-        for d in AttributeDefinition.objects.for_workspace(workspace).filter(key__in=list(new)):
-            types[d.key] = d.type
+                types[key] = kind
     return types
+
+
+def _catalogue_add(*, workspace, new: dict[str, str]) -> dict[str, str]:
+    """Add inferred keys to the catalogue (set-based, concurrent-safe); returns the types
+    as stored: a concurrent writer may have typed a key first, and its type wins."""
+    AttributeDefinition.objects.bulk_create(
+        [
+            AttributeDefinition(workspace=workspace, key=k, label=k, type=t, inferred=True)
+            for k, t in new.items()
+        ],
+        ignore_conflicts=True,
+    )
+    return dict(
+        AttributeDefinition.objects.for_workspace(workspace)
+        .filter(key__in=list(new))
+        .values_list("key", "type")
+    )
 
 
 def _check_attributes(attributes: dict, types: dict[str, str]) -> dict:
     checked = {}
     for key, value in attributes.items():
-        if not isinstance(key, str) or not key.strip() or len(key) > 100:
-            raise PersonInputError("attributes", f"attribute name {key!r} is empty or too long")
-        if key in Person._meta.fields_map or key in {"tags", "audiences", "push_tokens", "id"}:
-            raise PersonInputError("attributes", f"“{key}” is a built-in field, not a custom one")
         if value is None:
             checked[key] = None
             continue
+        bad = unstorable(value, f"attributes.{key}")
+        if bad:
+            raise PersonInputError(bad[0], f"attribute “{key}” {bad[1]}")
         if key not in types:
             raise PersonInputError(
                 f"attributes.{key}", f"attribute “{key}” has an unsupported value {value!r}"
@@ -139,6 +171,8 @@ def _clean_person(data: dict, types: dict[str, str]) -> dict:
             value = ""
         if not isinstance(value, str):
             raise PersonInputError(name, f"{name} must be a string")
+        if has_forbidden_character(value):
+            raise PersonInputError(name, f"{name} {NOT_STORABLE}")
         value = value.strip()
         if value:
             try:
@@ -153,7 +187,12 @@ def _clean_person(data: dict, types: dict[str, str]) -> dict:
             raise PersonInputError(name, f"{name} is longer than {max_length} characters")
         clean[name] = value
     if "company" in data:
-        company = (data["company"] or "").strip()
+        company = data["company"] or ""
+        if not isinstance(company, str):
+            raise PersonInputError("company", "company must be a string")
+        if has_forbidden_character(company):
+            raise PersonInputError("company", f"company {NOT_STORABLE}")
+        company = company.strip()
         if len(company) > 200:
             raise PersonInputError("company", "company is longer than 200 characters")
         clean["company"] = company
@@ -162,9 +201,13 @@ def _clean_person(data: dict, types: dict[str, str]) -> dict:
             raise PersonInputError("attributes", "attributes must be an object")
         clean["attributes"] = _check_attributes(data["attributes"], types)
     if "push_tokens" in data and data["push_tokens"] is not None:
+        if not isinstance(data["push_tokens"], list):
+            raise PersonInputError("push_tokens", "push_tokens must be a list")
         tokens = []
         for i, token in enumerate(data["push_tokens"]):
-            platform = (token or {}).get("platform")
+            if not isinstance(token, dict):
+                raise PersonInputError(f"push_tokens.{i}", "a push token is an object")
+            platform = token.get("platform")
             if platform not in {"ios", "android", "web"}:
                 raise PersonInputError(
                     f"push_tokens.{i}.platform", "platform must be ios, android or web"
@@ -187,20 +230,41 @@ def person_upsert_batch(*, workspace, items: list[dict]) -> BatchResult:
     if len(items) > MAX_BATCH:
         raise ValueError(f"a batch holds at most {MAX_BATCH} people")
     result = BatchResult()
-    catalogue = {d.key: d for d in AttributeDefinition.objects.for_workspace(workspace)}
-    types = _typed_attributes(
-        workspace=workspace,
-        items=[i.get("attributes") or {} for i in items if isinstance(i.get("attributes"), dict)],
-        catalogue=catalogue,
+    catalogue = dict(
+        AttributeDefinition.objects.for_workspace(workspace).values_list("key", "type")
     )
-    valid: dict[str, tuple[int, dict]] = {}
+    # First what needs no type (ids, attribute names), then the types, then the values;
+    # the catalogue is written last, with only the keys of people who passed every check.
+    candidates: list[tuple[int, str, dict]] = []
     for index, item in enumerate(items):
-        external_id = (item.get("external_id") or "").strip() if isinstance(item, dict) else ""
+        external_id = item.get("external_id") if isinstance(item, dict) else None
+        external_id = external_id.strip() if isinstance(external_id, str) else ""
         if not external_id or len(external_id) > 255:
             result.errors.append(
                 {"index": index, "msg": "external_id is required (1-255 characters)"}
             )
             continue
+        if has_forbidden_character(external_id):
+            result.errors.append(
+                {"index": index, "field": "external_id", "msg": f"external_id {NOT_STORABLE}"}
+            )
+            continue
+        attributes = item.get("attributes")
+        problem = (
+            _attribute_names_problem(attributes, catalogue)
+            if isinstance(attributes, dict)
+            else None
+        )
+        if problem:
+            result.errors.append({"index": index, "field": problem.field, "msg": problem.message})
+            continue
+        candidates.append((index, external_id, item))
+    types = _inferred_types(
+        [i["attributes"] for _, _, i in candidates if isinstance(i.get("attributes"), dict)],
+        catalogue,
+    )
+    valid: dict[str, tuple[int, dict]] = {}
+    for index, external_id, item in candidates:
         try:
             clean = _clean_person(item, types)
         except PersonInputError as e:
@@ -213,6 +277,16 @@ def person_upsert_batch(*, workspace, items: list[dict]) -> BatchResult:
             if attributes:
                 clean["attributes"] = attributes
         valid[external_id] = (index, clean)
+    new = {
+        key: types[key]
+        for _, clean in valid.values()
+        for key, value in clean.get("attributes", {}).items()
+        if value is not None and key not in catalogue
+    }
+    if new:
+        stored = _catalogue_add(workspace=workspace, new=new)
+        _recheck_retyped(valid, {k: t for k, t in stored.items() if new.get(k) != t}, result)
+    result.errors.sort(key=lambda e: e["index"])
     if not valid:
         return result
     for attempt in range(2):
@@ -228,6 +302,23 @@ def person_upsert_batch(*, workspace, items: list[dict]) -> BatchResult:
             result.created = result.updated = 0
             result.people = []
     return result
+
+
+def _recheck_retyped(valid: dict[str, tuple[int, dict]], retyped: dict[str, str], result):
+    """A concurrent writer typed some new keys otherwise: the people whose values do not
+    fit the type that won are refused, the others go on."""
+    if not retyped:
+        return
+    for external_id, (index, clean) in list(valid.items()):
+        for key, value in clean.get("attributes", {}).items():
+            if key in retyped and value is not None:
+                try:
+                    check_value(key, value, retyped[key])
+                except AttributeTypeError as e:
+                    field_name = f"attributes.{key}"
+                    result.errors.append({"index": index, "field": field_name, "msg": str(e)})
+                    del valid[external_id]
+                    break
 
 
 def _apply_people(*, workspace, valid: dict[str, tuple[int, dict]], result: BatchResult):
@@ -368,12 +459,22 @@ def event_ingest_batch(*, workspace, items: list[dict], now=None) -> EventBatchR
         if not isinstance(person, str) or not person.strip() or len(person) > 255:
             result.errors.append({"index": index, "msg": "person (an external_id) is required"})
             continue
+        if has_forbidden_character(person):
+            result.errors.append({"index": index, "msg": f"person {NOT_STORABLE}"})
+            continue
         if not isinstance(name, str) or not name.strip() or len(name) > 200:
             result.errors.append({"index": index, "msg": "name is required (1-200 characters)"})
+            continue
+        if has_forbidden_character(name):
+            result.errors.append({"index": index, "msg": f"name {NOT_STORABLE}"})
             continue
         properties = item.get("properties") or {}
         if not isinstance(properties, dict):
             result.errors.append({"index": index, "msg": "properties must be an object"})
+            continue
+        bad = unstorable(properties, "properties")
+        if bad:
+            result.errors.append({"index": index, "msg": f"{bad[0]}: {bad[1]}"})
             continue
         try:
             occurred_at = _parse_occurred_at(item.get("occurred_at"), now)
@@ -570,7 +671,8 @@ def dnc_add(
     source: str = DncSource.MANUAL,
     created_by=None,
 ):
-    """The one way onto Do Not Contact: (entry, created). Idempotent; raises InvalidAddress."""
+    """One address onto Do Not Contact (dnc_import is the set-based way for a file, with
+    the same normalization): (entry, created). Idempotent; raises InvalidAddress."""
     if channel not in Channel.values:
         raise InvalidAddress(f"“{channel}” is not a channel (email, sms or push).")
     normalized = normalize_address(channel, address)
@@ -587,59 +689,135 @@ def dnc_remove(*, entry: DoNotContact) -> None:
     entry.delete()
 
 
+# Addresses COPYed into the staging table at a time: the most the import holds in memory.
+DNC_IMPORT_BATCH = 5000
+DNC_INVALID_LISTED = 500  # invalid lines kept for the report; the others are counted
+_DNC_HEADERS = {"address", "email", "phone", "token"}
+_DNC_STAGE = "dnc_import_stage"
+NOT_UTF8 = "The file is not UTF-8 text. Save it as CSV UTF-8 and try again."
+
+
 @dataclass
 class DncImportResult:
     added: int = 0
     already: int = 0
-    invalid: list[tuple[int, str, str]] = field(default_factory=list)  # line, raw, reason
+    # The first DNC_INVALID_LISTED invalid lines (line, raw, reason); invalid_count is all.
+    invalid: list[tuple[int, str, str]] = field(default_factory=list)
+    invalid_count: int = 0
+
+    def refuse(self, line: int, raw: str, reason: str) -> None:
+        self.invalid_count += 1
+        if len(self.invalid) < DNC_INVALID_LISTED:
+            self.invalid.append((line, raw[:200], reason))
 
 
 def dnc_import(
     *,
     workspace,
     channel: str,
-    lines,
+    stream,
     reason: str = "",
     created_by=None,
     source: str = DncSource.IMPORT,
 ) -> DncImportResult:
-    """Import addresses (one per line or first CSV column); invalid lines are reported with
-    their number and reason; valid ones go in with one bulk insert."""
+    """Import addresses from a text stream: one per line, or the first CSV column.
+
+    Streamed with bounded memory (the contact import's reader: one physical line of at
+    most MAX_LINE_CHARS at a time): valid addresses are COPYed DNC_IMPORT_BATCH at a time
+    into a TEMP table, then added with one INSERT ... SELECT ... ON CONFLICT DO NOTHING.
+    A line that cannot be imported (bad address, over-long line or cell, broken quoting)
+    is reported with its number and reason, and the rest goes on. All or nothing: one
+    transaction; a file that is not UTF-8 raises SourceError and adds nothing."""
+    if channel not in Channel.values:
+        raise InvalidAddress(f"“{channel}” is not a channel (email, sms or push).")
     result = DncImportResult()
-    seen: set[str] = set()
-    for number, line in enumerate(csv.reader(lines), start=1):
-        raw = line[0].strip() if line else ""
-        if not raw or (number == 1 and raw.lower() in {"address", "email", "phone", "token"}):
-            continue
-        try:
-            seen.add(normalize_address(channel, raw))
-        except InvalidAddress as e:
-            result.invalid.append((number, raw, str(e)))
-    if seen:
-        existing = set(
-            DoNotContact.objects.for_workspace(workspace)
-            .filter(channel=channel, address__in=seen)
-            .values_list("address", flat=True)
-        )
-        DoNotContact.objects.bulk_create(
+    lines = LineSource(stream)
+    with transaction.atomic(), connection.cursor() as django_cursor:
+        cursor = django_cursor.cursor  # psycopg's own cursor, for COPY
+        stage = staging.Stage(cursor, _DNC_STAGE, ["line", "key"])
+        stage.create()
+        batch: list[str] = []
+        for record in iter_records(stream, lines, ","):
+            if record.error:
+                result.refuse(record.line, lines.raw(), record.error)
+                continue
+            raw = record.cells[0].strip()
+            if not raw or (record.line == 1 and raw.lower() in _DNC_HEADERS):
+                continue
+            try:
+                address = normalize_address(channel, raw)
+            except InvalidAddress as e:
+                result.refuse(record.line, raw, str(e))
+                continue
+            batch.append(copy_line(record.line, [address]))
+            if len(batch) >= DNC_IMPORT_BATCH:
+                _dnc_stage_batch(stage, batch)
+                batch = []
+        _dnc_stage_batch(stage, batch)
+        table = psycopg_sql.Identifier(_DNC_STAGE)
+        # In address order: concurrent imports of the same addresses wait for each other
+        # rather than deadlock.
+        cursor.execute(
+            psycopg_sql.SQL(
+                "INSERT INTO people_donotcontact "
+                "(workspace_id, channel, address, reason, source, created_by_id, created_at) "
+                "SELECT %s, %s, s.key, %s, %s, %s, %s "
+                "FROM (SELECT DISTINCT key FROM {} ) s ORDER BY s.key "
+                "ON CONFLICT (workspace_id, channel, address) DO NOTHING"
+            ).format(table),
             [
-                DoNotContact(
-                    workspace=workspace,
-                    channel=channel,
-                    address=a,
-                    reason=reason[:255],
-                    source=source,
-                    created_by=created_by,
-                )
-                for a in seen - existing
+                workspace.pk,
+                channel,
+                (reason or "")[:255],
+                source,
+                getattr(created_by, "pk", None),
+                timezone.now(),
             ],
-            ignore_conflicts=True,
-            batch_size=1000,
         )
-        result.added, result.already = len(seen - existing), len(existing)
+        result.added = cursor.rowcount
+        cursor.execute(psycopg_sql.SQL("SELECT count(DISTINCT key) FROM {}").format(table))
+        result.already = cursor.fetchone()[0] - result.added
+        stage.drop()
     return result
 
 
+def _dnc_stage_batch(stage, batch: list[str]) -> None:
+    """One COPY per batch: the rows leave Python memory here."""
+    if batch:
+        stage.write_data("".join(batch).encode(), len(batch))
+        stage.flush()
+
+
+def dnc_import_too_large(size: int | None) -> ValidationError:
+    """The error for an upload over the limit, which is the contact import's
+    (CONTACT_IMPORT_MAX_BYTES): both take lists of addresses of the same size."""
+    limit = settings.CONTACT_IMPORT_MAX_BYTES
+    megabytes = f"{limit / (1024 * 1024):,.1f} MB"
+    if size:
+        return ValidationError(
+            f"The file is {size / (1024 * 1024):,.1f} MB; a Do Not Contact import takes files "
+            f"up to {megabytes}. Split it into smaller files."
+        )
+    return ValidationError(
+        f"The file is over {megabytes}, the largest a Do Not Contact import takes. "
+        "Split it into smaller files."
+    )
+
+
 def dnc_import_file(*, workspace, channel: str, file, **kwargs) -> DncImportResult:
-    text = io.TextIOWrapper(file, encoding="utf-8-sig", errors="strict", newline="")
-    return dnc_import(workspace=workspace, channel=channel, lines=text, **kwargs)
+    """Import an uploaded file (see dnc_import). The upload is first put on disk, streamed,
+    refused past CONTACT_IMPORT_MAX_BYTES; ValidationError for an empty file, one over the
+    limit, or one that is not UTF-8 text (nothing is added then)."""
+    with tempfile.TemporaryDirectory(prefix="herald-dnc-") as folder:
+        path = Path(folder) / "upload.csv"
+        try:
+            store_upload(file, path, limit=settings.CONTACT_IMPORT_MAX_BYTES)
+        except UploadEmpty:
+            raise ValidationError("The file is empty.") from None
+        except UploadTooLarge as e:
+            raise dnc_import_too_large(e.size) from None
+        with open_text(str(path), "utf-8-sig") as stream:
+            try:
+                return dnc_import(workspace=workspace, channel=channel, stream=stream, **kwargs)
+            except SourceError:
+                raise ValidationError(NOT_UTF8) from None

@@ -2,18 +2,22 @@
 
 import csv
 from datetime import datetime
+from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import MANAGE_PEOPLE, VIEW, role_required
 from audiences import selectors as audience_selectors
+from audiences.importing.uploads import limit_uploads
 from people import selectors, services
 from people.csv_export import Echo, csv_safe
 from people.forms import (
@@ -30,6 +34,7 @@ from people.forms import (
     builder_tree,
     parse_builder,
     value_kind,
+    whole_number,
 )
 from people.models import AttributeType, Channel, DncSource, TagSource
 from people.normalize import InvalidAddress
@@ -162,9 +167,7 @@ class FilteredPeople:
 def page_key(value: str) -> int | None:
     """A Herald id from ?after= / ?before= (keyset pages), or None for anything that is
     not one (so a mangled link shows the first page, never an error)."""
-    if value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    return None
+    return whole_number(value)
 
 
 @role_required(VIEW)
@@ -208,8 +211,8 @@ def selected_people(request, view: FilteredPeople):
     """The people a bulk action applies to: the ticked rows or "all N matching"."""
     if request.POST.get("all_matching") == "1":
         return view.people
-    ids = [int(i) for i in request.POST.getlist("person") if i.isdigit()]
-    return view.people.filter(id__in=ids)
+    ids = [whole_number(i) for i in request.POST.getlist("person")]
+    return view.people.filter(id__in=[i for i in ids if i is not None])
 
 
 @require_POST
@@ -294,15 +297,15 @@ def person_detail(request, person_id):
     event_name = request.GET.get("event", "")
     events = selectors.event_list(workspace=ws, person=person, name=event_name or None)
     cursor = request.GET.get("events_before", "")
-    if "_" in cursor:
-        at, _, pk = cursor.rpartition("_")
+    at, _, pk = cursor.rpartition("_")
+    pk = whole_number(pk)
+    if at and pk is not None:  # a mangled cursor shows the newest events
         try:
             at = datetime.fromisoformat(at)
-            events = events.filter(occurred_at__lt=at) | events.filter(
-                occurred_at=at, id__lt=int(pk)
-            )
         except ValueError:
             pass
+        else:
+            events = events.filter(occurred_at__lt=at) | events.filter(occurred_at=at, id__lt=pk)
     page = list(events[:26])
     next_cursor = f"{page[24].occurred_at.isoformat()}_{page[24].pk}" if len(page) > 25 else None
     catalogue = selectors.attribute_catalogue(workspace=ws)
@@ -462,9 +465,9 @@ def dnc_list(request):
             )
             return redirect(f"{reverse('dnc_list')}?channel={entry.channel}")
     entries = selectors.dnc_list(workspace=ws, channel=channel or None, q=q)
-    after = request.GET.get("after", "")
-    if after.isdigit():
-        entries = entries.filter(id__lt=int(after))
+    after = page_key(request.GET.get("after", ""))
+    if after is not None:
+        entries = entries.filter(id__lt=after)
     page = list(entries.order_by("-id")[:101])
     return render(
         request,
@@ -481,25 +484,54 @@ def dnc_list(request):
     )
 
 
+def _unread_when_refused(view):
+    """A refused upload is never read: Django's 403 page (requires_csrf_token) would
+    otherwise read and store the whole body to look for a CSRF token that no longer
+    matters; marking the CSRF check as done spares it."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except PermissionDenied:
+            request.csrf_processing_done = True
+            raise
+
+    return wrapped
+
+
 @require_POST
+@_unread_when_refused
 @role_required(MANAGE_PEOPLE)
+@csrf_exempt  # checked by _dnc_import, once the upload limit is in place
 def dnc_import(request):
+    """The role is checked before the body is read: CsrfViewMiddleware would read (and
+    store) the whole upload to find its token, so the CSRF check comes after the size
+    limit, which applies while the body is read (the audience import's handler). The
+    limit is the contact import's, CONTACT_IMPORT_MAX_BYTES."""
+    limit_uploads(request, settings.CONTACT_IMPORT_MAX_BYTES)
+    return _dnc_import(request)
+
+
+@csrf_protect
+def _dnc_import(request):
     ws = request.workspace
     form = DncImportForm(request.POST, request.FILES)
+    over = getattr(request, "upload_over_limit", None)
+    if over:
+        form.is_valid()
+        form.add_error("file", services.dnc_import_too_large(None))
+        context = {"form": form, "report": None}
+        return render(request, "people/dnc_import_result.html", context, status=413)
     report = None
     if form.is_valid():
-        upload = form.cleaned_data["file"]
         try:
             report = services.dnc_import_file(
                 workspace=ws,
                 channel=form.cleaned_data["channel"],
-                file=upload.file,
+                file=form.cleaned_data["file"],
                 reason=form.cleaned_data["reason"],
                 created_by=request.user,
-            )
-        except UnicodeDecodeError:
-            form.add_error(
-                "file", "The file is not UTF-8 text. Save it as CSV UTF-8 and try again."
             )
         except ValidationError as e:
             form.add_error("file", e)

@@ -105,3 +105,50 @@ def test_quick_filters_and_advanced_filters_combine(ops_client, people):
         {"city": "London", "c-0-0-attribute": "plan", "c-0-0-op": "is_not", "c-0-0-value": "pro"},
     )
     assert rows(page) == ["b"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"c-²-0-attribute": "city", "c-²-0-op": "is", "c-²-0-value": "London"},
+        {"c-0-١-attribute": "city", "c-0-١-op": "is", "c-0-١-value": "London"},
+        {f"c-{'9' * 5000}-0-attribute": "city", f"c-{'9' * 5000}-0-op": "is_empty"},
+        {"builder": "add:x"},
+        {"builder": "add:²"},
+        {"builder": f"add:{'9' * 5000}"},
+        {"builder": "remove:1"},
+        {"builder": "remove:0:x"},
+        {"builder": "remove:²:0"},
+        {"builder": "remove:0:0:0"},
+    ],
+)
+def test_mangled_builder_fields_are_ignored_not_a_500(ops_client, people, params):
+    page = ops_client.get("/people/", params)
+    assert page.status_code == 200
+    assert rows(page) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("value", ["nan", "-Infinity", "1e999"])
+def test_a_number_that_is_not_finite_is_a_row_error(ops_client, people, value):
+    page = ops_client.get(
+        "/people/", {"c-0-0-attribute": "ltv", "c-0-0-op": "gte", "c-0-0-value": value}
+    )
+    assert page.status_code == 200
+    assert "ltv &gt;= needs a number." in page.text
+    assert rows(page) == []
+
+
+@pytest.mark.parametrize("amount", ["٣", "³", "-3", "9" * 40])
+def test_a_relative_amount_is_ascii_digits(ops_client, people, amount):
+    page = ops_client.get(
+        "/people/",
+        {
+            "c-0-0-attribute": "created_at",
+            "c-0-0-op": "was_within",
+            "c-0-0-amount": amount,
+            "c-0-0-unit": "days",
+        },
+    )
+    assert page.status_code == 200
+    assert "created_at was within the last needs a whole number" in page.text
+    assert rows(page) == []

@@ -166,3 +166,43 @@ def test_blocked_people_selector_is_set_based(workspace, django_assert_num_queri
     assert [
         p.external_id for p in blocked_people(workspace=workspace, channel="sms", people=people)
     ] == ["a"]
+
+
+def test_events_json_or_postgresql_cannot_hold_are_refused_by_index(api_client, workspace):
+    body = (
+        '{"events": ['
+        '{"person": "p", "name": "A", "properties": {"total": NaN}},'
+        '{"person": "p", "name": "B", "properties": {"items": [{"price": -Infinity}]}},'
+        '{"person": "p", "name": "C", "properties": {"note": "a\\u0000b"}},'
+        '{"person": "p", "name": "D", "properties": {"k\\u0000": 1}},'
+        '{"person": "p\\u0000", "name": "E"},'
+        '{"person": "p", "name": "F\\ud800"},'
+        '{"person": "p", "name": "ok", "properties": {"total": 1.5, "tags": ["a"]}}'
+        "]}"
+    )
+    r = api_client.post("/api/v1/events", data=body, content_type="application/json")
+    assert r.status_code == 202
+    assert r.json()["accepted"] == 1
+    errors = r.json()["errors"]
+    assert [e["index"] for e in errors] == [0, 1, 2, 3, 4, 5]
+    assert errors[0]["msg"].startswith("properties.total:")
+    assert errors[1]["msg"].startswith("properties.items.0.price:")
+    assert errors[2]["msg"].startswith("properties.note:")
+    assert errors[4]["msg"].startswith("person")
+    assert errors[5]["msg"].startswith("name")
+    assert list(Event.objects.for_workspace(workspace).values_list("name", flat=True)) == ["ok"]
+    assert list(Person.objects.for_workspace(workspace).values_list("external_id", flat=True)) == [
+        "p"
+    ]
+
+
+def test_a_dnc_address_postgresql_cannot_store_is_a_422(api_client, workspace):
+    for channel in ("push", "email", "sms"):
+        r = post(
+            api_client,
+            "/api/v1/dnc",
+            {"channel": channel, "address": "tok\x00en@x.test"},
+        )
+        assert r.status_code == 422
+        assert r.json()["errors"][0]["loc"] == ["body", "address"]
+    assert not DoNotContact.objects.for_workspace(workspace).exists()

@@ -1,5 +1,7 @@
 """People endpoints of shared/API.md: upsert, batch, read, list, erase; typed attributes."""
 
+import json
+
 import pytest
 
 from people.models import AttributeDefinition, Person, PushToken
@@ -204,3 +206,98 @@ def test_erasing_a_person_takes_them_out_of_their_audiences_counts(api_client, w
 def test_malformed_json_is_422(api_client, workspace):
     r = api_client.put("/api/v1/people/u-1", data="{nope", content_type="application/json")
     assert r.status_code == 422
+
+
+def put_raw(client, external_id, text):
+    """A body as sent: Python's json (and so the API) reads NaN and Infinity."""
+    return client.put(f"/api/v1/people/{external_id}", data=text, content_type="application/json")
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_number_json_cannot_hold_is_a_422_naming_the_attribute(api_client, workspace, literal):
+    r = put_raw(api_client, "u-1", f'{{"attributes": {{"plan": "pro", "score": {literal}}}}}')
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["loc"] == ["body", "attributes", "score"]
+    assert "score" in r.json()["detail"]
+    assert not Person.objects.for_workspace(workspace).exists()
+    assert not AttributeDefinition.objects.for_workspace(workspace).exists()
+    # once the attribute is a number, too
+    assert put(api_client, "u-1", {"attributes": {"score": 1}}).status_code == 201
+    r = put_raw(api_client, "u-1", f'{{"attributes": {{"score": {literal}}}}}')
+    assert r.status_code == 422
+    assert Person.objects.for_workspace(workspace).get().attributes == {"score": 1}
+    # in a batch: that person is refused by index, the others applied
+    r = api_client.post(
+        "/api/v1/people/batch",
+        data=(
+            f'{{"people": [{{"external_id": "a", "attributes": {{"score": {literal}}}}},'
+            ' {"external_id": "b", "attributes": {"score": 2}}]}'
+        ),
+        content_type="application/json",
+    )
+    assert r.status_code == 200
+    assert r.json()["created"] == 1
+    [error] = r.json()["errors"]
+    assert error["index"] == 0 and "attributes.score" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "key", ["k" * 101, "", "  ", "1st_order", "a/b", "naïve", "tab\there", "nul\x00", "\ud800"]
+)
+def test_a_bad_attribute_key_is_a_422_and_nothing_is_written(api_client, workspace, key):
+    r = api_client.put(
+        "/api/v1/people/u-1",
+        # ensure_ascii: a lone surrogate travels as the \ud800 escape a client would send
+        data=json.dumps({"first_name": "Ada", "attributes": {"plan": "pro", key: 1}}),
+        content_type="application/json",
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["loc"][:2] == ["body", "attributes"]
+    assert repr(key) in r.json()["detail"]
+    assert not Person.objects.for_workspace(workspace).exists()
+    assert not AttributeDefinition.objects.for_workspace(workspace).exists()
+
+
+def test_a_key_already_in_the_catalogue_stays_writable(api_client, workspace):
+    AttributeDefinition.objects.create(workspace=workspace, key="ünïcode", label="u", type="string")
+    r = put(api_client, "u-1", {"attributes": {"ünïcode": "kept"}})
+    assert r.status_code == 201 and r.json()["attributes"] == {"ünïcode": "kept"}
+
+
+def test_a_refused_person_types_no_new_attribute(api_client, workspace):
+    put(api_client, "u-1", {"attributes": {"seats": 3}})
+    r = put(api_client, "u-2", {"attributes": {"fresh": "new", "seats": "three"}})
+    assert r.status_code == 422
+    keys = set(AttributeDefinition.objects.for_workspace(workspace).values_list("key", flat=True))
+    assert keys == {"seats"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"first_name": "A\\u0000da"}',
+        '{"first_name": "A\\ud800da"}',
+        '{"company": "Acme\\u0000"}',
+        '{"attributes": {"plan": "pro\\u0000"}}',
+        '{"attributes": {"langs": ["en", "f\\u0000r"]}}',
+        '{"push_tokens": [{"platform": "ios", "token": "tok\\u0000en"}]}',
+    ],
+)
+def test_text_postgresql_cannot_store_is_a_422_naming_the_field(api_client, workspace, body):
+    r = put_raw(api_client, "u-1", body)
+    assert r.status_code == 422
+    field = next(iter(json.loads(body)))
+    assert r.json()["errors"][0]["loc"][:2] == ["body", field]
+    assert not Person.objects.for_workspace(workspace).exists()
+    assert not AttributeDefinition.objects.for_workspace(workspace).exists()
+
+
+def test_an_external_id_postgresql_cannot_store_is_refused_by_index(api_client, workspace):
+    r = api_client.post(
+        "/api/v1/people/batch",
+        data='{"people": [{"external_id": "x\\u0000"}, {"external_id": "ok"}]}',
+        content_type="application/json",
+    )
+    assert r.status_code == 200
+    assert r.json()["created"] == 1 and [e["index"] for e in r.json()["errors"]] == [0]
+    assert "external_id" in r.json()["errors"][0]["msg"]
