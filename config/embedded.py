@@ -138,11 +138,22 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._started:
-            self._run(
-                [str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
-                 "-t", "60", "stop"],
-                check=False,
-            )
+            # Fast: sessions are ended, the data is flushed. If that does not finish in a
+            # minute (a machine under heavy load), immediate: recovery replays the WAL on
+            # the next start, nothing committed is lost.
+            for mode, seconds in (("fast", "60"), ("immediate", "30")):
+                result = self._run(
+                    [str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w",
+                     "-t", seconds, "stop"],
+                    check=False,
+                )
+                if result.returncode == 0 or not (self.data_dir / "postmaster.pid").exists():
+                    break
+                print(
+                    f"herald | the embedded PostgreSQL did not stop ({mode}): "
+                    f"{_last_line(result.stderr or result.stdout)}",
+                    flush=True,
+                )
             self._started = False
         if self._owned_socket_dir:
             shutil.rmtree(self._owned_socket_dir, ignore_errors=True)

@@ -158,7 +158,7 @@ def test_make_run_starts_the_embedded_pair_from_scratch_and_keeps_the_data(tmp_p
         assert run.ctrl_c() == 0
         assert "stopping the embedded servers" in run.output()
         assert "Traceback" not in run.output()
-        assert psutil.wait_procs(_servers_on(var), timeout=30)[1] == []
+        assert psutil.wait_procs(_servers_on(var), timeout=60)[1] == []
         assert not (var / "run.json").exists()
     finally:
         run.kill()
