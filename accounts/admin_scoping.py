@@ -10,7 +10,6 @@ import at all (fail closed), and every export is a CSV whose formula cells are d
 
 import io
 
-from defusedcsv import csv as defused_csv
 from django import forms
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import FieldDoesNotExist, ValidationError
@@ -19,6 +18,7 @@ from import_export import resources, widgets
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
 
+from accounts import csv_safe
 from accounts.models import Membership, Workspace
 
 
@@ -78,24 +78,18 @@ class SafeCSV(base_formats.CSV):
     """CSV whose export defuses cells a spreadsheet would run as a formula.
 
     The admin's only format: django-import-export's own IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT
-    only strips a leading "=". Cells are written through defusedcsv (= + - @ | %); it leaves
-    a leading tab or carriage return alone, which people/csv_export.csv_safe (the app's own
-    downloads, out of reach of this lowest app) neutralizes too, so those are quoted here.
+    only strips a leading "=". Cells are written by accounts.csv_safe, the one CSV-safe
+    writer (= + - @ | %, a leading tab or carriage return), numbers kept as they are so an
+    export imports back.
     """
 
     def export_data(self, dataset, **kwargs):
         stream = io.StringIO()
-        writer = defused_csv.writer(stream)
+        writer = csv_safe.writer(stream, keep_numbers=True)
         if dataset.headers:
-            writer.writerow(_defuse_leading_whitespace(dataset.headers))
-        writer.writerows(_defuse_leading_whitespace(row) for row in dataset)
+            writer.writerow(dataset.headers)
+        writer.writerows(dataset)
         return stream.getvalue()
-
-
-def _defuse_leading_whitespace(row):
-    return [
-        "'" + cell if isinstance(cell, str) and cell[:1] in ("\t", "\r") else cell for cell in row
-    ]
 
 
 class SafeImportExportAdmin(ImportExportModelAdmin):

@@ -16,10 +16,11 @@ from ninja.errors import HttpError
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
+from accounts.jobs import FINISHED
 from audiences import selectors
 from audiences.import_services import ImportTooLarge, audience_import_start
-from audiences.importing.report import first_problems, report_response
-from audiences.importing.uploads import declared_over_limit, limit_uploads
+from audiences.imports.report import first_problems, report_response
+from audiences.imports.uploads import declared_over_limit, limit_uploads
 from audiences.models import AudienceImport
 from config.api import ApiKeyAuth, error_response
 
@@ -87,7 +88,7 @@ def _out(request, job: AudienceImport) -> dict:
         report = request.build_absolute_uri(
             reverse("api:audience_import_report", kwargs={"audience_import_id": job.pk})
         )
-    finished = job.status in ("done", "failed")
+    finished = job.status in FINISHED
     return {
         "id": job.pk,
         "status": job.status,

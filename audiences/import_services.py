@@ -18,22 +18,31 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from audiences.importing.reader import NAME_MAX, ImportRefused, clean_name, sniff
-from audiences.importing.report import media_path, report_relative_path
-from audiences.importing.run import JobTaken, run_job
+from accounts.jobs import (
+    FINISHED,
+    MAX_ATTEMPTS,
+    JobStatus,
+    UploadEmpty,
+    UploadTooLarge,
+    attempt_lock,
+    job_claim,
+    job_fail,
+    job_give_up,
+    media_path,
+    store_upload,
+)
+from audiences.imports.reader import NAME_MAX, ImportRefused, clean_name, sniff
+from audiences.imports.report import report_relative_path
+from audiences.imports.run import JobTaken, run_job
 from audiences.models import AudienceImport, Identifier
-from people.jobs import UploadEmpty, UploadTooLarge, attempt_lock, store_upload
-from people.models import JobStatus
 
 logger = logging.getLogger(__name__)
 
 UPLOADS_DIR = "audience-imports"  # under MEDIA_ROOT: uploads and error reports
-FINISHED = [JobStatus.DONE, JobStatus.FAILED]
-MAX_ATTEMPTS = 3  # deliveries of one job that may start running it
 _LOCK_NAMESPACE = 0x4841_5544 << 32  # "HAUD": advisory lock keys of audience import jobs
 
 
@@ -270,61 +279,35 @@ def _job_lock(import_id: int):
     return attempt_lock(_LOCK_NAMESPACE + import_id)
 
 
+def _jobs(import_id: int):
+    return AudienceImport.objects.unscoped().filter(pk=import_id)
+
+
 def _claim(import_id: int, *, now) -> bool:
-    """queued -> running, or running -> running when the previous attempt died (the caller
-    holds the job lock, so no live attempt is working on it), at most MAX_ATTEMPTS times."""
-    return bool(
-        AudienceImport.objects.unscoped()
-        .filter(
-            pk=import_id,
-            status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
-            attempts__lt=MAX_ATTEMPTS,
-        )
-        .update(
-            attempts=F("attempts") + 1,
-            status=JobStatus.RUNNING,
-            started_at=now,
-            finished_at=None,
-            total_rows=0,
-            processed_rows=0,
-            matched=0,
-            unmatched=0,
-            invalid=0,
-            audiences_created=[],
-            error_report="",
-            detail="Starting…",
-        )
+    """Start an attempt (the caller holds the job lock), at most MAX_ATTEMPTS times."""
+    return job_claim(
+        _jobs(import_id),
+        now=now,
+        total_rows=0,
+        matched=0,
+        unmatched=0,
+        invalid=0,
+        audiences_created=[],
+        error_report="",
+        detail="Starting…",
     )
 
 
 def audience_import_fail(*, import_id: int, detail: str, reword: bool = False, **fields) -> None:
     """Mark a job that has not finished as failed, saying why (with `reword`, also say it
-    better for one already failed). Survives a broken database connection (the error that
-    ended the job may have broken it). A finished job is never touched."""
-    statuses = [JobStatus.QUEUED, JobStatus.RUNNING] + ([JobStatus.FAILED] if reword else [])
-
-    def update():
-        AudienceImport.objects.unscoped().filter(pk=import_id, status__in=statuses).update(
-            status=JobStatus.FAILED, detail=detail, finished_at=timezone.now(), **fields
-        )
-
-    try:
-        update()
-    except DatabaseError:
-        connection.close()
-        close_old_connections()
-        update()
+    better for one already failed). A finished job is never touched."""
+    job_fail(_jobs(import_id), detail=detail, reword=reword, **fields)
 
 
 def _fail_if_out_of_attempts(import_id: int, *, now) -> None:
-    """A job still `running` after MAX_ATTEMPTS deliveries killed its worker each time (a
-    file that takes more memory or time than the worker has): it fails, saying so, rather
-    than being redelivered for ever."""
-    AudienceImport.objects.unscoped().filter(
-        pk=import_id, status=JobStatus.RUNNING, attempts__gte=MAX_ATTEMPTS
-    ).update(
-        status=JobStatus.FAILED,
-        finished_at=now,
+    job_give_up(
+        _jobs(import_id),
+        now=now,
         detail=(
             f"The import stopped its worker {MAX_ATTEMPTS} times (the worker was killed or "
             "restarted while it ran), so it was given up; nothing was changed. Split the file "

@@ -9,13 +9,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.jobs import FINISHED, MAX_ATTEMPTS, JobStatus
 from accounts.permissions import MANAGE_AUDIENCES, role_required
 from audiences import import_services, selectors
-from audiences.importing.report import first_problems, report_response
-from audiences.importing.results import created_audiences, recent_imports
-from audiences.importing.uploads import limit_uploads
+from audiences.imports.report import first_problems, report_response
+from audiences.imports.results import created_audiences, recent_imports
+from audiences.imports.uploads import limit_uploads
 from audiences.models import AudienceImport, Identifier
-from people.models import JobStatus
 
 SINGLE = AudienceImport.Mode.SINGLE
 PER_ROW = AudienceImport.Mode.PER_ROW
@@ -147,7 +147,7 @@ def _audience_import_new(request):
 
 
 def _job_context(job: AudienceImport) -> dict:
-    finished = job.status in (JobStatus.DONE, JobStatus.FAILED)
+    finished = job.status in FINISHED
     files_removed = job.files_removed_at is not None
     return {
         "job": job,
@@ -157,7 +157,7 @@ def _job_context(job: AudienceImport) -> dict:
         "retention_days": settings.AUDIENCE_IMPORT_RETENTION_DAYS,
         "created": created_audiences(job) if finished else [],
         "problems": first_problems(job) if finished else [],
-        "max_attempts": import_services.MAX_ATTEMPTS,
+        "max_attempts": MAX_ATTEMPTS,
         "merging": job.status == JobStatus.RUNNING
         and job.total_rows
         and job.processed_rows >= job.total_rows,

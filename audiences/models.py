@@ -1,12 +1,12 @@
 """Target audiences: named groups of people, filled from segments, flows, the API, the People
 page or CSV files uploaded by ops staff."""
 
-from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
+from accounts.jobs import ImportJob
 from accounts.models import Workspace, WorkspaceOwned
-from people.models import JobStatus, Person
+from people.models import Person
 
 
 class TargetAudience(WorkspaceOwned):
@@ -73,50 +73,29 @@ class Identifier(models.TextChoices):
     PHONE = "phone", "Phone"
 
 
-class AudienceImport(WorkspaceOwned):
+class AudienceImport(ImportJob):
     """An audience CSV import job (shared/API.md: POST /audiences/imports)."""
 
     class Mode(models.TextChoices):
         SINGLE = "single", "One audience for every person in the file"
         PER_ROW = "per_row", "Each row: identifier; audience name"
 
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    original_name = models.CharField(max_length=255)
-    file = models.CharField(max_length=500, help_text="Path of the stored upload.")
-    file_size = models.BigIntegerField(default=0)
     mode = models.CharField(max_length=16, choices=Mode.choices)
     identifier = models.CharField(max_length=16, choices=Identifier.choices)
     audience_name = models.CharField(max_length=200, blank=True, default="")
     replace = models.BooleanField(default=False, help_text="Replace the audiences' members.")
     dry_run = models.BooleanField(default=False)
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
-    total_rows = models.BigIntegerField(default=0)
-    processed_rows = models.BigIntegerField(default=0)
+    # The job's rows in error are counted apart: `invalid` lines could not be read,
+    # `unmatched` identifiers name nobody (both are in the error report).
+    error_count = None
     matched = models.BigIntegerField(default=0)
     unmatched = models.BigIntegerField(default=0)
     invalid = models.BigIntegerField(default=0)
     audiences_created = models.JSONField(default=list, blank=True)
-    error_report = models.CharField(max_length=500, blank=True, default="")
-    detail = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    # Deliveries of the job that started running it: a worker that dies mid-job (out of
-    # memory, restarted) leaves the message to be delivered again, at most MAX_ATTEMPTS.
-    attempts = models.PositiveSmallIntegerField(default=0)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     # Set when the stored upload and the error report were deleted, some days after the
     # job finished (settings.AUDIENCE_IMPORT_RETENTION_DAYS); `file` and `error_report`
     # are then empty.
     files_removed_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(ImportJob.Meta):
         indexes = [models.Index(fields=["workspace", "-created_at"], name="audienceimport_ws")]
-
-    @property
-    def progress_percent(self) -> int:
-        if not self.total_rows:
-            return 100 if self.status == JobStatus.DONE else 0
-        return min(100, int(100 * self.processed_rows / self.total_rows))

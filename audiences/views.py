@@ -12,11 +12,12 @@ from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.csv_safe import Echo
+from accounts.csv_safe import escape_cell as csv_safe
 from accounts.permissions import MANAGE_AUDIENCES, VIEW, role_required
 from audiences import selectors, services
 from audiences.forms import AudienceForm
 from audiences.models import MemberSource
-from people.csv_export import Echo, csv_safe
 from people.views import FilteredPeople, page_key, selected_people
 
 PAGE_SIZE = 50

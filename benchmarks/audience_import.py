@@ -193,7 +193,7 @@ def run_child(env: dict, path: Path, workspace_id: int) -> dict:
     if done.returncode:
         raise SystemExit(f"the import process failed:\n{done.stdout}\n{done.stderr}")
     for line in done.stderr.splitlines():
-        if "audiences.importing.run" in line:
+        if "audiences.imports.run" in line:
             log("  " + line.split(": ", 1)[-1])  # where the time went
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["status"] != "done":

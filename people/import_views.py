@@ -13,12 +13,12 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 
+from accounts.jobs import FINISHED, JobStatus, media_path
 from accounts.permissions import MANAGE_PEOPLE, role_required
 from people.imports import selectors, services
 from people.imports.forms import AnalyzeForm, UploadForm
-from people.imports.report import media_path
 from people.imports.rows import FIELD_LABELS
-from people.models import ContactImport, JobStatus
+from people.models import ContactImport
 
 TEMPLATE = "people/imports/detail.html"
 
@@ -54,7 +54,7 @@ def _phase(job: ContactImport) -> str:
         return "analysis_failed" if job.status == JobStatus.FAILED else "analyzing"
     if job.stage == ContactImport.Stage.ANALYZED:
         return "analyzed"
-    if job.status in (JobStatus.DONE, JobStatus.FAILED):
+    if job.status in FINISHED:
         return "finished"
     return "running"
 

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import F
 from django.db.models.functions import Lower, Upper
 
+from accounts.jobs import ImportJob
 from accounts.models import Workspace, WorkspaceOwned
 
 BUILTIN_FIELDS = [
@@ -273,15 +274,9 @@ class DoNotContact(WorkspaceOwned):
         verbose_name_plural = "Do Not Contact entries"
 
 
-class JobStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
-class ContactImport(WorkspaceOwned):
-    """A contact CSV import: uploaded -> analyzed -> confirmed -> run by a Celery job."""
+class ContactImport(ImportJob):
+    """A contact CSV import: uploaded -> analyzed -> confirmed -> run by a Celery job. Each
+    stage is a run of the job (queued -> running -> ...): attempts count per stage."""
 
     class Stage(models.TextChoices):
         UPLOADED = "uploaded", "Uploaded"
@@ -293,39 +288,14 @@ class ContactImport(WorkspaceOwned):
         OVERWRITE = "overwrite", "Overwrite existing people"
         FILL_EMPTY = "fill_empty", "Fill empty fields only"
 
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    original_name = models.CharField(max_length=255)
-    file = models.CharField(max_length=500, help_text="Path of the stored upload.")
-    file_size = models.BigIntegerField(default=0)
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.UPLOADED)
-    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     # What analysis found and what the user chose (encoding, separator, mapping, dedupe
     # key, policy, tags).
     analysis = models.JSONField(default=dict, blank=True)
     options = models.JSONField(default=dict, blank=True)
-    total_rows = models.BigIntegerField(default=0)
-    processed_rows = models.BigIntegerField(default=0)
     created_count = models.BigIntegerField(default=0)
     updated_count = models.BigIntegerField(default=0)
     skipped_count = models.BigIntegerField(default=0)
-    error_count = models.BigIntegerField(default=0)
-    error_report = models.CharField(max_length=500, blank=True, default="")
-    detail = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    # Deliveries that started running the current stage: a worker that dies mid-job (out
-    # of memory, restarted) leaves the message to be delivered again, at most MAX_ATTEMPTS.
-    attempts = models.PositiveSmallIntegerField(default=0)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(ImportJob.Meta):
         indexes = [models.Index(fields=["workspace", "-created_at"], name="contactimport_ws")]
-
-    @property
-    def progress_percent(self) -> int:
-        if not self.total_rows:
-            return 0 if self.status != JobStatus.DONE else 100
-        return min(100, int(100 * self.processed_rows / self.total_rows))

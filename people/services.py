@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from psycopg import sql as psycopg_sql
 
+from accounts.jobs import UploadEmpty, UploadTooLarge, store_upload
 from accounts.middleware import has_forbidden_character
 from people.attributes import (
     NOT_STORABLE,
@@ -29,7 +30,6 @@ from people.attributes import (
 from people.imports import staging
 from people.imports.checking import copy_line
 from people.imports.source import LineSource, SourceError, iter_records, open_text
-from people.jobs import UploadEmpty, UploadTooLarge, store_upload
 from people.models import (
     AttributeDefinition,
     Channel,

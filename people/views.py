@@ -15,11 +15,12 @@ from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
+from accounts.csv_safe import Echo
+from accounts.csv_safe import escape_cell as csv_safe
 from accounts.permissions import MANAGE_PEOPLE, VIEW, role_required
 from audiences import selectors as audience_selectors
-from audiences.importing.uploads import limit_uploads
+from audiences.imports.uploads import limit_uploads
 from people import selectors, services
-from people.csv_export import Echo, csv_safe
 from people.forms import (
     BUILTIN_TYPES,
     OPERATORS,

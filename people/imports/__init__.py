@@ -5,8 +5,12 @@
     staging.py   the TEMP staging tables (COPY) and the set-based dedupe/resolution SQL
     analyze.py   what the analyze screen shows: preview, suggested mapping, counts
     run.py       the import itself: stream -> COPY -> one merge transaction
-    report.py    the downloadable error report (line, reason, raw line)
+    report.py    where the downloadable error report (line, reason, raw line) is kept
     services.py  the use cases called by views and tasks
+
+The job row, its claim, attempt lock, progress and failure, the stored upload and the
+error report writer are the job kernel's (accounts/jobs.py); this package keeps the
+import's own stages and messages.
 
 All or nothing, decided here once: a row in error (bad email, bad phone, wrong-typed
 attribute, ragged row, formula cell, over-long line...) is listed with its line number and

@@ -14,9 +14,10 @@ from collections import Counter
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.jobs import media_path
 from people.imports import staging
 from people.imports.checking import helper_count, stage_file
-from people.imports.report import ErrorReport, media_path, report_relative_path
+from people.imports.report import error_report
 from people.imports.rows import (
     ATTRIBUTE,
     DEDUPE_KEYS,
@@ -209,7 +210,7 @@ def count_rows(job: ContactImport, *, analysis: dict, options: dict, progress,
     """The streamed full pass: rows, errors (report + first ones), new vs existing."""
     if helpers is None:
         helpers = helper_count(job.file_size)
-    report = ErrorReport(report_relative_path(workspace_id=job.workspace_id, import_id=job.id))
+    report = error_report(workspace_id=job.workspace_id, import_id=job.id)
     stage_name, final_name = staging.table_names(job.id, "analyze")
     with connection.cursor() as django_cursor:
         cursor = django_cursor.cursor

@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.utils import timezone
 from psycopg import sql
 
+from accounts.jobs import job_done, media_path
 from people.imports import staging
 from people.imports.checking import helper_count, stage_file
-from people.imports.report import ErrorReport, media_path, report_relative_path
+from people.imports.report import error_report
 from people.imports.rows import ATTRIBUTE, IGNORE, MappedColumn, apply_definitions
-from people.models import AttributeDefinition, ContactImport, JobStatus, TagSource
+from people.models import AttributeDefinition, ContactImport, TagSource
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def run_import(job: ContactImport, *, now, progress, helpers: int | None = None)
     """
     options = job.options
     stage_name, final_name = staging.table_names(job.id, "run")
-    report = ErrorReport(report_relative_path(workspace_id=job.workspace_id, import_id=job.id))
+    report = error_report(workspace_id=job.workspace_id, import_id=job.id)
     columns = columns_for(job)
     if helpers is None:
         helpers = helper_count(job.file_size)
@@ -298,8 +298,8 @@ def run_import(job: ContactImport, *, now, progress, helpers: int | None = None)
                 result.companies_created = merged["companies_created"]
                 result.attributes_created = merged["attributes_created"]
                 result.tags = list(options.get("tags", []))
-                finished = ContactImport.objects.filter(pk=job.id, status=JobStatus.RUNNING).update(
-                    status=JobStatus.DONE,
+                finished = job_done(
+                    ContactImport.objects.unscoped().filter(pk=job.id),
                     total_rows=result.rows,
                     processed_rows=result.rows,
                     created_count=result.created,
@@ -308,7 +308,6 @@ def run_import(job: ContactImport, *, now, progress, helpers: int | None = None)
                     error_count=result.errors,
                     error_report=report.relative if result.errors else "",
                     detail=summary(result),
-                    finished_at=timezone.now(),
                     analysis={**job.analysis, "result": result_dict(result)},
                 )
                 if not finished:

@@ -18,23 +18,32 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from accounts.jobs import (
+    MAX_ATTEMPTS,
+    JobStatus,
+    UploadEmpty,
+    UploadTooLarge,
+    attempt_lock,
+    job_claim,
+    job_fail,
+    job_give_up,
+    job_progress,
+    media_path,
+    store_upload,
+)
 from people.imports import analyze as analysis_module
-from people.imports.report import media_path
 from people.imports.rows import DEDUPE_KEYS, MappedColumn, apply_definitions
 from people.imports.run import run_import
 from people.imports.source import SEPARATORS, SourceError, codec_name
-from people.jobs import UploadEmpty, UploadTooLarge, attempt_lock, store_upload
-from people.models import AttributeDefinition, ContactImport, JobStatus, Tag
+from people.models import AttributeDefinition, ContactImport, Tag
 
 logger = logging.getLogger(__name__)
 
 # Options that change what the analysis counted: confirming other values needs a re-check.
 ANALYSIS_KEYS = ("encoding", "separator", "header", "mapping", "dedupe", "phone_region")
 MAX_TAGS = 20
-MAX_ATTEMPTS = 3  # deliveries of one job stage that may start running it
 _LOCK_NAMESPACE = 0x4852_4C44 << 32  # "HRLD": advisory lock keys of contact import jobs
 
 
@@ -94,51 +103,35 @@ def _job_lock(import_id: int):
     return attempt_lock(_LOCK_NAMESPACE + import_id)
 
 
+def _jobs(import_id: int, **stage):
+    return ContactImport.objects.unscoped().filter(pk=import_id, **stage)
+
+
 def _claim(import_id: int, stage: str, *, now) -> bool:
-    """queued -> running, or running -> running when the previous attempt died (the caller
-    holds the job lock, so no live attempt is working on it), at most MAX_ATTEMPTS times
-    per stage; a job out of attempts fails, saying so."""
-    claimed = bool(
-        ContactImport.objects.unscoped()
-        .filter(
-            pk=import_id,
-            stage=stage,
-            status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
-            attempts__lt=MAX_ATTEMPTS,
-        )
-        .update(
-            attempts=F("attempts") + 1,
-            status=JobStatus.RUNNING,
-            started_at=now,
-            processed_rows=0,
-            detail="",
-        )
+    """Start an attempt at the stage (the caller holds the job lock), at most MAX_ATTEMPTS
+    times per stage; a stage out of attempts fails, saying so."""
+    if job_claim(_jobs(import_id, stage=stage), now=now, detail=""):
+        return True
+    work = "analysis" if stage == ContactImport.Stage.UPLOADED else "import"
+    job_give_up(
+        _jobs(import_id, stage=stage),
+        now=now,
+        detail=(
+            f"The {work} stopped its worker {MAX_ATTEMPTS} times (the worker was killed or "
+            "restarted while it ran), so it was given up; nothing was imported. Split the "
+            "file into smaller files and import each one; tell your administrator if a "
+            "small file fails this way too."
+        ),
     )
-    if not claimed:
-        work = "analysis" if stage == ContactImport.Stage.UPLOADED else "import"
-        ContactImport.objects.unscoped().filter(
-            pk=import_id, stage=stage, status=JobStatus.RUNNING, attempts__gte=MAX_ATTEMPTS
-        ).update(
-            status=JobStatus.FAILED,
-            finished_at=now,
-            detail=(
-                f"The {work} stopped its worker {MAX_ATTEMPTS} times (the worker was killed or "
-                "restarted while it ran), so it was given up; nothing was imported. Split the "
-                "file into smaller files and import each one; tell your administrator if a "
-                "small file fails this way too."
-            ),
-        )
-    return claimed
+    return False
 
 
-def _fail(import_id: int, detail: str, *, now) -> None:
-    ContactImport.objects.unscoped().filter(pk=import_id).update(
-        status=JobStatus.FAILED, detail=detail, finished_at=now
-    )
+def _fail(import_id: int, detail: str) -> None:
+    job_fail(_jobs(import_id), detail=detail)
 
 
 def _progress(import_id: int, processed: int) -> None:
-    ContactImport.objects.unscoped().filter(pk=import_id).update(processed_rows=processed)
+    job_progress(_jobs(import_id), processed)
 
 
 def contact_import_analyze(*, contact_import: ContactImport, now=None,
@@ -164,7 +157,7 @@ def contact_import_analyze(*, contact_import: ContactImport, now=None,
                     progress=lambda n: _progress(job_id, n), helpers=helpers,
                 )  # fmt: skip
         except SourceError as e:
-            _fail(job_id, str(e), now=timezone.now())
+            _fail(job_id, str(e))
             return _reload(contact_import)
         except Exception:
             logger.exception("contact import %s: analysis failed", job_id)
@@ -172,7 +165,6 @@ def contact_import_analyze(*, contact_import: ContactImport, now=None,
                 job_id,
                 "The analysis failed on an unexpected error; nothing was imported. "
                 "Try again, and tell your administrator if it happens again.",
-                now=timezone.now(),
             )
             return _reload(contact_import)
         analysis["problems"] = problems
@@ -386,7 +378,7 @@ def contact_import_run(
         try:
             run_import(job, now=now, progress=_progress, helpers=helpers)
         except SourceError as e:
-            _fail(import_id, f"The import failed and changed nothing: {e}", now=timezone.now())
+            _fail(import_id, f"The import failed and changed nothing: {e}")
         except Exception as e:
             logger.exception("contact import %s failed", import_id)
             reason = " ".join(str(e).split())[:300] or e.__class__.__name__
@@ -394,7 +386,6 @@ def contact_import_run(
                 import_id,
                 f"The import failed and changed nothing ({reason}). You can upload the file "
                 "again; tell your administrator if it happens again.",
-                now=timezone.now(),
             )
         _discard_upload(job)  # done or failed: the upload is never read again
     return ContactImport.objects.unscoped().filter(pk=import_id).first()

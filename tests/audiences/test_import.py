@@ -13,6 +13,7 @@ from django.core.files import File
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from accounts.jobs import JobStatus, media_path
 from audiences import import_services
 from audiences.import_services import (
     ImportTooLarge,
@@ -20,13 +21,13 @@ from audiences.import_services import (
     audience_import_run,
     audience_import_start,
 )
-from audiences.importing import merge, reader
-from audiences.importing.reader import choose_separator, looks_like_header
-from audiences.importing.report import first_problems, media_path
-from audiences.importing.run import run_job
+from audiences.imports import merge, reader
+from audiences.imports.reader import choose_separator, looks_like_header
+from audiences.imports.report import first_problems
+from audiences.imports.run import run_job
 from audiences.models import AudienceImport, AudienceMember, MemberSource, TargetAudience
 from audiences.services import audience_add_people, audience_create
-from people.models import JobStatus, Person
+from people.models import Person
 from tests.factories import PersonFactory
 
 DATA = Path("/work/shared/data")

@@ -3,10 +3,10 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from accounts.jobs import JobStatus
 from accounts.services import api_key_create
 from audiences.import_services import audience_import_run, audience_import_start
 from audiences.models import AudienceImport, TargetAudience
-from people.models import JobStatus
 from tests.factories import PersonFactory
 
 pytestmark = pytest.mark.django_db

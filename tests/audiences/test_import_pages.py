@@ -5,11 +5,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from accounts.jobs import JobStatus
 from accounts.models import Role
 from audiences.import_services import audience_import_run, audience_import_start
 from audiences.models import AudienceImport, TargetAudience
 from audiences.services import audience_create
-from people.models import JobStatus
 from tests.factories import PersonFactory
 
 pytestmark = pytest.mark.django_db

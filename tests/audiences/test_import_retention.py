@@ -12,6 +12,7 @@ from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.jobs import JobStatus, media_path
 from accounts.models import Role
 from audiences.import_services import (
     audience_import_files_expire,
@@ -19,9 +20,7 @@ from audiences.import_services import (
     audience_import_run,
     audience_import_start,
 )
-from audiences.importing.report import media_path
 from audiences.models import AudienceImport
-from people.models import JobStatus
 from tests.factories import PersonFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,11 +8,12 @@ import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
+from accounts.jobs import JobStatus
 from accounts.models import Role
 from audiences.import_services import audience_import_run
 from audiences.models import AudienceImport
 from audiences.services import audience_add_people, audience_create
-from people.models import JobStatus, Person
+from people.models import Person
 from tests.factories import (
     PASSWORD,
     MembershipFactory,

@@ -16,16 +16,16 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.csv_safe import escape_cell
+from accounts.jobs import JobStatus, media_path
 from accounts.models import Role
 from people import tasks
 from people.imports import checking, run, services
-from people.imports.report import escape_cell, media_path
 from people.imports.source import MAX_LINE_CHARS
 from people.models import (
     AttributeDefinition,
     Company,
     ContactImport,
-    JobStatus,
     Person,
     PersonTag,
     Tag,

@@ -7,6 +7,10 @@
     report.py   the downloadable error report (line, reason, raw line) and its first rows
     uploads.py  the upload size limit, enforced while the request body is read
 
+The job row, its claim, attempt lock, progress and failure, the stored upload and the
+error report writer are the job kernel's (accounts/jobs.py); this package keeps the
+import's own reading, merging and messages.
+
 The file format is shared/API.md's ("Target audiences"): `single` mode holds one
 identifier per line, `per_row` mode `identifier;audience name`. Separator `;`, or `,` or
 tab when the file clearly uses one of them. Blank lines, surrounding spaces, a trailing

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from charset_normalizer import from_bytes
 
+from accounts.jobs import MAX_RAW  # characters of a raw line kept for the error report
 from audiences.models import AudienceImport, Identifier
 from people.imports.source import (
     SAMPLE_BYTES,
@@ -37,7 +38,6 @@ from people.normalize import InvalidAddress, normalize_email, normalize_phone
 
 NAME_MAX = 200  # TargetAudience.name
 EXTERNAL_ID_MAX = 255  # Person.external_id
-RAW_MAX = 2000  # characters of a raw line kept for the error report
 NAME_CACHE_MAX = 10_000
 # Audiences one file may name: the reader keeps each name (at most NAME_MAX characters)
 # in memory, so this bounds the worker's memory whatever the file holds.
@@ -369,8 +369,8 @@ class ReadStats:
 
 def _raw_for_report(raw: str) -> str:
     raw = raw.rstrip("\r\n")
-    if len(raw) > RAW_MAX:
-        raw = raw[:RAW_MAX] + "…"
+    if len(raw) > MAX_RAW:
+        raw = raw[:MAX_RAW] + "…"
     return raw.replace("\x00", "\ufffd")
 
 
@@ -549,7 +549,7 @@ class RowReader:
                     stats.valid += 1
                     raw = raw.rstrip("\r\n")
                     number = 1 if name is None else number_of(name, start)
-                    write((start, key, number, raw if len(raw) <= RAW_MAX else raw[:RAW_MAX], None))
+                    write((start, key, number, raw if len(raw) <= MAX_RAW else raw[:MAX_RAW], None))
                 if stats.rows % PROGRESS_EVERY == 0:
                     flush()
                     progress(stats.rows)

@@ -20,9 +20,10 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
-from audiences.importing import merge
-from audiences.importing.merge import Stage, Tables
-from audiences.importing.reader import (
+from accounts.jobs import job_done, job_progress, media_path
+from audiences.imports import merge
+from audiences.imports.merge import Stage, Tables
+from audiences.imports.reader import (
     IDENTIFIER_NOUNS,
     FileFormat,
     ImportRefused,
@@ -31,9 +32,9 @@ from audiences.importing.reader import (
     count_lines,
     sniff,
 )
-from audiences.importing.report import media_path, report_relative_path, write_report
+from audiences.imports.report import report_relative_path, write_report
 from audiences.models import AudienceImport
-from people.models import JobStatus, Person
+from people.models import Person
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ class Outcome:
 
 
 def _progress(import_id: int, processed: int) -> None:
-    # Outside any transaction: commits at once, so the progress bar moves.
-    AudienceImport.objects.unscoped().filter(pk=import_id).update(processed_rows=processed)
+    job_progress(AudienceImport.objects.unscoped().filter(pk=import_id), processed)
 
 
 def _set_detail(import_id: int, detail: str, **fields) -> None:
@@ -194,21 +194,16 @@ def run_job(job: AudienceImport, *, now=None, progress=_progress) -> Outcome:
                         error_report=relative,
                         stats=stats,
                     )
-                done = (
-                    AudienceImport.objects.unscoped()
-                    .filter(pk=job.id, status=JobStatus.RUNNING)
-                    .update(
-                        status=JobStatus.DONE,
-                        total_rows=stats.rows,
-                        processed_rows=stats.rows,
-                        matched=merged.matched,
-                        unmatched=merged.unmatched,
-                        invalid=stats.invalid,
-                        audiences_created=merged.audiences_created,
-                        error_report=relative,
-                        detail=summary(job, stats, merged, fmt),
-                        finished_at=timezone.now(),
-                    )
+                done = job_done(
+                    AudienceImport.objects.unscoped().filter(pk=job.id),
+                    total_rows=stats.rows,
+                    processed_rows=stats.rows,
+                    matched=merged.matched,
+                    unmatched=merged.unmatched,
+                    invalid=stats.invalid,
+                    audiences_created=merged.audiences_created,
+                    error_report=relative,
+                    detail=summary(job, stats, merged, fmt),
                 )
                 if not done:
                     raise JobTaken(f"audience import {job.id} changed while it ran")
