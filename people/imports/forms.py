@@ -81,7 +81,7 @@ class AnalyzeForm(StyledFormMixin, forms.Form):
         required=False,
         max_length=2,
         help_text="Two letters, e.g. GB or FR. Leave empty to require +country code.",
-        widget=forms.TextInput(attrs={"size": 3, "style": "max-width: 6rem"}),
+        widget=forms.TextInput(attrs={"size": 3, "class": "max-w-6rem"}),  # no style=: CSP
     )
 
     def __init__(self, job: ContactImport, definitions: dict[str, str], *args, **kwargs):

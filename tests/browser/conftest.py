@@ -51,12 +51,37 @@ def page(chromium, live_server, settings, request):
         base_url=live_server.url, viewport={"width": 1280, "height": 860}
     )
     context.set_default_timeout(15_000)
+    # Every journey proves the Content-Security-Policy holds: what the browser refuses under
+    # it (an inline script or style, a foreign source), and any script error, fails the test.
+    context.add_init_script(CSP_VIOLATION_REPORTER)
     page = context.new_page()
+    problems = []
+    page.on("console", lambda message: _csp_violation(message, problems))
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
     yield page
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+    if problems:
+        pytest.fail("The browser reported:\n" + "\n".join(dict.fromkeys(problems)))
+
+
+# Runs in every page before its own scripts (Playwright injects it; the policy does not apply).
+CSP_VIOLATION_REPORTER = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.effectiveDirective} refused ${e.blockedURI || "inline"}`
+  + ` at ${e.sourceFile || e.documentURI}:${e.lineNumber}` + (e.sample ? ` (${e.sample})` : "")
+));
+"""
+
+
+def _csp_violation(message, problems):
+    text = message.text
+    if message.type == "error" and (
+        text.startswith("CSP violation:") or "Content Security Policy" in text
+    ):
+        problems.append(text)
 
 
 @pytest.hookimpl(hookwrapper=True)
