@@ -11,7 +11,7 @@ from ninja.responses import Status
 from audiences import selectors, services
 from audiences.models import MemberSource
 from config.api import CursorPagination
-from people.api import PersonOut, with_person_related
+from people.schemas import PersonOut, with_person_related
 
 router = Router(tags=["Target audiences"])
 

@@ -18,7 +18,7 @@ from accounts.permissions import MANAGE_AUDIENCES, VIEW, role_required
 from audiences import selectors, services
 from audiences.forms import AudienceForm
 from audiences.models import MemberSource
-from people.views import FilteredPeople, page_key, selected_people
+from people.selection import FilteredPeople, page_key, selected_people
 
 PAGE_SIZE = 50
 # Rows read per query of the CSV download (tests make it small to cross batches).

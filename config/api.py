@@ -1,5 +1,6 @@
-"""The HTTP API at /api/v1/: bearer API keys, the error format and cursor pagination of
-shared/API.md. Each app contributes a router from its api.py."""
+"""The plumbing of the HTTP API at /api/v1/: bearer API keys and their rate limits, the
+error format and cursor pagination of shared/API.md. Each app's api.py router imports
+this module; config/api_urls.py assembles the routers into the API."""
 
 import base64
 import binascii
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from limits import RateLimitItemPerSecond
 from limits.errors import StorageError
 from limits.storage import RedisStorage
@@ -24,6 +25,7 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.pagination import PaginationBase
+from ninja.renderers import JSONRenderer
 from ninja.security import HttpBearer
 from redis.exceptions import RedisError
 
@@ -136,28 +138,27 @@ def _warn_limits_unavailable(error: Exception) -> None:
         )
 
 
-api = NinjaAPI(
-    title="Herald API",
-    version="1",
-    description="Audiences, segments and campaigns. Contract: shared/API.md.",
-    urls_namespace="api",
-    auth=ApiKeyAuth(),
-    docs_url="/docs",
-    openapi_url="/openapi.json",
-)
+# The NinjaAPI instance and its routers are assembled in config/api_urls.py, which
+# installs the handlers below; routers import only this module, so nothing here may import
+# a router. Error bodies are rendered as NinjaAPI.create_response does with its default
+# renderer, which the API uses.
+_renderer = JSONRenderer()
 
 
 def error_response(request, status: int, detail: str, errors: list | None = None, headers=None):
     body: dict[str, Any] = {"detail": detail}
     if errors is not None:
         body["errors"] = errors
-    response = api.create_response(request, body, status=status)
+    response = HttpResponse(
+        _renderer.render(request, body, response_status=status),
+        status=status,
+        content_type=f"{_renderer.media_type}; charset={_renderer.charset}",
+    )
     for name, value in (headers or {}).items():
         response[name] = value
     return response
 
 
-@api.exception_handler(ValidationError)
 def _validation_error(request, exc: ValidationError):
     errors = [
         {"loc": [str(part) for part in e.get("loc", [])], "msg": e.get("msg", "Invalid value.")}
@@ -170,7 +171,6 @@ def _validation_error(request, exc: ValidationError):
     return error_response(request, 422, detail, errors)
 
 
-@api.exception_handler(DjangoValidationError)
 def _django_validation_error(request, exc: DjangoValidationError):
     if hasattr(exc, "error_dict"):
         errors = [
@@ -182,7 +182,6 @@ def _django_validation_error(request, exc: DjangoValidationError):
     return error_response(request, 422, " ".join(e["msg"] for e in errors), errors)
 
 
-@api.exception_handler(AuthenticationError)
 def _unauthorized(request, exc):
     return error_response(
         request,
@@ -192,7 +191,6 @@ def _unauthorized(request, exc):
     )
 
 
-@api.exception_handler(Throttled)
 def _throttled(request, exc: Throttled):
     wait = max(1, math.ceil(exc.wait or 1))
     return error_response(
@@ -200,7 +198,6 @@ def _throttled(request, exc: Throttled):
     )
 
 
-@api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
     if exc.status_code == 400:  # ninja's "Cannot parse request body"
         return error_response(
@@ -209,15 +206,24 @@ def _http_error(request, exc: HttpError):
     return error_response(request, exc.status_code, str(exc))
 
 
-@api.exception_handler(Http404)
 def _not_found(request, exc):
     detail = str(exc) if str(exc) else "Not found."
     return error_response(request, 404, detail)
 
 
-@api.exception_handler(PermissionDenied)
 def _forbidden(request, exc):
     return error_response(request, 403, str(exc) or "Forbidden.")
+
+
+def install_exception_handlers(api: NinjaAPI) -> None:
+    """The error format of shared/API.md for every exception an operation can raise."""
+    api.add_exception_handler(ValidationError, _validation_error)
+    api.add_exception_handler(DjangoValidationError, _django_validation_error)
+    api.add_exception_handler(AuthenticationError, _unauthorized)
+    api.add_exception_handler(Throttled, _throttled)
+    api.add_exception_handler(HttpError, _http_error)
+    api.add_exception_handler(Http404, _not_found)
+    api.add_exception_handler(PermissionDenied, _forbidden)
 
 
 # --- Cursor pagination ------------------------------------------------------------------
@@ -315,25 +321,3 @@ def _cursor_scalar(value) -> bool:
 
 def _cursor_value(value):
     return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def register_routers() -> None:
-    from accounts.api import router as accounts_router
-    from people.api import router as people_router
-
-    api.add_router("/", accounts_router)
-    api.add_router("/", people_router)
-    # Audience imports before audiences: /audiences/imports must never be read as
-    # /audiences/{id}.
-    from audiences.import_api import router as audience_imports_router
-
-    api.add_router("/", audience_imports_router)
-    from audiences.api import router as audiences_router
-
-    api.add_router("/", audiences_router)
-    from segments.api import router as segments_router
-
-    api.add_router("/", segments_router)
-
-
-register_routers()

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config.api import api
+from config.api_urls import api
 
 admin.site.site_header = "Herald administration"
 admin.site.site_title = "Herald admin"

@@ -3,28 +3,22 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from django.db.models import Prefetch
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
 
-from audiences.models import AudienceMember
 from config.api import CursorPagination, error_response
 from people import selectors, services
-from people.models import Channel, DncSource, PersonTag, TagSource
+from people.models import Channel, DncSource, TagSource
 from people.normalize import InvalidAddress, normalize_address
+from people.schemas import PeopleRef, PersonOut, PushTokenSchema, with_person_related
 from segments.selectors import get_segment_or_404, segment_people
 
 router = Router()
 
 # --- Schemas ----------------------------------------------------------------------------
-
-
-class PushTokenSchema(Schema):
-    platform: Literal["ios", "android", "web"]
-    token: str
 
 
 class PersonIn(Schema):
@@ -51,42 +45,6 @@ class PersonBatchItem(PersonIn):
     external_id: str
 
 
-class PersonOut(Schema):
-    id: int
-    external_id: str
-    email: str
-    phone: str
-    first_name: str
-    last_name: str
-    gender: str
-    country: str
-    city: str
-    address: str
-    company: str
-    attributes: dict[str, Any]
-    push_tokens: list[PushTokenSchema]
-    tags: list[str]
-    audiences: list[str]
-    created_at: datetime
-    updated_at: datetime
-
-    @staticmethod
-    def resolve_company(obj):
-        return obj.company.name if obj.company_id else ""
-
-    @staticmethod
-    def resolve_tags(obj):
-        return sorted((pt.tag.name for pt in obj.person_tags.all()), key=str.lower)
-
-    @staticmethod
-    def resolve_push_tokens(obj):
-        return [{"platform": t.platform, "token": t.token} for t in obj.push_tokens.all()]
-
-    @staticmethod
-    def resolve_audiences(obj):
-        return sorted((m.audience.name for m in obj.audience_memberships.all()), key=str.lower)
-
-
 class BatchIn(Schema):
     people: list[dict[str, Any]] = Field(
         ..., description="Up to 1000 people (PersonIn plus external_id).", max_length=1000
@@ -109,18 +67,6 @@ class PeopleFilters(Schema):
     tag: str | None = None
     audience: str | None = None
     segment: int | None = None
-
-
-def with_person_related(people):
-    """Prefetch what PersonOut shows (tags, tokens, audiences): a constant number of queries
-    per page."""
-    return people.prefetch_related(
-        Prefetch("person_tags", queryset=PersonTag.objects.select_related("tag")),
-        "push_tokens",
-        Prefetch(
-            "audience_memberships", queryset=AudienceMember.objects.select_related("audience")
-        ),
-    )
 
 
 def _person_out(workspace, external_id):
@@ -272,10 +218,6 @@ class TagList(Schema):
 
 class TagIn(Schema):
     name: str = Field(..., min_length=1, max_length=100)
-
-
-class PeopleRef(Schema):
-    people: list[str] = Field(..., max_length=10000, description="External ids.")
 
 
 class TagAssigned(Schema):

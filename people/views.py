@@ -11,7 +11,6 @@ from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
@@ -21,26 +20,11 @@ from accounts.permissions import MANAGE_PEOPLE, VIEW, role_required
 from audiences import selectors as audience_selectors
 from audiences.imports.uploads import limit_uploads
 from people import selectors, services
-from people.forms import (
-    BUILTIN_TYPES,
-    OPERATORS,
-    OPS_BY_TYPE,
-    AttributeForm,
-    BuilderError,
-    DncAddForm,
-    DncImportForm,
-    QuickFilterForm,
-    TagForm,
-    apply_builder_action,
-    builder_tree,
-    parse_builder,
-    value_kind,
-    whole_number,
-)
+from people.forms import AttributeForm, DncAddForm, DncImportForm, TagForm, whole_number
 from people.models import AttributeType, Channel, DncSource, TagSource
 from people.normalize import InvalidAddress
-from segments import views as segment_views
-from segments.rules import RuleError, compile_rules, parse_rules
+from people.selection import FilteredPeople, page_key, selected_people
+from segments.explain import segment_explanations
 
 PAGE_SIZE = 50
 LARGE_SELECTION = 10_000
@@ -59,116 +43,6 @@ EXPORT_FIELDS = [
     "attributes",
     "created_at",
 ]
-
-
-def _attribute_types(workspace) -> dict[str, str]:
-    types = dict(BUILTIN_TYPES)
-    for key, definition in selectors.attribute_catalogue(workspace=workspace).items():
-        types[key] = definition.type
-    return types
-
-
-class FilteredPeople:
-    """The People page's filters read from a request: quick filters, then the advanced
-    rule groups compiled by the segment compiler. Shared by the list, bulk actions and
-    export so that "all N matching" means exactly what the page showed."""
-
-    def __init__(self, request, data):
-        workspace = request.workspace
-        self.form = QuickFilterForm(data)
-        self.types = _attribute_types(workspace)
-        self.groups = apply_builder_action(parse_builder(data), data.get("builder", ""))
-        self.builder_error: BuilderError | None = None
-        self.rule_error: str = ""
-        self.tree = None
-        people = selectors.person_filter(workspace=workspace, filters=self.form.filters())
-        self.filter_error = ""
-        if not self.form.is_valid():
-            # An unreadable filter must never widen a selection ("all N matching").
-            self.filter_error = "These filters cannot be read: " + " ".join(
-                f"{self.form.fields[name].label or name}: {' '.join(errors)}"
-                for name, errors in self.form.errors.items()
-            )
-            people = people.none()
-        self.audience_error = ""
-        audience = self.form.audience_name()
-        if audience:
-            narrowed = audience_selectors.people_in_audience(
-                people, workspace=workspace, name=audience
-            )
-            if narrowed is None:
-                self.audience_error = f"There is no target audience named “{audience}”."
-                people = people.none()
-            else:
-                people = narrowed
-        try:
-            self.tree = builder_tree(self.groups, self.types)
-        except BuilderError as e:
-            self.builder_error = e
-        if self.tree is not None:
-            try:
-                parsed = parse_rules(self.tree, workspace=workspace)
-                people = people.filter(
-                    compile_rules(parsed, workspace=workspace, now=timezone.now())
-                )
-            except RuleError as e:
-                self.rule_error = str(e)
-                people = people.none()
-        if self.builder_error:
-            people = people.none()
-        self.people = people
-
-    @property
-    def pairs(self) -> list[tuple[str, str]]:
-        """The filters as (name, value) pairs: for links and forms that keep them."""
-        pairs = [(k, v) for k, v in self.form.data.items() if k in self.form.fields and v]
-        for g, rows in enumerate(self.groups):
-            for r, row in enumerate(rows):
-                for name, value in row.items():
-                    if value:
-                        pairs.append((f"c-{g}-{r}-{name}", value))
-        return pairs
-
-    @property
-    def querystring(self) -> str:
-        return urlencode(self.pairs)
-
-    def builder_rows(self):
-        """Rows for the template, with the operators and input that fit each attribute."""
-        groups = self.groups or [[{}]]
-        out = []
-        for g, rows in enumerate(groups):
-            out_rows = []
-            for r, row in enumerate(rows or [{}]):
-                attr_type = self.types.get(row.get("attribute", ""), "")
-                ops = OPS_BY_TYPE.get(attr_type, [])
-                op = row.get("op") if row.get("op") in ops else (ops[0] if ops else "")
-                error = (
-                    self.builder_error.message
-                    if self.builder_error
-                    and (self.builder_error.group, self.builder_error.row) == (g, r)
-                    else ""
-                )
-                out_rows.append(
-                    {
-                        "g": g,
-                        "r": r,
-                        "row": row,
-                        "type": attr_type,
-                        "op": op,
-                        "ops": [(o, OPERATORS[o]) for o in ops],
-                        "kind": value_kind(attr_type, op) if op else "none",
-                        "error": error,
-                    }
-                )
-            out.append(out_rows)
-        return out
-
-
-def page_key(value: str) -> int | None:
-    """A Herald id from ?after= / ?before= (keyset pages), or None for anything that is
-    not one (so a mangled link shows the first page, never an error)."""
-    return whole_number(value)
 
 
 @role_required(VIEW)
@@ -206,14 +80,6 @@ def people_list(request):
         "all_audiences": audience_selectors.audience_list(workspace=request.workspace)[:500],
     }
     return render(request, "people/people_list.html", context)
-
-
-def selected_people(request, view: FilteredPeople):
-    """The people a bulk action applies to: the ticked rows or "all N matching"."""
-    if request.POST.get("all_matching") == "1":
-        return view.people
-    ids = [whole_number(i) for i in request.POST.getlist("person")]
-    return view.people.filter(id__in=[i for i in ids if i is not None])
 
 
 @require_POST
@@ -332,7 +198,7 @@ def person_detail(request, person_id):
         ),
         "push_tokens": list(person.push_tokens.all()),
         "audiences": audience_selectors.person_audiences(person=person),
-        "segment_explanations": segment_views.segment_explanations(person, ws, timezone.now()),
+        "segment_explanations": segment_explanations(person, ws, timezone.now()),
     }
     return render(request, "people/person_detail.html", context)
 

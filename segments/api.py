@@ -10,7 +10,7 @@ from ninja.pagination import paginate
 from ninja.responses import Status
 
 from config.api import CursorPagination, error_response
-from people.api import PeopleRef, PersonOut, with_person_related
+from people.schemas import PeopleRef, PersonOut, with_person_related
 from people.selectors import get_person_or_404, person_list
 from segments import selectors, services
 from segments.rules import RuleError, parse_rules

@@ -3,7 +3,6 @@ page (members, rules in words, refresh history, into a target audience, why a pe
 in or out), and the People page's selection into a static segment."""
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.contrib import messages
@@ -18,9 +17,10 @@ from accounts.models import role_at_least
 from accounts.permissions import MANAGE_SEGMENTS, VIEW, role_required
 from audiences import selectors as audience_selectors
 from people import selectors as people_selectors
-from people import views as people_views  # module import: people.views imports this one
+from people.selection import FilteredPeople, selected_people
 from people.selectors import Counted, count_people
 from segments import selectors, services
+from segments.explain import explain_segment
 from segments.forms import (
     CONDITION_TYPES,
     COUNT_OPS,
@@ -40,13 +40,12 @@ from segments.forms import (
     make_catalogue,
 )
 from segments.models import RULE_KINDS, RefreshStatus, Segment, SegmentKind
-from segments.rules import RuleError, describe_rules, explain_rules, parse_rules
+from segments.rules import RuleError, describe_rules, parse_rules
 from segments.rules.schema import UNSTORABLE
 
 _ID = re.compile(r"[0-9]{1,18}")
 PAGE_SIZE = 50
 SAMPLE_SIZE = 10
-PROFILE_SEGMENTS = 15  # segments explained on a profile (one query or two each)
 BUILDER = "segments/builder.html"
 DETAIL = "segments/segment_detail.html"
 
@@ -342,96 +341,6 @@ def segment_preview(request):
 # --- Why in or out ----------------------------------------------------------------------------
 
 
-@dataclass
-class Explanation:
-    segment: Segment
-    member: bool | None = None  # in the segment now (stored membership for stored kinds)
-    rules_say: bool | None = None  # what the rules say now, for rule kinds
-    rows: list[dict] = field(default_factory=list)
-    note: str = ""
-    error: str = ""
-
-    @property
-    def pending(self) -> bool:
-        """Stored membership and the rules disagree until the next refresh."""
-        return (
-            self.rules_say is not None
-            and self.member is not None
-            and (self.rules_say != self.member)
-        )
-
-
-_GROUP_LABELS = {
-    "all": "All of these (AND)",
-    "any": "Any of these (OR)",
-    "not": "Not this",
-}
-
-
-def _explain_rows(rows: list[tuple[str, str, bool]]) -> list[dict]:
-    """explain_rules' (path, words, value) rows with their depth and, for groups, a label."""
-    out = []
-    for index, (path, text, value) in enumerate(rows):
-        depth = sum(1 for part in path.split(".") if part in _GROUP_LABELS)
-        group = ""
-        if index + 1 < len(rows):  # parents come first: a group's first child follows it
-            prefix = f"{path}." if path else ""
-            following = rows[index + 1][0]
-            if following.startswith(prefix):
-                group = _GROUP_LABELS.get(following[len(prefix) :].split(".")[0], "")
-        out.append(
-            {"path": path, "text": text, "value": value, "group": group, "indent": depth * 1.25}
-        )
-    return out
-
-
-def explain_segment(segment: Segment, person, *, workspace, now: datetime) -> Explanation:
-    """Whether `person` is in `segment` and, for rule segments, each condition of its tree
-    true or false for them."""
-    result = Explanation(segment)
-    if segment.kind == SegmentKind.EVERYONE:
-        result.member, result.note = True, "Everyone in the workspace is in this segment."
-        return result
-    if segment.kind == SegmentKind.STATIC:
-        result.member = selectors.segment_contains(segment=segment, person=person, now=now)
-        result.note = "A static list: people are added from the People page, by hand."
-        return result
-    if segment.kind != SegmentKind.SNAPSHOT:  # stored members: in or out since the last refresh
-        result.member = selectors.segment_contains(segment=segment, person=person, now=now)
-    try:
-        tree = parse_rules(segment.rules)
-        rows = explain_rules(tree, person, workspace=workspace, now=now)
-    except RuleError as e:
-        result.error = f"The rules cannot be evaluated: {e.message}"
-        return result
-    result.rows = _explain_rows(rows)
-    result.rules_say = rows[0][2]
-    if segment.kind == SegmentKind.SNAPSHOT:
-        result.member = result.rules_say
-    return result
-
-
-@dataclass
-class ProfileExplanations:
-    person: object
-    segments: list[Explanation]
-    more: bool
-
-
-def segment_explanations(person, workspace, now: datetime) -> ProfileExplanations:
-    """For the profile's "Why in or out": the first segments by name, each with whether the
-    person is in it and, for rule segments, every condition true or false for them."""
-    segments = list(selectors.segment_list(workspace=workspace)[: PROFILE_SEGMENTS + 1])
-    return ProfileExplanations(
-        person=person,
-        segments=[
-            explain_segment(segment, person, workspace=workspace, now=now)
-            for segment in segments[:PROFILE_SEGMENTS]
-        ],
-        more=len(segments) > PROFILE_SEGMENTS,
-    )
-
-
 def _why(request, segment: Segment, now: datetime) -> dict | None:
     """The segment page's "why is this person in or out": ?person=<external id, email,
     phone or name> or ?person_id=<Herald id>."""
@@ -620,8 +529,8 @@ def people_bulk_segment(request):
     """Add the People page's selection ("all N matching" included) to a static segment,
     created if the name is new, or remove it from one."""
     ws = request.workspace
-    view = people_views.FilteredPeople(request, request.POST)
-    people = people_views.selected_people(request, view)
+    view = FilteredPeople(request, request.POST)
+    people = selected_people(request, view)
     back = redirect(f"{reverse('people_list')}?{view.querystring}")
     name = " ".join((request.POST.get("segment") or "").split())
     action = request.POST.get("action")

@@ -10,12 +10,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from people.models import Person
+from segments.explain import segment_explanations
 from segments.models import Segment, SegmentKind
 from segments.rules import compile_rules, explain_rules, parse_rules
 from segments.rules import compiler as rules_compiler
 from segments.rules.compiler import MAX_INLINED_NODES, MAX_SEGMENT_NESTING
 from segments.rules.schema import RuleError
-from segments.views import segment_explanations
 from tests.factories import PersonFactory
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

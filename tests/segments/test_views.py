@@ -16,11 +16,11 @@ from audiences.services import audience_create
 from people.models import Person
 from people.selectors import Counted
 from people.services import attribute_declare, event_ingest_batch, person_upsert, tags_assign
+from segments.explain import segment_explanations
 from segments.forms import MAX_NODES, RuleBuilder, make_catalogue
 from segments.models import RefreshStatus, Segment, SegmentKind, SegmentMember, SegmentRefresh
 from segments.selectors import segment_people
 from segments.services import segment_create, segment_refresh, static_members_change
-from segments.views import segment_explanations
 from tests.factories import TagFactory
 
 LONDON = {"attribute": "city", "op": "is", "value": "London"}

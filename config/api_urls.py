@@ -1,0 +1,30 @@
+"""The HTTP API at /api/v1/: the NinjaAPI instance with the plumbing of config/api.py
+(auth, error format) and every app's router. Only config/urls.py imports this module."""
+
+from ninja import NinjaAPI
+
+from accounts.api import router as accounts_router
+from audiences.api import router as audiences_router
+from audiences.import_api import router as audience_imports_router
+from config.api import ApiKeyAuth, install_exception_handlers
+from people.api import router as people_router
+from segments.api import router as segments_router
+
+api = NinjaAPI(
+    title="Herald API",
+    version="1",
+    description="Audiences, segments and campaigns. Contract: shared/API.md.",
+    urls_namespace="api",
+    auth=ApiKeyAuth(),
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+install_exception_handlers(api)
+
+api.add_router("/", accounts_router)
+api.add_router("/", people_router)
+# Audience imports before audiences: /audiences/imports must never be read as
+# /audiences/{id}.
+api.add_router("/", audience_imports_router)
+api.add_router("/", audiences_router)
+api.add_router("/", segments_router)
