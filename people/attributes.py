@@ -12,7 +12,7 @@ import re
 from datetime import date, datetime
 
 from accounts.middleware import FORBIDDEN_CHARACTERS, has_forbidden_character
-from people.models import AttributeType
+from people.models import BUILTIN_FIELD_LABELS, BUILTIN_FIELDS, AttributeType
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -22,6 +22,14 @@ KEY_RULE = (
 )
 NOT_FINITE = "is not a number JSON can hold (NaN and Infinity are not); send a finite number"
 NOT_STORABLE = "contains a character that is not allowed (NUL or a lone surrogate)"
+
+# The built-in attributes a rule tree can name, with their types and labels: Person's text
+# fields (people.models.BUILTIN_FIELDS) and created_at. The schema, the compiler, both
+# rule builders and the descriptions all read these two.
+BUILTIN_ATTRIBUTES = {name: AttributeType.STRING for name in BUILTIN_FIELDS} | {
+    "created_at": AttributeType.DATETIME
+}
+BUILTIN_LABELS = BUILTIN_FIELD_LABELS | {"created_at": "Created at"}
 
 
 class AttributeTypeError(ValueError):

@@ -6,6 +6,8 @@ from django import forms
 from config.forms import StyledFormMixin
 from people.models import AttributeType, Channel
 from people.selectors import QuickFilters
+from segments.rules.operators import OP_LABELS, offered_ops, op_label, value_kind
+from segments.rules.schema import RELATIVE_UNITS
 
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
 
@@ -30,6 +32,9 @@ class QuickFilterForm(StyledFormMixin, forms.Form):
     # Applied by the view (audiences sit above people): people in the target audience.
     in_audience = forms.CharField(required=False, max_length=200)
     rules = forms.CharField(required=False, widget=forms.HiddenInput)
+    # The advanced filters' relative date units, for the shared value input
+    # (templates/segments/builder_value.html).
+    relative_units = RELATIVE_UNITS
 
     def audience_name(self) -> str:
         data = self.cleaned_data if self.is_valid() else {}
@@ -82,116 +87,11 @@ class AttributeForm(StyledFormMixin, forms.Form):
 # The builder posts flat fields c-<group>-<row>-{attribute,op,value,amount,unit}; the tree
 # it produces is the one of shared/API.md, compiled by segments.rules like any segment.
 
-OPERATORS = {
-    "is": "is",
-    "is_not": "is not",
-    "in": "is one of",
-    "not_in": "is none of",
-    "lt": "<",
-    "lte": "<=",
-    "gte": ">=",
-    "gt": ">",
-    "is_empty": "is empty",
-    "is_not_empty": "is not empty",
-    "starts_with": "starts with",
-    "ends_with": "ends with",
-    "contains": "contains",
-    "not_contains": "does not contain",
-    "before": "before",
-    "until": "until",
-    "since": "since",
-    "after": "after",
-    "was": "was exactly",
-    "was_within": "was within the last",
-    "was_more_than": "was more than",
-    "will_be_in": "will be in exactly",
-    "will_be_within": "will be within the next",
-    "will_be_more_than": "will be more than",
-}
-OPS_BY_TYPE = {
-    "string": [
-        "is",
-        "is_not",
-        "in",
-        "not_in",
-        "starts_with",
-        "ends_with",
-        "contains",
-        "not_contains",
-        "is_empty",
-        "is_not_empty",
-    ],
-    "number": [
-        "is",
-        "is_not",
-        "lt",
-        "lte",
-        "gte",
-        "gt",
-        "in",
-        "not_in",
-        "is_empty",
-        "is_not_empty",
-    ],
-    "boolean": ["is", "is_not", "is_empty", "is_not_empty"],
-    "date": [
-        "before",
-        "until",
-        "since",
-        "after",
-        "was",
-        "was_within",
-        "was_more_than",
-        "will_be_in",
-        "will_be_within",
-        "will_be_more_than",
-        "is_empty",
-        "is_not_empty",
-    ],
-    "list": ["contains", "not_contains", "is_empty", "is_not_empty"],
-}
-OPS_BY_TYPE["datetime"] = OPS_BY_TYPE["date"]
-RELATIVE = {
-    "was",
-    "was_within",
-    "was_more_than",
-    "will_be_in",
-    "will_be_within",
-    "will_be_more_than",
-}
-NO_VALUE = {"is_empty", "is_not_empty"}
-BUILTIN_TYPES = {
-    name: "string"
-    for name in (
-        "external_id",
-        "email",
-        "phone",
-        "first_name",
-        "last_name",
-        "gender",
-        "country",
-        "city",
-        "address",
-        "company",
-    )
-} | {"created_at": "datetime"}
-
-
-def value_kind(attr_type: str, op: str) -> str:
-    """Which input the value needs: none, relative, date, list, number, boolean or text."""
-    if op in NO_VALUE:
-        return "none"
-    if op in RELATIVE:
-        return "relative"
-    if op in {"before", "until", "since", "after"}:
-        return "date"
-    if op in {"in", "not_in"}:
-        return "list"
-    if attr_type == "number":
-        return "number"
-    if attr_type == "boolean":
-        return "boolean"
-    return "text"
+# The operators offered for each type and their labels come from the rule tree's one table
+# (segments.rules.schema, with labels in segments.rules.operators); people.selection reads
+# them under these two names. Built-in attributes: people.attributes.BUILTIN_ATTRIBUTES.
+OPS_BY_TYPE = {attr_type: offered_ops(attr_type) for attr_type in AttributeType}
+OPERATORS = OP_LABELS
 
 
 class BuilderError(ValueError):
@@ -264,10 +164,8 @@ def builder_tree(groups: list[list[dict]], types: dict[str, str]) -> dict | None
             attr_type = types.get(attribute)
             if attr_type is None:
                 raise BuilderError(g, r, f"“{attribute}” is not a known attribute.")
-            if op not in OPS_BY_TYPE[attr_type]:
-                raise BuilderError(
-                    g, r, f"“{OPERATORS.get(op, op)}” does not apply to {attr_type}s."
-                )
+            if op not in offered_ops(attr_type):
+                raise BuilderError(g, r, f"“{op_label(op)}” does not apply to {attr_type}s.")
             condition = {"attribute": attribute, "op": op}
             kind = value_kind(attr_type, op)
             raw = (row.get("value") or "").strip()
@@ -303,7 +201,7 @@ def builder_tree(groups: list[list[dict]], types: dict[str, str]) -> dict | None
                     "text": "a value",
                     "date": "a date",
                 }[kind]
-                raise BuilderError(g, r, f"{attribute} {OPERATORS[op]} needs {needs}.") from None
+                raise BuilderError(g, r, f"{attribute} {op_label(op)} needs {needs}.") from None
             all_of.append(condition)
         if all_of:
             any_of.append({"all": all_of})

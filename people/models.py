@@ -13,18 +13,23 @@ from django.db.models.functions import Lower, Upper
 from accounts.jobs import ImportJob
 from accounts.models import Workspace, WorkspaceOwned
 
-BUILTIN_FIELDS = [
-    "external_id",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "gender",
-    "country",
-    "city",
-    "address",
-    "company",
-]
+# Person's built-in text fields and the words people read for them: the one list of them.
+# Company is Company.name through the FK, so it stays last (people/imports/rows.py counts
+# on that). With created_at they are the rule tree's built-in attributes, see
+# people.attributes.BUILTIN_ATTRIBUTES.
+BUILTIN_FIELD_LABELS = {
+    "external_id": "External ID",
+    "email": "Email",
+    "phone": "Phone",
+    "first_name": "First name",
+    "last_name": "Last name",
+    "gender": "Gender",
+    "country": "Country",
+    "city": "City",
+    "address": "Address",
+    "company": "Company",
+}
+BUILTIN_FIELDS = list(BUILTIN_FIELD_LABELS)
 
 
 class AttributeType(models.TextChoices):

@@ -7,8 +7,8 @@ from django.utils.http import urlencode
 
 from audiences import selectors as audience_selectors
 from people import selectors
+from people.attributes import BUILTIN_ATTRIBUTES
 from people.forms import (
-    BUILTIN_TYPES,
     OPERATORS,
     OPS_BY_TYPE,
     BuilderError,
@@ -23,7 +23,7 @@ from segments.rules import RuleError, compile_rules, parse_rules
 
 
 def _attribute_types(workspace) -> dict[str, str]:
-    types = dict(BUILTIN_TYPES)
+    types = dict(BUILTIN_ATTRIBUTES)
     for key, definition in selectors.attribute_catalogue(workspace=workspace).items():
         types[key] = definition.type
     return types

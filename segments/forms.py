@@ -7,11 +7,12 @@ child, "0.2.1" that group's second), and posts its fields as n-<id>-<field>:
     n-0-type=group  n-0-match=all       n-0.0-type=attribute  n-0.0-attribute=city
     n-0.0-op=is     n-0.0-value=London  n-0.1-type=event      n-0.1-event=App Launch ...
 
-A group matches all (AND), any (OR) or none (NOT any) of its children. The operator tables
-and value inputs are the People page's (people.forms), so both builders offer the same
-operators for a type. Problems are kept on the node they belong to (`node.error`), which
-the page shows next to that row; a RuleError from the rules package is mapped back to
-its row through the path each node got in the tree.
+A group matches all (AND), any (OR) or none (NOT any) of its children. The operators offered
+for a type, their labels and value inputs come from segments.rules.operators, like the
+People page's (people.forms), so both builders offer the same operators for a type.
+Problems are kept on the node they belong to (`node.error`), which the page shows next
+to that row; a RuleError from the rules package is mapped back to its row through the
+path each node got in the tree.
 """
 
 import re
@@ -20,11 +21,22 @@ from dataclasses import dataclass, field
 from django import forms
 
 from config.forms import StyledFormMixin
-from people.forms import BUILTIN_TYPES, OPERATORS, OPS_BY_TYPE, value_kind
+from people.attributes import BUILTIN_ATTRIBUTES, BUILTIN_LABELS
+from people.models import AttributeType
 from segments.models import SegmentKind
 from segments.rules import RuleError
 from segments.rules import schema as rules_schema
-from segments.rules.describe import BUILTIN_LABELS
+from segments.rules.operators import (
+    COUNT_LABELS,
+    MEMBERSHIP_LABELS,
+    PROPERTY_OPS,
+    TAG_LABELS,
+    TIME_LABELS,
+    offered_ops,
+    op_choices,
+    op_label,
+    value_kind,
+)
 from segments.rules.schema import (
     All,
     Any,
@@ -68,25 +80,16 @@ MATCHES = [
     ("none", "None of these (NOT)"),
 ]
 JOINERS = {"all": "AND", "any": "OR", "none": "OR"}
-COUNT_OPS = [("gte", "at least"), ("gt", "more than"), ("eq", "exactly"),
-             ("lte", "at most"), ("lt", "fewer than")]  # fmt: skip
-TIME_OPS = [
-    ("any_time", "at any time"),
-    ("within_last", "in the last"),
-    ("before_last", "more than … ago"),
-    ("between_last", "between … ago"),
-]
+# The selects' (value, label) choices, from segments.rules.operators.
+COUNT_OPS = list(COUNT_LABELS.items())
+TIME_OPS = list(TIME_LABELS.items())
 WINDOW_UNITS = list(rules_schema.WINDOW_UNITS)
 RELATIVE_UNITS = list(rules_schema.RELATIVE_UNITS)
-TAG_OPS = [("has", "has"), ("has_not", "does not have")]
-MEMBERSHIP_OPS = [("in", "is in"), ("not_in", "is not in")]
+TAG_OPS = list(TAG_LABELS.items())
+MEMBERSHIP_OPS = list(MEMBERSHIP_LABELS.items())
 # Event properties are untyped: a value is compared as what it looks like (a number,
 # true/false, a YYYY-MM-DD date, else text); quotes keep a value text ("007").
-PROPERTY_OPS = [
-    "is", "is_not", "in", "not_in", "lt", "lte", "gte", "gt", "contains", "not_contains",
-    "starts_with", "ends_with", "before", "until", "since", "after", "was_within",
-    "was_more_than", "is_empty", "is_not_empty",
-]  # fmt: skip
+PROPERTY_OP_CHOICES = op_choices(PROPERTY_OPS)
 KIND_CHOICES = [
     (SegmentKind.SNAPSHOT, "Snapshot"),
     (SegmentKind.REALTIME, "Real-time"),
@@ -153,7 +156,7 @@ class ListSegmentForm(StyledFormMixin, forms.Form):
 class Catalogue:
     """What a workspace's builder can pick from, read once per request."""
 
-    types: dict[str, str]  # attribute -> type (people.forms BUILTIN_TYPES + declared ones)
+    types: dict[str, str]  # attribute -> type (BUILTIN_ATTRIBUTES + declared ones)
     attribute_labels: dict[str, str]
     events: list[str]
     tags: list[str]
@@ -162,17 +165,17 @@ class Catalogue:
 
     @property
     def attribute_choices(self) -> list[tuple[str, str]]:
-        builtin = [(k, self.attribute_labels[k]) for k in BUILTIN_TYPES]
+        builtin = [(k, self.attribute_labels[k]) for k in BUILTIN_ATTRIBUTES]
         custom = sorted(
-            ((k, self.attribute_labels[k]) for k in self.types if k not in BUILTIN_TYPES),
+            ((k, self.attribute_labels[k]) for k in self.types if k not in BUILTIN_ATTRIBUTES),
             key=lambda item: item[1].lower(),
         )
         return builtin + custom
 
 
 def make_catalogue(*, definitions, events, tags, audiences, segments) -> Catalogue:
-    types = dict(BUILTIN_TYPES)
-    labels = {k: BUILTIN_LABELS.get(k, k) for k in BUILTIN_TYPES}
+    types = dict(BUILTIN_ATTRIBUTES)
+    labels = dict(BUILTIN_LABELS)
     for key, definition in definitions.items():
         types[key] = definition.type
         labels[key] = definition.label or key
@@ -569,9 +572,9 @@ def _attribute(node: Node, catalogue: Catalogue) -> dict | None:
     ops = _attribute_ops(attr_type)
     op = op or ops[0]
     if op not in ops and op not in rules_schema.OPS_BY_TYPE.get(attr_type, ()):
-        raise _RowError(f"“{OPERATORS.get(op, op)}” does not apply to {attr_type} attributes.")
+        raise _RowError(f"“{op_label(op)}” does not apply to {attr_type} attributes.")
     label = catalogue.attribute_labels.get(name, name)
-    what = f"{label} {OPERATORS.get(op, op)}"
+    what = f"{label} {op_label(op)}"
     condition = {"attribute": name, "op": op}
     value = _attribute_value(node, attr_type, op, what)
     if value is not _NONE:
@@ -624,15 +627,16 @@ def _property(row: dict[str, str], what: str) -> dict | None:
         return None
     if op not in PROPERTY_OPS:
         raise _RowError(f"“{op}” is not an operator for event properties.")
-    what = f"{what} where {name} {OPERATORS.get(op, op)}"
+    what = f"{what} where {name} {op_label(op)}"
     condition = {"property": name, "op": op}
     raw = row.get("value", "")
-    if op in ("is_empty", "is_not_empty"):
+    kind = _property_kind(op)
+    if kind == "none":
         return condition
-    if op in ("was_within", "was_more_than"):
+    if kind == "relative":
         condition["value"] = _relative(row.get("amount", ""), row.get("unit") or "days", what)
         return condition
-    if op in ("in", "not_in"):
+    if kind == "list":
         items = _items(raw)
         if not items:
             raise _Unfinished(f"{what} needs one or more values, separated by commas.")
@@ -640,7 +644,7 @@ def _property(row: dict[str, str], what: str) -> dict | None:
         return condition
     if not raw:
         raise _Unfinished(f"{what} needs a value.")
-    if op in ("before", "until", "since", "after"):
+    if kind == "date":
         condition["value"] = _typed(raw, "date", what)
     elif op in rules_schema.COMPARISON_OPS:
         if _DATE.match(raw):
@@ -732,7 +736,8 @@ _CONDITIONS = {
 
 
 def _attribute_ops(attr_type: str) -> list[str]:
-    return list(OPS_BY_TYPE.get(attr_type, OPS_BY_TYPE["string"]))
+    """The operators offered for `attr_type` (a text's for a type that does not exist)."""
+    return offered_ops(attr_type) or offered_ops(AttributeType.STRING)
 
 
 # --- A stored tree -> nodes ------------------------------------------------------------------
@@ -839,7 +844,7 @@ def _ui(node: Node, catalogue: Catalogue) -> dict:
             "attr_type": attr_type,
             "unknown": "" if known else name,
             "op": op,
-            "ops": [(o, OPERATORS.get(o, o)) for o in ops],
+            "ops": op_choices(ops),
             "kind": value_kind(attr_type, op) if op else "none",
         }
     if node.type == "event":
@@ -860,15 +865,6 @@ def _ui(node: Node, catalogue: Catalogue) -> dict:
 
 
 def _property_kind(op: str) -> str:
-    if op in ("is_empty", "is_not_empty"):
-        return "none"
-    if op in ("was_within", "was_more_than"):
-        return "relative"
-    if op in ("before", "until", "since", "after"):
-        return "date"
-    if op in ("in", "not_in"):
-        return "list"
-    return "text"
-
-
-PROPERTY_OP_CHOICES = [(op, OPERATORS.get(op, op)) for op in PROPERTY_OPS]
+    """The input of a property filter's value: properties are untyped, so never a number
+    or yes/no input (the value is read as what it looks like, see _guess)."""
+    return value_kind(AttributeType.STRING, op)

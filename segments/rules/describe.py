@@ -3,6 +3,8 @@
 
 from datetime import date
 
+from people.attributes import BUILTIN_LABELS
+from segments.rules.operators import OP_PHRASES
 from segments.rules.schema import (
     All,
     Any,
@@ -19,46 +21,6 @@ from segments.rules.schema import (
     Window,
 )
 
-BUILTIN_LABELS = {
-    "external_id": "External ID",
-    "email": "Email",
-    "phone": "Phone",
-    "first_name": "First name",
-    "last_name": "Last name",
-    "gender": "Gender",
-    "country": "Country",
-    "city": "City",
-    "address": "Address",
-    "company": "Company",
-    "created_at": "Created at",
-}
-
-_PHRASES = {
-    "is": "is {}",
-    "is_not": "is not {}",
-    "in": "is one of {}",
-    "not_in": "is none of {}",
-    "lt": "is less than {}",
-    "lte": "is at most {}",
-    "gte": "is at least {}",
-    "gt": "is more than {}",
-    "is_empty": "is empty",
-    "is_not_empty": "is not empty",
-    "starts_with": "starts with {}",
-    "ends_with": "ends with {}",
-    "contains": "contains {}",
-    "not_contains": "does not contain {}",
-    "will_be_in": "is in {}",
-    "was": "was {} ago",
-    "will_be_within": "is within the next {}",
-    "was_within": "was within the last {}",
-    "will_be_more_than": "is more than {} from now",
-    "was_more_than": "was more than {} ago",
-    "before": "is before {}",
-    "until": "is on or before {}",
-    "since": "is on or after {}",
-    "after": "is after {}",
-}
 # lt..gt read as before/after when they compare dates.
 _DATE_COMPARISONS = {"lt": "before", "lte": "until", "gte": "since", "gt": "after"}
 
@@ -99,7 +61,7 @@ def _nested(node: Node) -> str:
 def _operation(op: str, value) -> str:
     if op in _DATE_COMPARISONS and isinstance(value, date):
         op = _DATE_COMPARISONS[op]
-    return _PHRASES[op].format(_value(value))
+    return OP_PHRASES[op].format(_value(value))
 
 
 def _value(value) -> str:

@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
-from people.attributes import KEY_PATTERN
-from people.models import BUILTIN_FIELDS, AttributeDefinition, AttributeType, EventType
+from people.attributes import BUILTIN_ATTRIBUTES, KEY_PATTERN
+from people.models import AttributeDefinition, AttributeType, EventType
 
 MAX_DEPTH = 20
 MAX_NODES = 500
@@ -45,6 +45,10 @@ MAX_AMOUNT = {
     "months": 100 * 12,
 }
 
+# The operator table: which operators exist and which apply to each attribute type. What
+# they are called, and which a builder offers, is next door in segments.rules.operators.
+# Built-in attributes (Person's columns, company through its FK, created_at) and their
+# types are people.attributes.BUILTIN_ATTRIBUTES.
 EQUALITY_OPS = ("is", "is_not")
 LIST_OPS = ("in", "not_in")
 COMPARISON_OPS = ("lt", "lte", "gte", "gt")
@@ -74,10 +78,6 @@ TIME_OPS = ("any_time", "within_last", "before_last", "between_last")
 WINDOW_UNITS = ("minutes", "hours", "days")
 TAG_OPS = ("has", "has_not")
 MEMBERSHIP_OPS = ("in", "not_in")
-
-# Built-in attributes are columns of Person (company is Company.name through the FK).
-BUILTIN_ATTRIBUTES = {name: AttributeType.STRING for name in BUILTIN_FIELDS}
-BUILTIN_ATTRIBUTES["created_at"] = AttributeType.DATETIME
 
 GROUP_KEYS = ("all", "any", "not")
 CONDITION_KEYS = ("attribute", "event", "tag", "audience", "segment")
