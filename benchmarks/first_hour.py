@@ -2,7 +2,7 @@
 (with --test) a fresh clone's `make test` with no servers configured.
 
     .venv/bin/python benchmarks/first_hour.py            # make run, pip cache as it is
-    .venv/bin/python benchmarks/first_hour.py --cold     # make run, pip downloads everything
+    .venv/bin/python benchmarks/first_hour.py --cold     # make run, pip and uv download everything
     .venv/bin/python benchmarks/first_hour.py --test     # also make test (embedded servers)
 
 Clones the committed HEAD of this checkout into a temporary folder, so only what is on
@@ -53,7 +53,8 @@ def healthz(port: int) -> bool:
 
 def time_make_run(clone: Path, *, cold: bool) -> float:
     port = free_port()
-    env = clean_env(HERALD_PORT=str(port), **({"PIP_NO_CACHE_DIR": "1"} if cold else {}))
+    cold_env = {"PIP_NO_CACHE_DIR": "1", "UV_NO_CACHE": "1"} if cold else {}
+    env = clean_env(HERALD_PORT=str(port), **cold_env)
     log = (clone.parent / "make-run.log").open("w")
     started = time.monotonic()
     proc = subprocess.Popen(
