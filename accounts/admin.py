@@ -269,3 +269,32 @@ class GroupAdmin(BaseGroupAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+
+# The audit log, read-only (the table refuses changes anyway), limited to the user's workspaces.
+from accounts.admin_scoping import admin_workspace_ids as _audit_workspace_ids  # noqa: E402
+from accounts.models import AuditEntry  # noqa: E402
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "workspace", "action", "actor_label", "object_type", "object_id"]
+    list_filter = ["action", "object_type"]
+    list_select_related = ["workspace", "actor_user", "actor_api_key"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(workspace_id__in=_audit_workspace_ids(request.user))
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -60,3 +60,32 @@ class StyledPasswordResetForm(StyledFormMixin, PasswordResetForm):
 
 class StyledSetPasswordForm(StyledFormMixin, SetPasswordForm):
     pass
+
+
+class AuditFilterForm(forms.Form):
+    """The Audit log's filters (GET). Dates are days of the workspace's time zone. Not
+    a StyledFormMixin form: that validates in __init__, before the choices are set."""
+
+    actor = forms.ChoiceField(required=False, widget=forms.Select(attrs={"class": "form-select"}))
+    action = forms.ChoiceField(required=False, widget=forms.Select(attrs={"class": "form-select"}))
+    object_type = forms.ChoiceField(
+        required=False, label="Object", widget=forms.Select(attrs={"class": "form-select"})
+    )
+    date_from = forms.DateField(
+        required=False,
+        label="From",
+        widget=forms.DateInput(attrs={"type": "date", "class": "form-control"}),
+    )
+    date_to = forms.DateField(
+        required=False,
+        label="To",
+        widget=forms.DateInput(attrs={"type": "date", "class": "form-control"}),
+    )
+
+    def __init__(self, *args, choices: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["actor"].choices = choices["actors"]
+        self.fields["action"].choices = [("", "Any action")] + [(a, a) for a in choices["actions"]]
+        self.fields["object_type"].choices = [("", "Any object")] + [
+            (t, t) for t in choices["object_types"]
+        ]

@@ -19,11 +19,13 @@ Each job keeps its own stages and its own messages.
 import csv
 import logging
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.move import file_move_safe
 from django.db import DatabaseError, close_old_connections, connection, models
 from django.db.models import F
@@ -132,12 +134,48 @@ def job_progress(jobs, processed: int) -> None:
 def job_done(jobs, **outcome) -> bool:
     """running -> done with the job's outcome. Call it inside the job's final transaction,
     so a job that says done has committed; False when the job was finished or changed by
-    someone else meanwhile (the caller then rolls its transaction back)."""
-    return bool(
+    someone else meanwhile (the caller then rolls its transaction back).
+
+    audit: "<job>.done" (e.g. "contact_import.done"), in that same transaction, with the
+    outcome's counts: attributed to the user who started the job, run by its worker. A
+    dry run changes nothing and records nothing."""
+    done = bool(
         jobs.filter(status=JobStatus.RUNNING).update(
             status=JobStatus.DONE, finished_at=timezone.now(), **outcome
         )
     )
+    if done:
+        _audit_done(jobs, outcome)
+    return done
+
+
+def _audit_done(jobs, outcome: dict) -> None:
+    from accounts.audit import Actor, audit_record
+
+    model = jobs.model
+    fields = {f.name for f in model._meta.concrete_fields}
+    columns = ["pk", "workspace_id", "created_by_id"] + (["dry_run"] if "dry_run" in fields else [])
+    for row in jobs.values(*columns):
+        if row.get("dry_run"):
+            continue
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", model.__name__).lower()
+        # counts only: lists (e.g. the audiences an import created) count their items
+        summary = {
+            key: (len(value) if isinstance(value, list | tuple) else value)
+            for key, value in outcome.items()
+            if isinstance(value, int | list | tuple) and not isinstance(value, bool)
+        }
+        user = None
+        if row["created_by_id"]:
+            user = get_user_model()(pk=row["created_by_id"])
+        audit_record(
+            workspace=row["workspace_id"],
+            actor=Actor(user=user, system=f"{name} worker"),
+            action=f"{name}.done",
+            object_type=name.replace("_", ""),
+            object_id=row["pk"],
+            summary=summary,
+        )
 
 
 def job_fail(jobs, *, detail: str, reword: bool = False, **fields) -> None:

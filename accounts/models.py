@@ -260,3 +260,60 @@ class ApiKey(WorkspaceOwned):
         if self.kind == ApiKeyKind.FULL:
             return True
         return self.kind == ApiKeyKind.READ and method.upper() in SAFE_METHODS
+
+
+class AuditEntry(WorkspaceOwned):
+    """One action of the audit log (accounts.audit.audit_record writes it). Append-only:
+    a trigger refuses UPDATE and DELETE. The foreign keys have no database constraint and
+    do nothing on delete, so a deleted workspace, user or key keeps its entries (a cascade
+    would be a DELETE the trigger refuses)."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=64)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_api_key = models.ForeignKey(
+        ApiKey,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_system = models.CharField(max_length=100, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    object_type = models.CharField(max_length=50, blank=True)
+    object_id = models.BigIntegerField(null=True, blank=True)
+    # ids, field names and counts only: never a personal value
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                models.F("workspace"),
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                name="audit_ws_created",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.action} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def actor_label(self) -> str:
+        if self.actor_api_key_id:
+            return f"API key {self.actor_api_key or f'#{self.actor_api_key_id}'}"
+        if self.actor_user_id:
+            return str(self.actor_user or f"user #{self.actor_user_id}")
+        return self.actor_system or "system"

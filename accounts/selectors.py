@@ -1,11 +1,11 @@
 """Reads about users, workspaces, memberships and API keys."""
 
 from django.conf import settings
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import ApiKey, Membership, Role, Workspace, api_key_hashes
+from accounts.models import ApiKey, AuditEntry, Membership, Role, Workspace, api_key_hashes
 
 
 def workspaces_of(*, user) -> QuerySet[Workspace]:
@@ -117,3 +117,73 @@ def login_failure_limit(request, credentials=None) -> int:
             reached.append(limit)
     # Locked: a limit the largest count has reached. Not locked: one above every count.
     return min(reached, default=max(counts, default=0) + 1)
+
+
+def audit_entries(
+    *,
+    workspace,
+    actor: str = "",
+    action: str = "",
+    object_type: str = "",
+    since=None,
+    until=None,
+) -> QuerySet[AuditEntry]:
+    """The workspace's audit entries, newest first, narrowed by the filters: `actor` is
+    "user:<id>", "key:<id>" or "system"; `since` / `until` are aware datetimes (until
+    excluded). Rides the (workspace, created_at desc, id desc) index."""
+    entries = AuditEntry.objects.for_workspace(workspace).select_related(
+        "actor_user", "actor_api_key"
+    )
+    kind, _, pk = actor.partition(":")
+    if kind == "user" and pk.isdigit():
+        entries = entries.filter(actor_user_id=int(pk))
+    elif kind == "key" and pk.isdigit():
+        entries = entries.filter(actor_api_key_id=int(pk))
+    elif kind == "system":
+        entries = entries.filter(actor_user__isnull=True, actor_api_key__isnull=True)
+    if action:
+        entries = entries.filter(action=action)
+    if object_type:
+        entries = entries.filter(object_type=object_type)
+    if since is not None:
+        entries = entries.filter(created_at__gte=since)
+    if until is not None:
+        entries = entries.filter(created_at__lt=until)
+    return entries.order_by("-created_at", "-id")
+
+
+def audit_page(entries: QuerySet[AuditEntry], *, after=None, before=None, size: int = 50):
+    """One keyset page of `entries` (ordered newest first): (rows, has_older, has_newer).
+    `after` / `before` are entry ids: the page older than / newer than that entry, keyed
+    on (created_at, id) so entries of one instant never fall between pages."""
+    cursor_id = after if after is not None else before
+    cursor = None
+    if cursor_id is not None:
+        cursor = entries.filter(pk=cursor_id).values_list("created_at", "id").first()
+    if cursor is None:
+        rows = list(entries[: size + 1])
+        return rows[:size], len(rows) > size, False
+    at, pk = cursor
+    if after is not None:
+        older = Q(created_at__lt=at) | Q(created_at=at, id__lt=pk)
+        rows = list(entries.filter(older)[: size + 1])
+        return rows[:size], len(rows) > size, True
+    newer = Q(created_at__gt=at) | Q(created_at=at, id__gt=pk)
+    rows = list(entries.filter(newer).order_by("created_at", "id")[: size + 1])
+    return list(reversed(rows[:size])), True, len(rows) > size
+
+
+def audit_filter_choices(*, workspace) -> dict:
+    """What the Audit log's filters offer: the actors (members, API keys, the system),
+    the actions and the object types this workspace's log holds."""
+    entries = AuditEntry.objects.for_workspace(workspace)
+    actors = [("", "Anyone"), ("system", "System (tasks, commands)")]
+    actors += [(f"user:{m.user_id}", str(m.user)) for m in member_list(workspace=workspace)]
+    actors += [(f"key:{k.pk}", f"API key {k}") for k in api_key_list(workspace=workspace)]
+    return {
+        "actors": actors,
+        "actions": list(entries.order_by().values_list("action", flat=True).distinct()),
+        "object_types": [
+            t for t in entries.order_by().values_list("object_type", flat=True).distinct() if t
+        ],
+    }

@@ -14,6 +14,7 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
 
+from accounts.audit import Actor, audit_record
 from accounts.models import (
     ApiKey,
     ApiKeyKind,
@@ -39,25 +40,46 @@ def _unique_slug(name: str) -> str:
 
 
 @transaction.atomic
-def workspace_create(*, name: str, owner, time_zone: str = "UTC", slug: str | None = None):
+def workspace_create(
+    *, name: str, owner, actor: Actor, time_zone: str = "UTC", slug: str | None = None
+):
     """A new workspace with `owner` as its first owner (a workspace never lacks one).
-    Its name is kept on one line (line breaks and tabs become spaces)."""
+    Its name is kept on one line (line breaks and tabs become spaces).
+    audit: "workspace.create" """
     name = one_line(name)
     if not name:
         raise ValidationError({"name": "A workspace needs a name."})
     workspace = Workspace(name=name, slug=slug or _unique_slug(name), time_zone=time_zone)
     workspace.full_clean()
     workspace.save()
-    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    membership = Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="workspace.create",
+        obj=workspace,
+        summary={"owner_user_id": owner.pk, "membership_id": membership.pk},
+    )
     return workspace
 
 
-def workspace_update(*, workspace: Workspace, name: str, time_zone: str) -> Workspace:
-    """Renames the workspace (on one line, as workspace_create) and sets its time zone."""
+@transaction.atomic
+def workspace_update(*, workspace: Workspace, name: str, time_zone: str, actor: Actor) -> Workspace:
+    """Renames the workspace (on one line, as workspace_create) and sets its time zone.
+    audit: "workspace.update" with the names of the fields that changed."""
+    before = {"name": workspace.name, "time_zone": workspace.time_zone}
     workspace.name = one_line(name)
     workspace.time_zone = time_zone
     workspace.full_clean(exclude=["slug"])
     workspace.save(update_fields=["name", "time_zone"])
+    changed = [f for f, old in before.items() if getattr(workspace, f) != old]
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="workspace.update",
+        obj=workspace,
+        summary={"fields": changed},
+    )
     return workspace
 
 
@@ -96,13 +118,16 @@ def _send_invitation(*, user, workspace, invited_by, base_url: str, new_user: bo
 
 
 def member_invite(
-    *, workspace: Workspace, email: str, role: str, invited_by, base_url: str
+    *, workspace: Workspace, email: str, role: str, actor: Actor, base_url: str
 ) -> InviteResult:
-    """Adds the person with `email` to the workspace, creating their user when needed.
+    """`actor` (a signed-in member) adds the person with `email` to the workspace,
+    creating their user when needed.
 
     Only an owner may make someone an owner. New users get an email with a link to set
-    their password; existing users get a notice.
+    their password; existing users get a notice. audit: "member.invite" (ids, never the
+    email), only when a membership was made.
     """
+    invited_by = actor.user
     email = User.objects.normalize_email(email.strip()).lower()
     inviter = Membership.objects.for_workspace(workspace).get(user=invited_by)
     if role == Role.OWNER and inviter.role != Role.OWNER:
@@ -116,6 +141,13 @@ def member_invite(
             workspace=workspace, user=user, defaults={"role": role}
         )
         if created:
+            audit_record(
+                workspace=workspace,
+                actor=actor,
+                action="member.invite",
+                obj=membership,
+                summary={"user_id": user.pk, "role": role, "created_user": created_user},
+            )
             transaction.on_commit(
                 lambda: _send_invitation(
                     user=user,
@@ -146,31 +178,61 @@ def _guard_owner_change(*, membership: Membership, actor_role: str, new_role: st
             )
 
 
+def _actor_role(*, workspace, actor: Actor) -> str:
+    """The role of the member acting (a system job acts as an owner)."""
+    if actor.user is None:
+        return Role.OWNER if actor.system else Role.VIEWER
+    own = Membership.objects.for_workspace(workspace).filter(user=actor.user).first()
+    return own.role if own else Role.VIEWER
+
+
 @transaction.atomic
-def member_change_role(*, membership: Membership, role: str, actor: Membership) -> Membership:
+def member_change_role(*, membership: Membership, role: str, actor: Actor) -> Membership:
+    """audit: "member.change_role" (from and to), when the role changes."""
     if role not in Role.values:
         raise ValidationError(f"“{role}” is not a role.")
-    if not role_at_least(actor.role, Role.ADMIN):
+    actor_role = _actor_role(workspace=membership.workspace, actor=actor)
+    if not role_at_least(actor_role, Role.ADMIN):
         raise ValidationError("Only admins and owners manage members.")
-    _guard_owner_change(membership=membership, actor_role=actor.role, new_role=role)
+    _guard_owner_change(membership=membership, actor_role=actor_role, new_role=role)
+    old = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    if old != role:
+        audit_record(
+            workspace=membership.workspace,
+            actor=actor,
+            action="member.change_role",
+            obj=membership,
+            summary={"user_id": membership.user_id, "from": old, "to": role},
+        )
     return membership
 
 
 @transaction.atomic
-def member_remove(*, membership: Membership, actor: Membership) -> None:
-    if not role_at_least(actor.role, Role.ADMIN):
+def member_remove(*, membership: Membership, actor: Actor) -> None:
+    """audit: "member.remove" """
+    actor_role = _actor_role(workspace=membership.workspace, actor=actor)
+    if not role_at_least(actor_role, Role.ADMIN):
         raise ValidationError("Only admins and owners manage members.")
-    _guard_owner_change(membership=membership, actor_role=actor.role, new_role=None)
+    _guard_owner_change(membership=membership, actor_role=actor_role, new_role=None)
+    audit_record(
+        workspace=membership.workspace,
+        actor=actor,
+        action="member.remove",
+        obj=membership,
+        summary={"user_id": membership.user_id, "role": membership.role},
+    )
     membership.delete()
 
 
+@transaction.atomic
 def api_key_create(
-    *, workspace: Workspace, name: str, created_by=None, kind: str = ApiKeyKind.FULL
+    *, workspace: Workspace, name: str, actor: Actor, kind: str = ApiKeyKind.FULL
 ) -> tuple[ApiKey, str]:
-    """A new key of `kind` (full or read-only) and its raw value. The raw value is never
-    stored (only its hash under the first API_KEY_HASH_KEYS key): show it once."""
+    """A new key of `kind` (full or read-only) and its raw value, created by `actor` (its
+    user, if any, is the key's created_by). The raw value is never stored (only its hash
+    under the first API_KEY_HASH_KEYS key): show it once. audit: "api_key.create" """
     name = name.strip()
     if not name:
         raise ValidationError({"name": "Give the key a name that says who uses it."})
@@ -183,14 +245,22 @@ def api_key_create(
         prefix=prefix,
         key_hash=hash_api_key(raw),
         kind=kind,
-        created_by=created_by,
+        created_by=actor.user,
+    )
+    audit_record(
+        workspace=workspace, actor=actor, action="api_key.create", obj=key, summary={"kind": kind}
     )
     return key, raw
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Revoking is immediate and final; a revoked key answers 401."""
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoking is immediate and final; a revoked key answers 401.
+    audit: "api_key.revoke", when it was active."""
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            workspace=api_key.workspace_id, actor=actor, action="api_key.revoke", obj=api_key
+        )
     return api_key

@@ -18,6 +18,7 @@ urlpatterns = [
         views.api_key_revoke,
         name="api_key_revoke",
     ),
+    path("settings/audit/", views.settings_audit, name="settings_audit"),
     path("healthz", views.healthz, name="healthz"),
     # Sign in and out, password reset (also the landing of invitation emails).
     path(

@@ -1,6 +1,8 @@
 """UI of the shell: dashboard, workspace switching and creation, settings, health."""
 
 import logging
+from datetime import datetime, time, timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,11 +14,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts import selectors, services
-from accounts.forms import ApiKeyForm, InviteForm, RoleForm, WorkspaceForm
+from accounts.audit import Actor
+from accounts.forms import ApiKeyForm, AuditFilterForm, InviteForm, RoleForm, WorkspaceForm
 from accounts.middleware import SESSION_KEY
 from accounts.models import ROLE_DESCRIPTIONS, Role, Workspace
 from accounts.permissions import MANAGE_SETTINGS, VIEW, role_required
 from people import selectors as people_selectors
+from people.selection import page_key
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,7 @@ def workspace_create(request):
                 name=form.cleaned_data["name"],
                 time_zone=form.cleaned_data["time_zone"],
                 owner=request.user,
+                actor=Actor.from_request(request),
             )
         except ValidationError as e:
             form.add_error(None, e)
@@ -85,6 +90,7 @@ def settings_workspace(request):
             workspace=Workspace.objects.get(pk=request.workspace.pk),
             name=form.cleaned_data["name"],
             time_zone=form.cleaned_data["time_zone"],
+            actor=Actor.from_request(request),
         )
         messages.success(request, "Workspace settings saved.")
         return redirect("settings_workspace")
@@ -100,8 +106,8 @@ def settings_members(request):
                 workspace=request.workspace,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
-                invited_by=request.user,
                 base_url=request.build_absolute_uri("/"),
+                actor=Actor.from_request(request),
             )
         except ValidationError as e:
             form.add_error(None, e)
@@ -135,7 +141,7 @@ def member_role(request, member_id):
         return redirect("settings_members")
     try:
         services.member_change_role(
-            membership=membership, role=form.cleaned_data["role"], actor=request.membership
+            membership=membership, role=form.cleaned_data["role"], actor=Actor.from_request(request)
         )
     except ValidationError as e:
         messages.error(request, _error_text(e))
@@ -151,7 +157,7 @@ def member_role(request, member_id):
 def member_remove(request, member_id):
     membership = selectors.get_membership_or_404(workspace=request.workspace, pk=member_id)
     try:
-        services.member_remove(membership=membership, actor=request.membership)
+        services.member_remove(membership=membership, actor=Actor.from_request(request))
     except ValidationError as e:
         messages.error(request, _error_text(e))
     else:
@@ -169,7 +175,7 @@ def settings_api_keys(request):
             workspace=request.workspace,
             name=form.cleaned_data["name"],
             kind=form.cleaned_data["kind"],
-            created_by=request.user,
+            actor=Actor.from_request(request),
         )
         form = ApiKeyForm()
         messages.success(request, f"API key “{key.name}” created. Copy it now: it is shown once.")
@@ -189,9 +195,57 @@ def settings_api_keys(request):
 @role_required(MANAGE_SETTINGS)
 def api_key_revoke(request, api_key_id):
     key = selectors.get_api_key_or_404(workspace=request.workspace, pk=api_key_id)
-    services.api_key_revoke(api_key=key)
+    services.api_key_revoke(api_key=key, actor=Actor.from_request(request))
     messages.success(request, f"API key “{key.name}” revoked. Calls using it now answer 401.")
     return redirect("settings_api_keys")
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@require_GET
+@role_required(MANAGE_SETTINGS)
+def settings_audit(request):
+    """Settings -> Audit log: who changed what, newest first, filtered, keyset-paged;
+    times in the workspace's time zone (the middleware makes it current)."""
+    ws = request.workspace
+    form = AuditFilterForm(
+        request.GET or None, choices=selectors.audit_filter_choices(workspace=ws)
+    )
+    filters = form.cleaned_data if form.is_valid() else {}
+    tz = ws.tzinfo
+
+    def day_start(day):
+        return datetime.combine(day, time.min, tzinfo=tz) if day else None
+
+    until = filters.get("date_to")
+    entries = selectors.audit_entries(
+        workspace=ws,
+        actor=filters.get("actor") or "",
+        action=filters.get("action") or "",
+        object_type=filters.get("object_type") or "",
+        since=day_start(filters.get("date_from")),
+        until=day_start(until + timedelta(days=1)) if until else None,
+    )
+    rows, has_older, has_newer = selectors.audit_page(
+        entries,
+        after=page_key(request.GET.get("after", "")),
+        before=page_key(request.GET.get("before", "")),
+        size=AUDIT_PAGE_SIZE,
+    )
+    kept = {k: v for k, v in request.GET.items() if k in form.fields and v}
+    return render(
+        request,
+        "accounts/settings_audit.html",
+        {
+            "form": form,
+            "rows": rows,
+            "qs": urlencode(kept),
+            "next_after": rows[-1].pk if rows and has_older else None,
+            "prev_before": rows[0].pk if rows and has_newer else None,
+            "tab": "audit",
+        },
+    )
 
 
 @never_cache

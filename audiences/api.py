@@ -8,6 +8,7 @@ from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
 
+from accounts.audit import Actor
 from audiences import selectors, services
 from audiences.models import MemberSource
 from config.api import CursorPagination
@@ -46,7 +47,9 @@ def audiences_list(request, q: str | None = None):
 @router.post("/audiences", response={201: AudienceOut}, summary="Create an audience")
 def audiences_create(request, payload: AudienceIn):
     try:
-        audience = services.audience_create(workspace=request.workspace, name=payload.name)
+        audience = services.audience_create(
+            workspace=request.workspace, name=payload.name, actor=Actor.from_request(request)
+        )
     except services.AudienceExists as e:
         raise HttpError(409, str(e)) from None
     except ValueError as e:
@@ -62,7 +65,7 @@ def audiences_get(request, audience_id: int):
 @router.delete("/audiences/{int:audience_id}", response={204: None}, summary="Delete an audience")
 def audiences_delete(request, audience_id: int):
     audience = selectors.get_audience_or_404(workspace=request.workspace, pk=audience_id)
-    services.audience_delete(audience=audience)
+    services.audience_delete(audience=audience, actor=Actor.from_request(request))
     return Status(204, None)
 
 
@@ -82,7 +85,7 @@ def audiences_members_add(request, audience_id: int, payload: MembersIn):
         workspace=request.workspace, identifier=payload.identifier, values=payload.people
     )
     changed = services.audience_add_people(
-        audience=audience, people=people, source=MemberSource.API
+        audience=audience, people=people, source=MemberSource.API, actor=Actor.from_request(request)
     )
     return {"changed": changed, "unknown": unknown}
 
@@ -96,6 +99,8 @@ def audiences_members_remove(request, audience_id: int, payload: MembersIn):
         workspace=request.workspace, identifier=payload.identifier, values=payload.people
     )
     return {
-        "changed": services.audience_remove_people(audience=audience, people=people),
+        "changed": services.audience_remove_people(
+            audience=audience, people=people, actor=Actor.from_request(request)
+        ),
         "unknown": unknown,
     }

@@ -16,6 +16,7 @@ from ninja.errors import HttpError
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
+from accounts.audit import Actor
 from accounts.jobs import FINISHED
 from audiences import selectors
 from audiences.import_services import ImportTooLarge, audience_import_start
@@ -149,6 +150,7 @@ def audience_imports_create(
             audience_name=audience,
             replace=replace,
             dry_run=dry_run,
+            actor=Actor.from_request(request),
         )
     except ImportTooLarge as e:
         return error_response(request, 413, e.message_dict["file"][0])

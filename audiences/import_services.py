@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.audit import Actor, audit_record
 from accounts.jobs import (
     FINISHED,
     MAX_ATTEMPTS,
@@ -124,14 +125,15 @@ def _enqueue(job: AudienceImport) -> None:
 
 
 def audience_import_start(*, workspace, uploaded_by, file, mode: str, identifier: str,
-                          audience_name: str = "", replace: bool = False,
+                          actor: Actor, audience_name: str = "", replace: bool = False,
                           dry_run: bool = False) -> AudienceImport:  # fmt: skip
     """Store the uploaded file and queue its import (or, with dry_run, its analysis).
 
     Refuses with a ValidationError keyed by field (file, mode, identifier, audience): bad
     options, an empty file, a file over AUDIENCE_IMPORT_MAX_BYTES (ImportTooLarge), one
     that is not text or not UTF-8/UTF-16 (read from its first 64 KB; the rest is checked
-    by the job). Changes no audience."""
+    by the job). Changes no audience. audit: "audience_import.start"; its outcome is
+    "audience_import.done" (accounts.jobs.job_done)."""
     options = _clean_options(
         mode=mode,
         identifier=identifier,
@@ -157,6 +159,7 @@ def audience_import_start(*, workspace, uploaded_by, file, mode: str, identifier
             detail="Waiting for a worker to start the import…",
             **options,
         )
+        _audit_job(job, actor=actor, action="audience_import.start")
         _enqueue(job)
     return job
 
@@ -166,13 +169,32 @@ def files_kept_days(job: AudienceImport) -> int:
     return (job.files_removed_at - (job.finished_at or job.created_at)).days
 
 
-def audience_import_repeat(*, audience_import: AudienceImport, uploaded_by) -> AudienceImport:
+def _audit_job(job: AudienceImport, *, actor: Actor, action: str, **summary) -> None:
+    audit_record(
+        workspace=job.workspace_id,
+        actor=actor,
+        action=action,
+        obj=job,
+        summary={
+            "mode": job.mode,
+            "identifier": job.identifier,
+            "replace": job.replace,
+            "dry_run": job.dry_run,
+            "file_size": job.file_size,
+            **summary,
+        },
+    )
+
+
+def audience_import_repeat(
+    *, audience_import: AudienceImport, uploaded_by, actor: Actor
+) -> AudienceImport:
     """ "Import for real": a new job importing the file a finished dry run analyzed, with
     the same options.
 
     The dry run's row is locked while the new job is created, so the retention
     (audience_import_files_expire) either sees the new job and keeps the file, or has
-    deleted it first and this refuses."""
+    deleted it first and this refuses. audit: "audience_import.repeat" """
     with transaction.atomic():
         source = AudienceImport.objects.unscoped().select_for_update().get(pk=audience_import.pk)
         if not source.dry_run or source.status != JobStatus.DONE:
@@ -200,6 +222,7 @@ def audience_import_repeat(*, audience_import: AudienceImport, uploaded_by) -> A
             status=JobStatus.QUEUED,
             detail="Waiting for a worker to start the import…",
         )
+        _audit_job(job, actor=actor, action="audience_import.repeat", dry_run_id=source.pk)
         _enqueue(job)
     return job
 
@@ -231,7 +254,7 @@ def _delete_files(relatives: set[str]) -> set[str]:
     return failed
 
 
-def audience_import_files_expire(*, now=None) -> int:
+def audience_import_files_expire(*, actor: Actor | None = None, now=None) -> int:
     """Delete the stored upload and the error report of every job finished (done or
     failed) more than AUDIENCE_IMPORT_RETENTION_DAYS ago, and mark the job (file and
     error_report emptied, files_removed_at set); returns how many jobs were cleared.
@@ -239,7 +262,10 @@ def audience_import_files_expire(*, now=None) -> int:
     Invariant: an upload is kept while any job naming it is queued, running or finished
     within the retention ("Import for real" makes a new job on its dry run's file); such
     a dry run is cleared later, with the job that still needs its file. A job whose file
-    could not be deleted is left as it was and tried again on the next run."""
+    could not be deleted is left as it was and tried again on the next run.
+    audit: one "audience_import.files_expire" entry per workspace with its count, by
+    `actor` (default: the beat task)."""
+    actor = actor or Actor(system="audiences.tasks.audience_import_files_expire_task")
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.AUDIENCE_IMPORT_RETENTION_DAYS)
     jobs = AudienceImport.objects.unscoped()
@@ -270,6 +296,18 @@ def audience_import_files_expire(*, now=None) -> int:
         failed = _delete_files(set().union(*files_of.values()))
         cleared = [pk for pk, files in files_of.items() if not files & failed]
         jobs.filter(pk__in=cleared).update(file="", error_report="", files_removed_at=now)
+        workspace_of = {pk: workspace_id for pk, workspace_id, _, _ in candidates}
+        per_workspace: dict[int, int] = {}
+        for pk in cleared:
+            per_workspace[workspace_of[pk]] = per_workspace.get(workspace_of[pk], 0) + 1
+        for workspace_id, count in sorted(per_workspace.items()):
+            audit_record(
+                workspace=workspace_id,
+                actor=actor,
+                action="audience_import.files_expire",
+                object_type="audienceimport",
+                summary={"jobs": count},
+            )
     if cleared:
         logger.info("deleted the files of %s finished audience imports", len(cleared))
     return len(cleared)

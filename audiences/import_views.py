@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.audit import Actor
 from accounts.jobs import FINISHED, MAX_ATTEMPTS, JobStatus
 from accounts.permissions import MANAGE_AUDIENCES, role_required
 from audiences import import_services, selectors
@@ -139,6 +140,7 @@ def _audience_import_new(request):
             audience_name=data["audience_name"],
             replace=data["action"] == REPLACE,
             dry_run=request.POST.get("run") != "import",
+            actor=Actor.from_request(request),
         )
     except ValidationError as e:
         _form_with_service_errors(form, e)
@@ -192,7 +194,9 @@ def audience_import_confirm(request, audience_import_id):
     """ "Import for real": the analyzed file, same options, dry run off."""
     job = selectors.get_audience_import_or_404(workspace=request.workspace, pk=audience_import_id)
     try:
-        new = import_services.audience_import_repeat(audience_import=job, uploaded_by=request.user)
+        new = import_services.audience_import_repeat(
+            audience_import=job, uploaded_by=request.user, actor=Actor.from_request(request)
+        )
     except ValidationError as e:
         messages.error(request, " ".join(e.messages))
         return redirect("audience_import_detail", audience_import_id=job.pk)

@@ -5,6 +5,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from accounts.audit import Actor, audit_record
 from audiences.models import AudienceMember, Identifier, MemberSource, TargetAudience
 from people.models import Person
 from people.normalize import InvalidAddress, normalize_email, normalize_phone
@@ -24,18 +25,37 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def audience_create(*, workspace, name: str) -> TargetAudience:
+def _audit(*, audience, actor, action, **summary) -> None:
+    audit_record(
+        workspace=audience.workspace_id, actor=actor, action=action, obj=audience, summary=summary
+    )
+
+
+def audience_create(*, workspace, name: str, actor: Actor) -> TargetAudience:
+    """audit: "audience.create" """
     name = _clean_name(name)
     if TargetAudience.objects.for_workspace(workspace).filter(name__iexact=name).exists():
         raise AudienceExists(f"An audience named “{name}” already exists.")
     try:
         with transaction.atomic():
-            return TargetAudience.objects.create(workspace=workspace, name=name)
+            audience = TargetAudience.objects.create(workspace=workspace, name=name)
+            _audit(audience=audience, actor=actor, action="audience.create")
+            return audience
     except IntegrityError:
         raise AudienceExists(f"An audience named “{name}” already exists.") from None
 
 
-def audience_get_or_create(*, workspace, name: str) -> tuple[TargetAudience, bool]:
+def audience_get_or_create(*, workspace, name: str, actor: Actor) -> tuple[TargetAudience, bool]:
+    """audit: "audience.create", when the audience is new."""
+    with transaction.atomic():
+        audience, created = get_or_create_unaudited(workspace=workspace, name=name)
+        if created:
+            _audit(audience=audience, actor=actor, action="audience.create")
+    return audience, created
+
+
+def get_or_create_unaudited(*, workspace, name: str) -> tuple[TargetAudience, bool]:
+    """For a service that records the whole action in its own one entry."""
     name = _clean_name(name)
     existing = TargetAudience.objects.for_workspace(workspace).filter(name__iexact=name).first()
     if existing:
@@ -47,7 +67,9 @@ def audience_get_or_create(*, workspace, name: str) -> tuple[TargetAudience, boo
         return TargetAudience.objects.for_workspace(workspace).get(name__iexact=name), False
 
 
-def audience_rename(*, audience: TargetAudience, name: str) -> TargetAudience:
+@transaction.atomic
+def audience_rename(*, audience: TargetAudience, name: str, actor: Actor) -> TargetAudience:
+    """audit: "audience.rename" """
     name = _clean_name(name)
     clash = (
         TargetAudience.objects.for_workspace(audience.workspace)
@@ -58,21 +80,28 @@ def audience_rename(*, audience: TargetAudience, name: str) -> TargetAudience:
         raise AudienceExists(f"An audience named “{name}” already exists.")
     audience.name = name
     audience.save(update_fields=["name", "updated_at"])
+    _audit(audience=audience, actor=actor, action="audience.rename")
     return audience
 
 
-def audience_delete(*, audience: TargetAudience) -> int:
-    """Deletes the audience and its memberships; returns how many memberships went."""
+@transaction.atomic
+def audience_delete(*, audience: TargetAudience, actor: Actor) -> int:
+    """Deletes the audience and its memberships; returns how many memberships went.
+    audit: "audience.delete" with that count."""
     count = AudienceMember.objects.filter(audience=audience).count()
+    _audit(audience=audience, actor=actor, action="audience.delete", people=count)
     audience.delete()
     return count
 
 
 def audience_add_people(
-    *, audience: TargetAudience, people: QuerySet[Person], source: str = MemberSource.MANUAL
-) -> int:
+    *, audience: TargetAudience, people: QuerySet[Person], actor: Actor,
+    source: str = MemberSource.MANUAL, audit: bool = True,
+) -> int:  # fmt: skip
     """Add every person of `people` (any filter, "all N matching" included) in one
-    INSERT ... SELECT; returns how many were not members yet."""
+    INSERT ... SELECT; returns how many were not members yet. audit: one
+    "audience.add_people" entry with the count (not with audit=False: for a service
+    recording the whole action itself)."""
     with transaction.atomic():
         changed = insert_for_people(
             table="audiences_audiencemember",
@@ -87,11 +116,16 @@ def audience_add_people(
             TargetAudience.objects.filter(pk=audience.pk).update(
                 people_count=F("people_count") + changed, updated_at=timezone.now()
             )
+        if audit:
+            _audit(audience=audience, actor=actor, action="audience.add_people", people=changed)
     audience.refresh_from_db(fields=["people_count", "updated_at"])
     return changed
 
 
-def audience_remove_people(*, audience: TargetAudience, people: QuerySet[Person]) -> int:
+def audience_remove_people(
+    *, audience: TargetAudience, people: QuerySet[Person], actor: Actor, audit: bool = True
+) -> int:
+    """audit: one "audience.remove_people" entry with the count (see audience_add_people)."""
     with transaction.atomic():
         removed, _ = AudienceMember.objects.filter(
             audience=audience, person_id__in=people.order_by().values("id")
@@ -100,6 +134,8 @@ def audience_remove_people(*, audience: TargetAudience, people: QuerySet[Person]
             TargetAudience.objects.filter(pk=audience.pk).update(
                 people_count=F("people_count") - removed, updated_at=timezone.now()
             )
+        if audit:
+            _audit(audience=audience, actor=actor, action="audience.remove_people", people=removed)
     audience.refresh_from_db(fields=["people_count", "updated_at"])
     return removed
 

@@ -33,6 +33,7 @@ def audience_import_run_task(import_id: int):
 def audience_import_files_expire_task():
     """Delete the files of audience imports finished more than
     AUDIENCE_IMPORT_RETENTION_DAYS ago (daily, from beat)."""
+    from accounts.audit import Actor
     from audiences.import_services import audience_import_files_expire
 
-    return audience_import_files_expire()
+    return audience_import_files_expire(actor=Actor(system=audience_import_files_expire_task.name))

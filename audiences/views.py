@@ -12,6 +12,7 @@ from django.utils.http import urlencode
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.audit import Actor
 from accounts.csv_safe import Echo
 from accounts.csv_safe import escape_cell as csv_safe
 from accounts.permissions import MANAGE_AUDIENCES, VIEW, role_required
@@ -42,7 +43,9 @@ def audience_list(request):
     form = AudienceForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            audience = services.audience_create(workspace=ws, name=form.cleaned_data["name"])
+            audience = services.audience_create(
+                workspace=ws, name=form.cleaned_data["name"], actor=Actor.from_request(request)
+            )
         except ValueError as e:
             form.add_error("name", str(e))
         else:
@@ -150,7 +153,9 @@ def audience_rename(request, audience_id):
     if form.is_valid():
         old = audience.name
         try:
-            services.audience_rename(audience=audience, name=form.cleaned_data["name"])
+            services.audience_rename(
+                audience=audience, name=form.cleaned_data["name"], actor=Actor.from_request(request)
+            )
         except ValueError as e:
             messages.error(request, str(e))
         else:
@@ -164,7 +169,7 @@ def audience_rename(request, audience_id):
 @role_required(MANAGE_AUDIENCES)
 def audience_delete(request, audience_id):
     audience = selectors.get_audience_or_404(workspace=request.workspace, pk=audience_id)
-    count = services.audience_delete(audience=audience)
+    count = services.audience_delete(audience=audience, actor=Actor.from_request(request))
     messages.success(request, f"Audience “{audience.name}” deleted with its {count:,} memberships.")
     return redirect("audience_list")
 
@@ -186,10 +191,13 @@ def people_bulk_audience(request):
     try:
         if action == "add":
             audience, created = services.audience_get_or_create(
-                workspace=request.workspace, name=name
+                workspace=request.workspace, name=name, actor=Actor.from_request(request)
             )
             changed = services.audience_add_people(
-                audience=audience, people=people, source=MemberSource.MANUAL
+                audience=audience,
+                people=people,
+                source=MemberSource.MANUAL,
+                actor=Actor.from_request(request),
             )
             kind = "new audience" if created else "audience"
             messages.success(
@@ -202,7 +210,9 @@ def people_bulk_audience(request):
             if audience is None:
                 messages.error(request, f"There is no audience named “{name}”.")
                 return redirect(back)
-            changed = services.audience_remove_people(audience=audience, people=people)
+            changed = services.audience_remove_people(
+                audience=audience, people=people, actor=Actor.from_request(request)
+            )
             messages.success(request, f"Removed {changed:,} people from “{audience.name}”.")
     except ValueError as e:
         messages.error(request, str(e))

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from accounts.audit import Actor
+
 ROOT = Path(__file__).resolve().parent.parent
 DB = "herald_bench_audsel"
 os.environ.setdefault("DATABASE_URL", f"postgres://root@127.0.0.1:5432/{DB}")
@@ -79,11 +81,11 @@ def main():
                 )
         cursor.execute("ANALYZE people_person")
     people = person_filter(workspace=ws, filters=QuickFilters(city="London"))
-    audience = audience_create(workspace=ws, name="Londoners")
+    audience = audience_create(workspace=ws, name="Londoners", actor=Actor(system="benchmark"))
     from audiences.services import audience_add_people
 
     start = time.perf_counter()
-    added = audience_add_people(audience=audience, people=people)
+    added = audience_add_people(audience=audience, people=people, actor=Actor(system="benchmark"))
     seconds = time.perf_counter() - start
     audience.refresh_from_db()
     assert added == audience.people_count == PEOPLE // 2, (added, audience.people_count)

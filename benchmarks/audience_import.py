@@ -45,6 +45,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from accounts.audit import Actor
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = "postgres://root@127.0.0.1:5432"
 DB_NAME = "herald_bench_audiences"
@@ -160,6 +162,7 @@ def child_main(path: str, workspace_id: int) -> None:
             file=File(f, name=os.path.basename(path)),
             mode="per_row",
             identifier="external_id",
+            actor=Actor(system="benchmark"),
         )
     job = audience_import_run(import_id=job.id)
     seconds = time.perf_counter() - started

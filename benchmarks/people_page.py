@@ -46,6 +46,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg.types.json import Jsonb
 
+from accounts.audit import Actor
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = "postgres://root@127.0.0.1:5432"
 DB_NAME = "herald_bench_people"
@@ -259,7 +261,7 @@ def build(big: int, small: int) -> None:
     dsn = f"{PG_SERVER}/{DB_NAME}"
     for name, n, prefix in (("Big", big, "big"), ("Small", small, "small")):
         owner = User.objects.create_user(email=f"owner@{prefix}.test")
-        workspace = workspace_create(name=name, owner=owner)
+        workspace = workspace_create(name=name, owner=owner, actor=Actor(system="benchmark"))
         ops = User.objects.create_user(email=f"ops@{prefix}.test")
         Membership.objects.create(workspace=workspace, user=ops, role=Role.OPS)
         log(f"copying {n:,} people into {name}")

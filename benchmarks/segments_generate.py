@@ -48,6 +48,8 @@ from pathlib import Path
 
 import psycopg
 
+from accounts.audit import Actor
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_SERVER = "postgres://root@127.0.0.1:5432"
 DB_NAME = "herald_bench_segments"
@@ -422,7 +424,7 @@ def build(people: int, events: int) -> None:
     workspaces = []
     for name, prefix, _ in WORKSPACES:
         owner = User.objects.create_user(email=f"owner@{prefix}.test")
-        workspaces.append(workspace_create(name=name, owner=owner))
+        workspaces.append(workspace_create(name=name, owner=owner, actor=Actor(system="benchmark")))
 
     with psycopg.connect(DSN, autocommit=True) as conn:
         indexes, foreign_keys = schema_objects(conn)

@@ -9,6 +9,7 @@ from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
 
+from accounts.audit import Actor
 from config.api import CursorPagination, error_response
 from people import selectors, services
 from people.models import Channel, DncSource, TagSource
@@ -92,7 +93,9 @@ def _input_error(request, e: services.PersonInputError, loc_prefix=("body",)):
     "/people/batch", response=BatchOut, tags=["People"], summary="Upsert up to 1000 people"
 )
 def people_batch(request, payload: BatchIn):
-    result = services.person_upsert_batch(workspace=request.workspace, items=payload.people)
+    result = services.person_upsert_batch(
+        workspace=request.workspace, items=payload.people, actor=Actor.from_request(request)
+    )
     return {
         "created": result.created,
         "updated": result.updated,
@@ -115,6 +118,7 @@ def person_put(request, external_id: str, payload: PersonIn):
             workspace=request.workspace,
             external_id=external_id,
             data=payload.model_dump(exclude_unset=True),
+            actor=Actor.from_request(request),
         )
     except services.PersonInputError as e:
         return _input_error(request, e)
@@ -136,7 +140,7 @@ def person_get(request, external_id: str):
 )
 def person_delete(request, external_id: str):
     person = selectors.get_person_or_404(workspace=request.workspace, external_id=external_id)
-    services.person_erase(person=person)
+    services.person_erase(person=person, actor=Actor.from_request(request))
     return Status(204, None)
 
 
@@ -188,7 +192,9 @@ class EventFilters(Schema):
 
 @router.post("/events", response={202: EventsAccepted}, tags=["Events"], summary="Ingest events")
 def events_ingest(request, payload: EventsIn):
-    result = services.event_ingest_batch(workspace=request.workspace, items=payload.events)
+    result = services.event_ingest_batch(
+        workspace=request.workspace, items=payload.events, actor=Actor.from_request(request)
+    )
     return Status(202, {"accepted": result.accepted, "errors": result.errors})
 
 
@@ -238,7 +244,9 @@ def tags_list(request):
 @router.post("/tags", response={201: TagOut}, tags=["Tags"], summary="Create a tag")
 def tags_create(request, payload: TagIn):
     try:
-        tag = services.tag_create(workspace=request.workspace, name=payload.name)
+        tag = services.tag_create(
+            workspace=request.workspace, name=payload.name, actor=Actor.from_request(request)
+        )
     except services.TagExists as e:
         raise HttpError(409, str(e)) from None
     except ValueError as e:
@@ -248,7 +256,10 @@ def tags_create(request, payload: TagIn):
 
 @router.delete("/tags/{name}", response={204: None}, tags=["Tags"], summary="Delete a tag")
 def tags_delete(request, name: str):
-    services.tag_delete(tag=selectors.get_tag_or_404(workspace=request.workspace, name=name))
+    services.tag_delete(
+        tag=selectors.get_tag_or_404(workspace=request.workspace, name=name),
+        actor=Actor.from_request(request),
+    )
     return Status(204, None)
 
 
@@ -260,6 +271,7 @@ def tags_assign(request, name: str, payload: PeopleRef):
             name=name,
             external_ids=payload.people,
             source=TagSource.API,
+            actor=Actor.from_request(request),
         )
     except ValueError as e:
         raise HttpError(422, str(e)) from None
@@ -270,7 +282,11 @@ def tags_assign(request, name: str, payload: PeopleRef):
 def tags_unassign(request, name: str, payload: PeopleRef):
     selectors.get_tag_or_404(workspace=request.workspace, name=name)
     changed, unknown = services.tag_people_by_external_ids(
-        workspace=request.workspace, name=name, external_ids=payload.people, remove=True
+        workspace=request.workspace,
+        name=name,
+        external_ids=payload.people,
+        remove=True,
+        actor=Actor.from_request(request),
     )
     return {"removed": changed, "unknown": unknown}
 
@@ -326,6 +342,7 @@ def dnc_add(request, payload: DncIn):
             address=payload.address,
             reason=payload.reason,
             source=payload.source or DncSource.API,
+            actor=Actor.from_request(request),
         )
     except InvalidAddress as e:
         return error_response(request, 422, str(e), [{"loc": ["body", "address"], "msg": str(e)}])
@@ -366,5 +383,5 @@ def dnc_delete(request, channel: str, address: str):
     )
     if entry is None:
         raise HttpError(404, "That address is not on the list.")
-    services.dnc_remove(entry=entry)
+    services.dnc_remove(entry=entry, actor=Actor.from_request(request))
     return Status(204, None)

@@ -13,6 +13,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 
+from accounts.audit import Actor
 from accounts.jobs import FINISHED, JobStatus, media_path
 from accounts.permissions import MANAGE_PEOPLE, role_required
 from people.imports import selectors, services
@@ -32,6 +33,7 @@ def contact_import_new(request):
                 workspace=request.workspace,
                 uploaded_by=request.user,
                 file=form.cleaned_data["file"],
+                actor=Actor.from_request(request),
             )
         except ValidationError as e:
             form.add_error("file", e)
@@ -101,9 +103,13 @@ def contact_import_detail(request, import_id: int):
             confirm = request.POST.get("action") == "confirm" and _phase(job) == "analyzed"
             try:
                 if confirm and services.analysis_is_current(job, options):
-                    services.contact_import_confirm(contact_import=job, options=options)
+                    services.contact_import_confirm(
+                        contact_import=job, options=options, actor=Actor.from_request(request)
+                    )
                     return redirect("contact_import_detail", import_id=job.id)
-                services.contact_import_reanalyze(contact_import=job, options=options)
+                services.contact_import_reanalyze(
+                    contact_import=job, options=options, actor=Actor.from_request(request)
+                )
             except ValidationError as e:
                 form.add_error(None, e)
             else:

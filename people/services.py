@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from psycopg import sql as psycopg_sql
 
+from accounts.audit import Actor, audit_record
 from accounts.jobs import UploadEmpty, UploadTooLarge, store_upload
 from accounts.middleware import has_forbidden_character
 from people.attributes import (
@@ -139,12 +140,23 @@ def _check_attributes(attributes: dict, types: dict[str, str]) -> dict:
     return checked
 
 
-def attribute_declare(*, workspace, key: str, type: str, label: str = "") -> AttributeDefinition:
-    """Declare or change an attribute's type (a marketer decides; later writes obey it)."""
-    definition, _ = AttributeDefinition.objects.update_or_create(
+@transaction.atomic
+def attribute_declare(
+    *, workspace, key: str, type: str, actor: Actor, label: str = ""
+) -> AttributeDefinition:
+    """Declare or change an attribute's type (a marketer decides; later writes obey it).
+    audit: "attribute.declare" (the key is a field name, not a value)."""
+    definition, created = AttributeDefinition.objects.update_or_create(
         workspace=workspace,
         key=key,
         defaults={"type": type, "label": label or key, "inferred": False},
+    )
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="attribute.declare",
+        obj=definition,
+        summary={"key": key, "type": type, "created": created},
     )
     return definition
 
@@ -221,12 +233,19 @@ def _clean_person(data: dict, types: dict[str, str]) -> dict:
     return clean
 
 
-def person_upsert_batch(*, workspace, items: list[dict]) -> BatchResult:
+def person_upsert_batch(*, workspace, items: list[dict], actor: Actor) -> BatchResult:
     """Create or update people by external_id; fields not sent are kept.
 
     Valid items are applied even when others fail; each failure is reported by index.
     One transaction, a constant number of statements per batch (no query per person).
+    audit: one "person.upsert_batch" entry with the counts and the field names sent.
     """
+    return _upsert_batch(
+        workspace=workspace, items=items, actor=actor, action="person.upsert_batch"
+    )
+
+
+def _upsert_batch(*, workspace, items: list[dict], actor: Actor, action: str) -> BatchResult:
     if len(items) > MAX_BATCH:
         raise ValueError(f"a batch holds at most {MAX_BATCH} people")
     result = BatchResult()
@@ -293,6 +312,8 @@ def person_upsert_batch(*, workspace, items: list[dict]) -> BatchResult:
         try:
             with transaction.atomic():
                 _apply_people(workspace=workspace, valid=valid, result=result)
+                _audit_upsert(workspace=workspace, actor=actor, action=action, valid=valid,
+                              result=result)  # fmt: skip
             break
         except IntegrityError:
             # A concurrent batch created one of these people between our read and insert:
@@ -302,6 +323,26 @@ def person_upsert_batch(*, workspace, items: list[dict]) -> BatchResult:
             result.created = result.updated = 0
             result.people = []
     return result
+
+
+def _audit_upsert(*, workspace, actor, action, valid, result: BatchResult) -> None:
+    fields = sorted({k for _, clean in valid.values() for k in clean if k != "attributes"})
+    attributes = sorted({k for _, clean in valid.values() for k in clean.get("attributes", {})})
+    single = action == "person.upsert" and len(result.people) == 1
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action=action,
+        obj=result.people[0] if single else None,
+        object_type="" if single else "person",
+        summary={
+            "created": result.created,
+            "updated": result.updated,
+            "refused": len(result.errors),
+            "fields": fields,
+            "attributes": attributes,
+        },
+    )
 
 
 def _recheck_retyped(valid: dict[str, tuple[int, dict]], retyped: dict[str, str], result):
@@ -401,18 +442,27 @@ def _replace_push_tokens(*, workspace, tokens: dict[int, list[tuple[str, str]]])
     PushToken.objects.bulk_create(rows)
 
 
-def person_upsert(*, workspace, external_id: str, data: dict) -> tuple[Person, bool]:
-    """One person (PUT): (person, created). Raises PersonInputError with the field."""
-    result = person_upsert_batch(workspace=workspace, items=[{**data, "external_id": external_id}])
+def person_upsert(*, workspace, external_id: str, data: dict, actor: Actor) -> tuple[Person, bool]:
+    """One person (PUT): (person, created). Raises PersonInputError with the field.
+    audit: "person.upsert" """
+    result = _upsert_batch(
+        workspace=workspace,
+        items=[{**data, "external_id": external_id}],
+        actor=actor,
+        action="person.upsert",
+    )
     if result.errors:
         error = result.errors[0]
         raise PersonInputError(error.get("field", "external_id"), error["msg"])
     return result.people[0], bool(result.created)
 
 
-def person_erase(*, person: Person) -> None:
+@transaction.atomic
+def person_erase(*, person: Person, actor: Actor) -> None:
     """Erase the person, their events, tags, tokens and memberships (cascade). Their
-    addresses stay on Do Not Contact as the list already holds them."""
+    addresses stay on Do Not Contact as the list already holds them. audit:
+    "person.erase" with the Herald id only, so the log never needs editing for it."""
+    audit_record(workspace=person.workspace_id, actor=actor, action="person.erase", obj=person)
     person.delete()
 
 
@@ -441,12 +491,12 @@ def _parse_occurred_at(value, now):
     return parsed
 
 
-def event_ingest_batch(*, workspace, items: list[dict], now=None) -> EventBatchResult:
+def event_ingest_batch(*, workspace, items: list[dict], actor: Actor, now=None) -> EventBatchResult:
     """Store a batch of events (up to 1000) in one transaction; durable when it returns.
 
     Unknown people are created with their external id. Rows go in with one COPY on
     PostgreSQL (a multi-row INSERT elsewhere); the event catalogue is updated with one
-    statement per distinct name.
+    statement per distinct name. audit: one "event.ingest_batch" entry with the counts.
     """
     if len(items) > MAX_BATCH:
         raise ValueError(f"a batch holds at most {MAX_BATCH} events")
@@ -490,6 +540,18 @@ def event_ingest_batch(*, workspace, items: list[dict], now=None) -> EventBatchR
             workspace=workspace, rows=[(ids[e], n, at, p) for e, n, at, p in rows], received_at=now
         )
         _update_event_catalogue(workspace=workspace, rows=rows)
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="event.ingest_batch",
+            object_type="event",
+            summary={
+                "accepted": len(rows),
+                "refused": len(result.errors),
+                "people": len(ids),
+                "names": len({r[1] for r in rows}),
+            },
+        )
     result.accepted = len(rows)
     return result
 
@@ -588,41 +650,56 @@ def _clean_tag_name(name: str) -> str:
     return name
 
 
-def tag_create(*, workspace, name: str) -> Tag:
+def _audit_tag(*, workspace, actor, action, tag, **summary) -> None:
+    audit_record(workspace=workspace, actor=actor, action=action, obj=tag, summary=summary)
+
+
+def tag_create(*, workspace, name: str, actor: Actor) -> Tag:
+    """audit: "tag.create" """
     name = _clean_tag_name(name)
     if Tag.objects.for_workspace(workspace).filter(name__iexact=name).exists():
         raise TagExists(f"The tag “{name}” already exists.")
     try:
         with transaction.atomic():
-            return Tag.objects.create(workspace=workspace, name=name)
+            tag = Tag.objects.create(workspace=workspace, name=name)
+            _audit_tag(workspace=workspace, actor=actor, action="tag.create", tag=tag)
+            return tag
     except IntegrityError:
         raise TagExists(f"The tag “{name}” already exists.") from None
 
 
-def tag_get_or_create(*, workspace, name: str) -> Tag:
+def _tag_get_or_create(*, workspace, name: str) -> tuple[Tag, bool]:
     name = _clean_tag_name(name)
     tag = Tag.objects.for_workspace(workspace).filter(name__iexact=name).first()
     if tag:
-        return tag
+        return tag, False
     try:
         with transaction.atomic():
-            return Tag.objects.create(workspace=workspace, name=name)
+            return Tag.objects.create(workspace=workspace, name=name), True
     except IntegrityError:
-        return Tag.objects.for_workspace(workspace).get(name__iexact=name)
+        return Tag.objects.for_workspace(workspace).get(name__iexact=name), False
 
 
-def tag_delete(*, tag: Tag) -> int:
-    """Removes the tag from everyone and deletes it; returns how many people had it."""
+def tag_get_or_create(*, workspace, name: str, actor: Actor) -> Tag:
+    """audit: "tag.create", when the tag is new."""
+    with transaction.atomic():
+        tag, created = _tag_get_or_create(workspace=workspace, name=name)
+        if created:
+            _audit_tag(workspace=workspace, actor=actor, action="tag.create", tag=tag)
+    return tag
+
+
+@transaction.atomic
+def tag_delete(*, tag: Tag, actor: Actor) -> int:
+    """Removes the tag from everyone and deletes it; returns how many people had it.
+    audit: "tag.delete" with that count."""
     count = PersonTag.objects.filter(tag=tag).count()
+    _audit_tag(workspace=tag.workspace_id, actor=actor, action="tag.delete", tag=tag, people=count)
     tag.delete()
     return count
 
 
-def tags_assign(
-    *, workspace, tag: Tag, people: QuerySet[Person], source: str = TagSource.MANUAL
-) -> int:
-    """Give `tag` to every person of `people` in one INSERT ... SELECT; returns how many
-    people newly got it. `people` may be a filter over millions ("all N matching")."""
+def _tags_assign(*, workspace, tag: Tag, people: QuerySet[Person], source: str) -> int:
     return insert_for_people(
         table="people_persontag",
         columns="workspace_id, person_id, tag_id, source, created_at",
@@ -633,29 +710,63 @@ def tags_assign(
     )
 
 
-def tags_unassign(*, workspace, tag: Tag, people: QuerySet[Person]) -> int:
+@transaction.atomic
+def tags_assign(
+    *, workspace, tag: Tag, people: QuerySet[Person], actor: Actor, source: str = TagSource.MANUAL
+) -> int:
+    """Give `tag` to every person of `people` in one INSERT ... SELECT; returns how many
+    people newly got it. `people` may be a filter over millions ("all N matching").
+    audit: one "tag.assign" entry with the count."""
+    changed = _tags_assign(workspace=workspace, tag=tag, people=people, source=source)
+    _audit_tag(workspace=workspace, actor=actor, action="tag.assign", tag=tag, people=changed)
+    return changed
+
+
+@transaction.atomic
+def tag_assign_by_name(
+    *, workspace, name: str, people: QuerySet[Person], actor: Actor,
+    source: str = TagSource.MANUAL,
+) -> tuple[Tag, int]:  # fmt: skip
+    """The tag named `name` (created when new) given to `people`: (tag, newly tagged).
+    One action, one "tag.assign" entry (saying whether the tag was created)."""
+    tag, created = _tag_get_or_create(workspace=workspace, name=name)
+    changed = _tags_assign(workspace=workspace, tag=tag, people=people, source=source)
+    _audit_tag(workspace=workspace, actor=actor, action="tag.assign", tag=tag, people=changed,
+               tag_created=created)  # fmt: skip
+    return tag, changed
+
+
+@transaction.atomic
+def tags_unassign(*, workspace, tag: Tag, people: QuerySet[Person], actor: Actor) -> int:
+    """audit: one "tag.unassign" entry with the count."""
     deleted, _ = (
         PersonTag.objects.for_workspace(workspace)
         .filter(tag=tag, person_id__in=people.order_by().values("id"))
         .delete()
     )
+    _audit_tag(workspace=workspace, actor=actor, action="tag.unassign", tag=tag, people=deleted)
     return deleted
 
 
 def tag_people_by_external_ids(
-    *, workspace, name: str, external_ids: list[str], remove=False, source: str = TagSource.API
-) -> tuple[int, list[str]]:
-    """API helper: (changed, unknown external ids)."""
+    *, workspace, name: str, external_ids: list[str], actor: Actor, remove=False,
+    source: str = TagSource.API,
+) -> tuple[int, list[str]]:  # fmt: skip
+    """API helper: (changed, unknown external ids). One "tag.assign" or "tag.unassign"
+    entry (none when removing a tag that does not exist)."""
     wanted = list(dict.fromkeys(e for e in external_ids if isinstance(e, str)))
     people = Person.objects.for_workspace(workspace).filter(external_id__in=wanted)
     known = set(people.values_list("external_id", flat=True))
     unknown = [e for e in wanted if e not in known]
     if remove:
         tag = Tag.objects.for_workspace(workspace).filter(name__iexact=name.strip()).first()
-        changed = tags_unassign(workspace=workspace, tag=tag, people=people) if tag else 0
+        changed = (
+            tags_unassign(workspace=workspace, tag=tag, people=people, actor=actor) if tag else 0
+        )
     else:
-        tag = tag_get_or_create(workspace=workspace, name=name)
-        changed = tags_assign(workspace=workspace, tag=tag, people=people, source=source)
+        _tag, changed = tag_assign_by_name(
+            workspace=workspace, name=name, people=people, actor=actor, source=source
+        )
     return changed, unknown
 
 
@@ -668,24 +779,43 @@ def dnc_add(
     channel: str,
     address: str,
     reason: str = "",
+    actor: Actor,
     source: str = DncSource.MANUAL,
-    created_by=None,
 ):
     """One address onto Do Not Contact (dnc_import is the set-based way for a file, with
-    the same normalization): (entry, created). Idempotent; raises InvalidAddress."""
+    the same normalization): (entry, created). Idempotent; raises InvalidAddress.
+    audit: "dnc.add" (the entry's id and channel, never the address), when added."""
     if channel not in Channel.values:
         raise InvalidAddress(f"“{channel}” is not a channel (email, sms or push).")
     normalized = normalize_address(channel, address)
-    entry, created = DoNotContact.objects.get_or_create(
-        workspace=workspace,
-        channel=channel,
-        address=normalized,
-        defaults={"reason": (reason or "")[:255], "source": source, "created_by": created_by},
-    )
+    with transaction.atomic():
+        entry, created = DoNotContact.objects.get_or_create(
+            workspace=workspace,
+            channel=channel,
+            address=normalized,
+            defaults={"reason": (reason or "")[:255], "source": source, "created_by": actor.user},
+        )
+        if created:
+            audit_record(
+                workspace=workspace,
+                actor=actor,
+                action="dnc.add",
+                obj=entry,
+                summary={"channel": channel, "source": source},
+            )
     return entry, created
 
 
-def dnc_remove(*, entry: DoNotContact) -> None:
+@transaction.atomic
+def dnc_remove(*, entry: DoNotContact, actor: Actor) -> None:
+    """audit: "dnc.remove" """
+    audit_record(
+        workspace=entry.workspace_id,
+        actor=actor,
+        action="dnc.remove",
+        obj=entry,
+        summary={"channel": entry.channel},
+    )
     entry.delete()
 
 
@@ -716,8 +846,8 @@ def dnc_import(
     workspace,
     channel: str,
     stream,
+    actor: Actor,
     reason: str = "",
-    created_by=None,
     source: str = DncSource.IMPORT,
 ) -> DncImportResult:
     """Import addresses from a text stream: one per line, or the first CSV column.
@@ -727,7 +857,8 @@ def dnc_import(
     into a TEMP table, then added with one INSERT ... SELECT ... ON CONFLICT DO NOTHING.
     A line that cannot be imported (bad address, over-long line or cell, broken quoting)
     is reported with its number and reason, and the rest goes on. All or nothing: one
-    transaction; a file that is not UTF-8 raises SourceError and adds nothing."""
+    transaction; a file that is not UTF-8 raises SourceError and adds nothing.
+    audit: one "dnc.import" entry with the counts."""
     if channel not in Channel.values:
         raise InvalidAddress(f"“{channel}” is not a channel (email, sms or push).")
     result = DncImportResult()
@@ -770,7 +901,7 @@ def dnc_import(
                 channel,
                 (reason or "")[:255],
                 source,
-                getattr(created_by, "pk", None),
+                actor.user_id,
                 timezone.now(),
             ],
         )
@@ -778,6 +909,18 @@ def dnc_import(
         cursor.execute(psycopg_sql.SQL("SELECT count(DISTINCT key) FROM {}").format(table))
         result.already = cursor.fetchone()[0] - result.added
         stage.drop()
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="dnc.import",
+            object_type="donotcontact",
+            summary={
+                "channel": channel,
+                "added": result.added,
+                "already": result.already,
+                "invalid": result.invalid_count,
+            },
+        )
     return result
 
 

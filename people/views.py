@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
+from accounts.audit import Actor
 from accounts.csv_safe import Echo
 from accounts.csv_safe import escape_cell as csv_safe
 from accounts.permissions import MANAGE_PEOPLE, VIEW, role_required
@@ -97,14 +98,22 @@ def people_bulk_tags(request):
         return redirect(back)
     try:
         if action == "add":
-            tag = services.tag_get_or_create(workspace=request.workspace, name=name)
-            changed = services.tags_assign(
-                workspace=request.workspace, tag=tag, people=people, source=TagSource.MANUAL
+            tag, changed = services.tag_assign_by_name(
+                workspace=request.workspace,
+                name=name,
+                people=people,
+                source=TagSource.MANUAL,
+                actor=Actor.from_request(request),
             )
             messages.success(request, f"Tagged {changed:,} people with “{tag.name}”.")
         else:
             tag = selectors.get_tag_or_404(workspace=request.workspace, name=name)
-            changed = services.tags_unassign(workspace=request.workspace, tag=tag, people=people)
+            changed = services.tags_unassign(
+                workspace=request.workspace,
+                tag=tag,
+                people=people,
+                actor=Actor.from_request(request),
+            )
             messages.success(request, f"Removed “{tag.name}” from {changed:,} people.")
     except ValueError as e:
         messages.error(request, str(e))
@@ -210,9 +219,11 @@ def person_tag_add(request, person_id):
     person = selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
     form = TagForm(request.POST)
     if form.is_valid():
-        tag = services.tag_get_or_create(workspace=ws, name=form.cleaned_data["name"])
-        services.tags_assign(
-            workspace=ws, tag=tag, people=selectors.person_list(workspace=ws).filter(pk=person.pk)
+        tag, _changed = services.tag_assign_by_name(
+            workspace=ws,
+            name=form.cleaned_data["name"],
+            people=selectors.person_list(workspace=ws).filter(pk=person.pk),
+            actor=Actor.from_request(request),
         )
         messages.success(request, f"Tagged with “{tag.name}”.")
     else:
@@ -227,7 +238,10 @@ def person_tag_remove(request, person_id, tag_id):
     person = selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
     tag = selectors.get_tag_by_id_or_404(workspace=ws, pk=tag_id)
     services.tags_unassign(
-        workspace=ws, tag=tag, people=selectors.person_list(workspace=ws).filter(pk=person.pk)
+        workspace=ws,
+        tag=tag,
+        people=selectors.person_list(workspace=ws).filter(pk=person.pk),
+        actor=Actor.from_request(request),
     )
     messages.success(request, f"Removed “{tag.name}”.")
     return redirect("person_detail", person_id=person.pk)
@@ -258,7 +272,7 @@ def person_dnc_add(request, person_id):
                 address=address,
                 reason=request.POST.get("reason", "")[:255] or "Added from the profile",
                 source=DncSource.MANUAL,
-                created_by=request.user,
+                actor=Actor.from_request(request),
             )
         except InvalidAddress as e:
             messages.error(request, str(e))
@@ -278,7 +292,9 @@ def tag_list(request):
     form = TagForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            tag = services.tag_create(workspace=ws, name=form.cleaned_data["name"])
+            tag = services.tag_create(
+                workspace=ws, name=form.cleaned_data["name"], actor=Actor.from_request(request)
+            )
         except ValueError as e:
             form.add_error("name", str(e))
         else:
@@ -296,7 +312,7 @@ def tag_list(request):
 @role_required(MANAGE_PEOPLE)
 def tag_delete(request, tag_id):
     tag = selectors.get_tag_by_id_or_404(workspace=request.workspace, pk=tag_id)
-    count = services.tag_delete(tag=tag)
+    count = services.tag_delete(tag=tag, actor=Actor.from_request(request))
     messages.success(request, f"Tag “{tag.name}” deleted and removed from {count:,} people.")
     return redirect("tag_list")
 
@@ -319,7 +335,7 @@ def dnc_list(request):
                 address=form.cleaned_data["address"],
                 reason=form.cleaned_data["reason"],
                 source=DncSource.MANUAL,
-                created_by=request.user,
+                actor=Actor.from_request(request),
             )
         except InvalidAddress as e:
             form.add_error("address", str(e))
@@ -398,7 +414,7 @@ def _dnc_import(request):
                 channel=form.cleaned_data["channel"],
                 file=form.cleaned_data["file"],
                 reason=form.cleaned_data["reason"],
-                created_by=request.user,
+                actor=Actor.from_request(request),
             )
         except ValidationError as e:
             form.add_error("file", e)
@@ -409,7 +425,7 @@ def _dnc_import(request):
 @role_required(MANAGE_PEOPLE)
 def dnc_remove(request, dnc_id):
     entry = selectors.get_dnc_or_404(workspace=request.workspace, pk=dnc_id)
-    services.dnc_remove(entry=entry)
+    services.dnc_remove(entry=entry, actor=Actor.from_request(request))
     messages.success(
         request, f"{entry.address} removed from Do Not Contact ({entry.get_channel_display()})."
     )
@@ -429,6 +445,7 @@ def attribute_list(request):
             key=form.cleaned_data["key"],
             type=form.cleaned_data["type"],
             label=form.cleaned_data["label"],
+            actor=Actor.from_request(request),
         )
         messages.success(request, f"Attribute “{d.key}” is now of type {d.get_type_display()}.")
         return redirect("attribute_list")

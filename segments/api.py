@@ -9,6 +9,7 @@ from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
 
+from accounts.audit import Actor
 from config.api import CursorPagination, error_response
 from people.schemas import PeopleRef, PersonOut, with_person_related
 from people.selectors import get_person_or_404, person_list
@@ -110,6 +111,7 @@ def segments_create(request, payload: SegmentIn):
             kind=payload.kind,
             rules=payload.rules,
             refresh_every_minutes=payload.refresh_every_minutes,
+            actor=Actor.from_request(request),
         )
     except RuleError as e:
         return _rule_error(request, e)
@@ -146,6 +148,7 @@ def segments_patch(request, segment_id: int, payload: SegmentPatch):
             name=payload.name,
             rules=payload.rules,
             refresh_every_minutes=payload.refresh_every_minutes,
+            actor=Actor.from_request(request),
         )
     except RuleError as e:
         return _rule_error(request, e)
@@ -157,7 +160,7 @@ def segments_patch(request, segment_id: int, payload: SegmentPatch):
 def segments_delete(request, segment_id: int):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     try:
-        services.segment_delete(segment=segment)
+        services.segment_delete(segment=segment, actor=Actor.from_request(request))
     except services.SegmentConflict as e:
         raise HttpError(409, str(e)) from None
     return Status(204, None)
@@ -208,7 +211,9 @@ def _static_change(request, segment_id, payload, add: bool):
     people = person_list(workspace=request.workspace).filter(external_id__in=storable)
     known = set(people.values_list("external_id", flat=True))
     try:
-        changed = services.static_members_change(segment=segment, people=people, add=add)
+        changed = services.static_members_change(
+            segment=segment, people=people, add=add, actor=Actor.from_request(request)
+        )
     except services.SegmentConflict as e:
         raise HttpError(409, str(e)) from None
     return {"changed": changed, "unknown": [e for e in wanted if e not in known]}
@@ -252,7 +257,10 @@ def segments_to_audience(request, segment_id: int, payload: ToAudienceIn):
         )
     try:
         changed = services.segment_to_audience(
-            segment=segment, audience_name=payload.audience, action=payload.action
+            segment=segment,
+            audience_name=payload.audience,
+            action=payload.action,
+            actor=Actor.from_request(request),
         )
     except RuleError as e:
         return _rule_error(request, e, prefix=("body",))

@@ -8,8 +8,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.audit import Actor, audit_record
 from audiences.models import MemberSource
-from audiences.services import audience_add_people, audience_get_or_create, audience_remove_people
+from audiences.services import (
+    audience_add_people,
+    audience_remove_people,
+    get_or_create_unaudited,
+)
 from people.models import AttributeType, Person
 from people.sql import insert_for_people
 from segments.models import (
@@ -142,10 +147,11 @@ def segment_create(
     kind: str,
     rules=None,
     refresh_every_minutes=None,
-    created_by=None,
+    actor: Actor,
     now: datetime | None = None,
 ) -> Segment:
-    """Create a segment; stored kinds with rules are computed fully before this returns."""
+    """Create a segment; stored kinds with rules are computed fully before this returns.
+    audit: "segment.create" (its first computation is part of it)."""
     now = now or timezone.now()
     name = _clean_name(name)
     if kind not in SegmentKind.values:
@@ -168,12 +174,19 @@ def segment_create(
                 kind=kind,
                 rules=rules or None,
                 refresh_every_minutes=refresh_every_minutes if kind == SegmentKind.QUERY else None,
-                created_by=created_by,
+                created_by=actor.user,
+            )
+            audit_record(
+                workspace=workspace,
+                actor=actor,
+                action="segment.create",
+                obj=segment,
+                summary={"kind": kind},
             )
     except IntegrityError:
         raise SegmentConflict(f"A segment named “{name}” already exists.") from None
     if kind in (SegmentKind.REALTIME, SegmentKind.QUERY):
-        segment_refresh(segment=segment, now=now)
+        _refresh(segment=segment, now=now)
     elif kind == SegmentKind.EVERYONE:
         segment_count(segment=segment, now=now)
     return segment
@@ -185,10 +198,12 @@ def segment_update(
     name: str | None = None,
     rules=None,
     refresh_every_minutes=None,
+    actor: Actor,
     now: datetime | None = None,
 ) -> Segment:
     """Rename, change rules or schedule. A real-time segment's rules never change (409);
-    editing a snapshot never changes what was frozen for its requesters."""
+    editing a snapshot never changes what was frozen for its requesters.
+    audit: "segment.update" with the names of the fields saved (never the rules' values)."""
     now = now or timezone.now()
     fields = []
     if rules is not None and rules != segment.rules:
@@ -224,16 +239,23 @@ def segment_update(
                 if "rules" in fields:
                     _lock_named_segments(workspace=segment.workspace, rules=segment.rules)
                 segment.save(update_fields=[*fields, "updated_at"])
+                audit_record(
+                    workspace=segment.workspace_id,
+                    actor=actor,
+                    action="segment.update",
+                    obj=segment,
+                    summary={"fields": fields},
+                )
         except IntegrityError:
             raise SegmentConflict(f"A segment named “{segment.name}” already exists.") from None
         if "rules" in fields and segment.kind == SegmentKind.QUERY:
-            segment_refresh(segment=segment, now=now)
+            _refresh(segment=segment, now=now)
     return segment
 
 
-def segment_delete(*, segment: Segment) -> None:
+def segment_delete(*, segment: Segment, actor: Actor) -> None:
     """Deletes the segment, unless it is built in or other segments' rules name it
-    (deleting it would leave those rules pointing at nothing)."""
+    (deleting it would leave those rules pointing at nothing). audit: "segment.delete" """
     if segment.predefined:
         raise SegmentConflict("Built-in segments cannot be deleted.")
     with transaction.atomic():
@@ -248,6 +270,13 @@ def segment_delete(*, segment: Segment) -> None:
                 f"“{segment.name}” cannot be deleted: the rules of {names}{more} use it. "
                 "Take it out of their rules first (or delete them)."
             )
+        audit_record(
+            workspace=segment.workspace_id,
+            actor=actor,
+            action="segment.delete",
+            obj=segment,
+            summary={"kind": segment.kind},
+        )
         segment.delete()
 
 
@@ -272,10 +301,18 @@ def _enter(segment: Segment, people: QuerySet[Person], *, now: datetime) -> int:
     )
 
 
-def segment_refresh(*, segment: Segment, now: datetime | None = None) -> SegmentRefresh:
+def segment_refresh(
+    *, segment: Segment, actor: Actor, now: datetime | None = None
+) -> SegmentRefresh:
     """Recompute a stored segment from its rules in one transaction: people who no longer
     match exit (exited_at), people who newly match enter (entered_at), with history kept.
-    A failure is recorded on the segment and in its refresh history with the reason."""
+    A failure is recorded on the segment and in its refresh history with the reason.
+    audit: "segment.refresh" with the counts, when it succeeds."""
+    return _refresh(segment=segment, now=now, actor=actor)
+
+
+def _refresh(*, segment: Segment, now: datetime | None, actor: Actor | None = None):
+    """segment_refresh; without `actor` when part of an action audited by its caller."""
     now = now or timezone.now()
     refresh = SegmentRefresh.objects.create(
         workspace=segment.workspace, segment=segment, started_at=now, status=RefreshStatus.RUNNING
@@ -298,6 +335,14 @@ def segment_refresh(*, segment: Segment, now: datetime | None = None) -> Segment
             entered = _enter(segment, target, now=now)
             count = current_members(segment).count()
             _finish(segment, refresh, now=now, count=count, entered=entered, exited=exited)
+            if actor is not None:
+                audit_record(
+                    workspace=segment.workspace_id,
+                    actor=actor,
+                    action="segment.refresh",
+                    obj=segment,
+                    summary={"entered": entered, "exited": exited, "people": count},
+                )
     except Exception as e:  # noqa: BLE001 - any failure is shown on the segment
         reason = str(e) if isinstance(e, RuleError) else f"{e.__class__.__name__}: {e}"
         refresh.status = RefreshStatus.FAILED
@@ -369,10 +414,11 @@ def segment_count(*, segment: Segment, now: datetime | None = None) -> int:
 
 
 def segment_freeze(
-    *, segment: Segment, requester: str, now: datetime | None = None
+    *, segment: Segment, requester: str, actor: Actor, now: datetime | None = None
 ) -> SegmentSnapshot:
     """Freeze the segment's people for a requester (campaign or flow), once: asking again
-    returns the same frozen members, whatever the segment's rules have become since."""
+    returns the same frozen members, whatever the segment's rules have become since.
+    audit: "segment.freeze", the first time."""
     now = now or timezone.now()
     existing = SegmentSnapshot.objects.filter(segment=segment, requester=requester).first()
     if existing:
@@ -396,13 +442,22 @@ def segment_freeze(
         )
         if snapshot.people_count:
             snapshot.save(update_fields=["people_count"])
+        audit_record(
+            workspace=segment.workspace_id,
+            actor=actor,
+            action="segment.freeze",
+            obj=segment,
+            summary={"snapshot_id": snapshot.pk, "people": snapshot.people_count},
+        )
     return snapshot
 
 
 def static_members_change(
-    *, segment: Segment, people: QuerySet[Person], add: bool, now: datetime | None = None
-) -> int:
-    """Add people to (or remove them from) a static segment; returns how many changed."""
+    *, segment: Segment, people: QuerySet[Person], add: bool, actor: Actor,
+    now: datetime | None = None,
+) -> int:  # fmt: skip
+    """Add people to (or remove them from) a static segment; returns how many changed.
+    audit: one "segment.add_people" or "segment.remove_people" entry with the count."""
     if segment.kind != SegmentKind.STATIC:
         raise SegmentConflict("Only static segments take people by hand; the others follow rules.")
     now = now or timezone.now()
@@ -417,30 +472,62 @@ def static_members_change(
             )
         count = current_members(segment).count()
         Segment.objects.filter(pk=segment.pk).update(people_count=count, computed_at=now)
+        audit_record(
+            workspace=segment.workspace_id,
+            actor=actor,
+            action="segment.add_people" if add else "segment.remove_people",
+            obj=segment,
+            summary={"people": changed},
+        )
     segment.refresh_from_db()
     return changed
 
 
 def segment_to_audience(
-    *, segment: Segment, audience_name: str, action: str, now: datetime | None = None
-) -> int:
+    *, segment: Segment, audience_name: str, action: str, actor: Actor,
+    now: datetime | None = None,
+) -> int:  # fmt: skip
     """Add the segment's people to a target audience (created if needed), or remove them,
-    in one statement; returns how many memberships changed."""
+    in one statement; returns how many memberships changed. audit: one
+    "segment.to_audience" entry (the audience, the action, the count)."""
     now = now or timezone.now()
     if UNSTORABLE.search(audience_name):
         raise RuleError("audience", "an audience name cannot contain a NUL character")
     people = segment_people(segment=segment, now=now)
-    if action == "add":
-        audience, _ = audience_get_or_create(workspace=segment.workspace, name=audience_name)
-        return audience_add_people(audience=audience, people=people, source=MemberSource.SEGMENT)
-    if action == "remove":
-        from audiences.selectors import get_audience_by_name
+    if action not in ("add", "remove"):
+        raise RuleError("action", "action is add or remove")
+    with transaction.atomic():
+        created = False
+        if action == "add":
+            audience, created = get_or_create_unaudited(
+                workspace=segment.workspace, name=audience_name
+            )
+            changed = audience_add_people(
+                audience=audience, people=people, actor=actor, source=MemberSource.SEGMENT,
+                audit=False,
+            )  # fmt: skip
+        else:
+            from audiences.selectors import get_audience_by_name
 
-        audience = get_audience_by_name(workspace=segment.workspace, name=audience_name)
-        if audience is None:
-            raise RuleError("audience", f"there is no audience named “{audience_name}”")
-        return audience_remove_people(audience=audience, people=people)
-    raise RuleError("action", "action is add or remove")
+            audience = get_audience_by_name(workspace=segment.workspace, name=audience_name)
+            if audience is None:
+                raise RuleError("audience", f"there is no audience named “{audience_name}”")
+            changed = audience_remove_people(
+                audience=audience, people=people, actor=actor, audit=False
+            )
+        audit_record(
+            workspace=segment.workspace_id,
+            actor=actor,
+            action="segment.to_audience",
+            obj=segment,
+            summary={
+                "audience_id": audience.pk,
+                "action": action,
+                "people": changed,
+                "audience_created": created,
+            },
+        )
+    return changed
 
 
 def ensure_predefined(*, workspace) -> None:

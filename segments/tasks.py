@@ -16,9 +16,10 @@ def refresh_due_segments_task() -> int:
 
 @shared_task(name="segments.tasks.segment_refresh_task")
 def segment_refresh_task(segment_id: int) -> None:
+    from accounts.audit import Actor
     from segments.models import Segment
     from segments.services import segment_refresh
 
     segment = Segment.objects.unscoped().filter(pk=segment_id).select_related("workspace").first()
     if segment is not None and segment.rules:
-        segment_refresh(segment=segment)
+        segment_refresh(segment=segment, actor=Actor(system=segment_refresh_task.name))

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.audit import Actor
 from accounts.models import role_at_least
 from accounts.permissions import MANAGE_SEGMENTS, VIEW, role_required
 from audiences import selectors as audience_selectors
@@ -88,7 +89,7 @@ def segment_list(request):
                 workspace=ws,
                 name=form.cleaned_data["name"],
                 kind=form.cleaned_data["kind"],
-                created_by=request.user,
+                actor=Actor.from_request(request),
             )
         except RuleError as e:
             form.add_error("name" if e.path == "name" else None, _capital(e.message))
@@ -227,7 +228,7 @@ def _save(request, form, builder, *, segment, locked) -> tuple[Segment | None, b
                 kind=data["kind"],
                 rules=tree,
                 refresh_every_minutes=data.get("refresh_every_minutes"),
-                created_by=request.user,
+                actor=Actor.from_request(request),
             )
         else:
             saved = services.segment_update(
@@ -235,6 +236,7 @@ def _save(request, form, builder, *, segment, locked) -> tuple[Segment | None, b
                 name=data["name"],
                 rules=tree,
                 refresh_every_minutes=data.get("refresh_every_minutes"),
+                actor=Actor.from_request(request),
             )
     except RuleError as e:
         if e.path in form.fields:
@@ -434,7 +436,9 @@ def segment_to_audience(request, segment_id):
         messages.error(request, "Choose an audience (or type a new name) and add or remove.")
         return back
     try:
-        changed = services.segment_to_audience(segment=segment, audience_name=name, action=action)
+        changed = services.segment_to_audience(
+            segment=segment, audience_name=name, action=action, actor=Actor.from_request(request)
+        )
     except RuleError as e:
         messages.error(request, _capital(e.message) + ".")
         return back
@@ -466,7 +470,9 @@ def segment_members_remove(request, segment_id):
         return redirect("segment_detail", segment_id=segment.pk)
     people = people_selectors.person_list(workspace=ws).filter(id__in=ids)
     try:
-        changed = services.static_members_change(segment=segment, people=people, add=False)
+        changed = services.static_members_change(
+            segment=segment, people=people, add=False, actor=Actor.from_request(request)
+        )
     except services.SegmentConflict as e:
         messages.error(request, str(e))
     else:
@@ -480,7 +486,7 @@ def segment_refresh(request, segment_id):
     """Recompute now: stored rule segments refresh (entries and exits), others recount."""
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     if segment.kind in (SegmentKind.REALTIME, SegmentKind.QUERY):
-        refresh = services.segment_refresh(segment=segment)
+        refresh = services.segment_refresh(segment=segment, actor=Actor.from_request(request))
         if refresh.status == RefreshStatus.FAILED:
             messages.error(request, f"The refresh failed: {refresh.error}")
         else:
@@ -504,7 +510,7 @@ def segment_refresh(request, segment_id):
 def segment_delete(request, segment_id):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     try:
-        services.segment_delete(segment=segment)
+        services.segment_delete(segment=segment, actor=Actor.from_request(request))
     except services.SegmentConflict as e:
         messages.error(request, str(e))
         return redirect("segment_detail", segment_id=segment.pk)
@@ -549,19 +555,23 @@ def people_bulk_segment(request):
         if segment is None:
             messages.error(request, f"There is no static segment named “{name}”.")
             return back
-        changed = services.static_members_change(segment=segment, people=people, add=False)
+        changed = services.static_members_change(
+            segment=segment, people=people, add=False, actor=Actor.from_request(request)
+        )
         messages.success(request, f"Removed {changed:,} people from “{segment.name}”.")
         return back
     created = segment is None
     if created:
         try:
             segment = services.segment_create(
-                workspace=ws, name=name, kind=SegmentKind.STATIC, created_by=request.user
+                workspace=ws, name=name, kind=SegmentKind.STATIC, actor=Actor.from_request(request)
             )
         except (RuleError, services.SegmentConflict) as e:
             messages.error(request, _capital(getattr(e, "message", str(e))))
             return back
-    changed = services.static_members_change(segment=segment, people=people, add=True)
+    changed = services.static_members_change(
+        segment=segment, people=people, add=True, actor=Actor.from_request(request)
+    )
     messages.success(
         request,
         f"Added {changed:,} people to the {'new ' if created else ''}static segment "

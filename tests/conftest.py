@@ -1,5 +1,6 @@
 import pytest
 
+from accounts.audit import Actor
 from accounts.models import Role
 from accounts.services import api_key_create
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
@@ -66,7 +67,7 @@ def owner_client(client, owner):
 
 @pytest.fixture
 def api_key(workspace):
-    _key, raw = api_key_create(workspace=workspace, name="tests")
+    _key, raw = api_key_create(workspace=workspace, name="tests", actor=Actor(system="tests"))
     return raw
 
 

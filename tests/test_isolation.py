@@ -8,6 +8,7 @@ as they add a URL.
 import pytest
 from django.apps import apps
 
+from accounts.audit import Actor
 from accounts.services import api_key_create
 from tests.urlwalk import all_routes, fill_for, routes_with_objects
 
@@ -41,7 +42,7 @@ def fingerprint(workspace) -> dict:
 
 def _sign_in(client, route, workspace, owner):
     if route.is_api:
-        _, raw = api_key_create(workspace=workspace, name="isolation")
+        _, raw = api_key_create(workspace=workspace, name="isolation", actor=Actor(system="tests"))
         client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
     else:
         client.force_login(owner)

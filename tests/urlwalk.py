@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from accounts.audit import Actor
 from accounts.services import api_key_create
 from audiences.models import TargetAudience
 from people.models import ContactImport, Tag
@@ -21,7 +22,12 @@ from tests.factories import MembershipFactory, PersonFactory
 
 
 def _dnc_entry(ws):
-    entry, _ = dnc_add(workspace=ws, channel="email", address=f"blocked-{ws.slug}@example.test")
+    entry, _ = dnc_add(
+        workspace=ws,
+        channel="email",
+        address=f"blocked-{ws.slug}@example.test",
+        actor=Actor(system="tests"),
+    )
     return {"channel": entry.channel, "address": entry.address}
 
 
@@ -39,9 +45,15 @@ OBJECT_MAKERS = {
         Segment.objects.create(workspace=ws, name=f"static-{ws.slug}", kind="static").id
     ),
     "tag_id": lambda ws: Tag.objects.create(workspace=ws, name=f"tag-id-of-{ws.slug}").id,
-    "dnc_id": lambda ws: dnc_add(workspace=ws, channel="sms", address="+447911123456")[0].id,
+    "dnc_id": lambda ws: (
+        dnc_add(workspace=ws, channel="sms", address="+447911123456", actor=Actor(system="tests"))[
+            0
+        ].id
+    ),
     "member_id": lambda ws: MembershipFactory(workspace=ws).id,
-    "api_key_id": lambda ws: api_key_create(workspace=ws, name="walk")[0].id,
+    "api_key_id": lambda ws: (
+        api_key_create(workspace=ws, name="walk", actor=Actor(system="tests"))[0].id
+    ),
     "person_id": lambda ws: PersonFactory(workspace=ws).id,
     "external_id": lambda ws: PersonFactory(workspace=ws).external_id,
     "import_id": lambda ws: ContactImport.objects.create(workspace=ws, original_name="walk.csv").id,

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import Actor, audit_record
 from accounts.jobs import (
     MAX_ATTEMPTS,
     JobStatus,
@@ -51,10 +52,11 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):,.1f} MB"
 
 
-def contact_import_create(*, workspace, uploaded_by, file) -> ContactImport:
+def contact_import_create(*, workspace, uploaded_by, file, actor: Actor) -> ContactImport:
     """Store the uploaded CSV under MEDIA_ROOT/imports/<workspace_id>/ and queue its
     analysis. Refuses an empty file and a file over CONTACT_IMPORT_MAX_BYTES, with a
-    ValidationError saying so."""
+    ValidationError saying so. audit: "contact_import.create"; the import's outcome is
+    "contact_import.done" (accounts.jobs.job_done)."""
     limit = settings.CONTACT_IMPORT_MAX_BYTES
     relative = f"imports/{workspace.id}/{uuid.uuid4().hex}.csv"
     try:
@@ -82,6 +84,13 @@ def contact_import_create(*, workspace, uploaded_by, file) -> ContactImport:
             attempts=0,
             status=JobStatus.QUEUED,
             detail="Waiting for the analysis to start…",
+        )
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="contact_import.create",
+            obj=job,
+            summary={"file_size": written},
         )
         _enqueue_analysis(job)
     return job
@@ -255,9 +264,12 @@ def clean_tags(tags) -> list[str]:
     return names
 
 
-def contact_import_reanalyze(*, contact_import: ContactImport, options: dict) -> ContactImport:
+def contact_import_reanalyze(
+    *, contact_import: ContactImport, options: dict, actor: Actor
+) -> ContactImport:
     """Save the user's choices (encoding, separator, header, mapping, dedupe key, policy,
-    tags) and queue the analysis again, so the numbers shown match what will run."""
+    tags) and queue the analysis again, so the numbers shown match what will run.
+    audit: "contact_import.reanalyze" with the names of the options sent."""
     cleaned = clean_options(options)
     merged = {**(contact_import.options or {}), **cleaned}
     with transaction.atomic():
@@ -279,6 +291,13 @@ def contact_import_reanalyze(*, contact_import: ContactImport, options: dict) ->
         )
         if not changed:
             raise ValidationError("This import is already confirmed or being analyzed.")
+        audit_record(
+            workspace=contact_import.workspace_id,
+            actor=actor,
+            action="contact_import.reanalyze",
+            obj=contact_import,
+            summary={"options": sorted(cleaned)},
+        )
         _enqueue_analysis(contact_import)
     return _reload(contact_import)
 
@@ -307,13 +326,15 @@ def analysis_is_current(contact_import: ContactImport, options: dict) -> bool:
     return _canonical(used, definitions) == _canonical(current, definitions)
 
 
-def contact_import_confirm(*, contact_import: ContactImport, options: dict) -> ContactImport:
+def contact_import_confirm(
+    *, contact_import: ContactImport, options: dict, actor: Actor
+) -> ContactImport:
     """Confirm an analyzed import with the user's policy and tags, and queue the job.
 
     The options that decide what the analysis counted (encoding, separator, header,
     mapping, dedupe key) must be those the analysis ran with: otherwise the user has not
     seen the numbers of what would run (ValidationError; re-analyze first).
-    Confirming twice queues one job.
+    Confirming twice queues one job. audit: "contact_import.confirm", once.
     """
     cleaned = clean_options(options)
     if contact_import.stage == ContactImport.Stage.CONFIRMED:
@@ -352,6 +373,17 @@ def contact_import_confirm(*, contact_import: ContactImport, options: dict) -> C
             )
         )
         if confirmed:
+            audit_record(
+                workspace=contact_import.workspace_id,
+                actor=actor,
+                action="contact_import.confirm",
+                obj=contact_import,
+                summary={
+                    "rows": rows,
+                    "policy": final.get("policy"),
+                    "tags": len(final.get("tags") or []),
+                },
+            )
             _enqueue_run(contact_import)
     return _reload(contact_import)
 

@@ -4,6 +4,7 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 
+from accounts.audit import Actor
 from accounts.models import Role
 from tests.factories import MembershipFactory, UserFactory
 
@@ -30,7 +31,7 @@ def test_every_model_of_herald_has_an_admin():
 def test_an_audiences_admin_page_links_to_its_members(client, workspace):
     from audiences.services import audience_create
 
-    audience = audience_create(workspace=workspace, name="VIP")
+    audience = audience_create(workspace=workspace, name="VIP", actor=Actor(system="tests"))
     user = UserFactory(is_staff=True, is_superuser=True)
     MembershipFactory(workspace=workspace, user=user, role=Role.ADMIN)
     client.force_login(user)

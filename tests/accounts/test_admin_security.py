@@ -19,6 +19,7 @@ from import_export import resources
 
 from accounts import admin_scoping
 from accounts.admin_scoping import WorkspaceScopedAdmin, WorkspaceScopedResource
+from accounts.audit import Actor
 from accounts.models import ApiKey, Membership, Role
 from accounts.services import api_key_create
 from people.models import Person, Tag
@@ -254,7 +255,7 @@ def test_user_selects_list_only_users_of_the_admins_workspaces(client, workspace
     MembershipFactory(workspace=other_workspace, user=stranger, role=Role.OWNER)
     colleague = UserFactory(email="colleague@acme.test")
     MembershipFactory(workspace=workspace, user=colleague)
-    key, _raw = api_key_create(workspace=workspace, name="ci")
+    key, _raw = api_key_create(workspace=workspace, name="ci", actor=Actor(system="tests"))
     client.force_login(_staff(workspace, perms=_model_perms("accounts.apikey", *ALL)))
     page = client.get(f"/admin/accounts/apikey/{key.pk}/change/")
     assert page.status_code == 200
@@ -406,7 +407,7 @@ def test_safe_csv_leaves_plain_values_and_numbers_alone():
 
 
 def test_api_key_export_leaves_the_hash_out(workspace):
-    api_key_create(workspace=workspace, name="ci")
+    api_key_create(workspace=workspace, name="ci", actor=Actor(system="tests"))
     model_admin = admin.site._registry[ApiKey]
     request = RequestFactory().get("/admin/")
     request.user = _staff(workspace, superuser=True)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from accounts.audit import Actor
 from accounts.models import ApiKey
 from accounts.services import api_key_create, api_key_revoke
 from tests.factories import PersonFactory
@@ -28,16 +29,16 @@ def test_missing_or_wrong_key_is_401_with_a_detail(client, db, header):
 
 
 def test_a_revoked_key_is_401_at_once(client, workspace):
-    key, raw = api_key_create(workspace=workspace, name="soon revoked")
+    key, raw = api_key_create(workspace=workspace, name="soon revoked", actor=Actor(system="tests"))
     auth = {"Authorization": f"Bearer {raw}"}
     assert client.get("/api/v1/workspace", headers=auth).status_code == 200
-    api_key_revoke(api_key=key)
+    api_key_revoke(api_key=key, actor=Actor(system="tests"))
     assert client.get("/api/v1/workspace", headers=auth).status_code == 401
 
 
 def test_a_key_of_another_workspace_sees_only_that_workspace(client, workspace, other_workspace):
     PersonFactory(workspace=workspace, external_id="mine")
-    _, raw = api_key_create(workspace=other_workspace, name="theirs")
+    _, raw = api_key_create(workspace=other_workspace, name="theirs", actor=Actor(system="tests"))
     auth = {"Authorization": f"Bearer {raw}"}
     assert client.get("/api/v1/workspace", headers=auth).json()["slug"] == "other-co"
     assert client.get("/api/v1/people/mine", headers=auth).status_code == 404

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.test import Client
 
+from accounts.audit import Actor
 from accounts.models import ApiKey
 from accounts.services import api_key_create
 
@@ -36,7 +37,9 @@ def fresh_limits(settings):
 
 
 def _read_key(workspace):
-    return api_key_create(workspace=workspace, name="dashboard", kind="read")[1]
+    return api_key_create(
+        workspace=workspace, name="dashboard", kind="read", actor=Actor(system="tests")
+    )[1]
 
 
 # --- Per-key rate limit -------------------------------------------------------------------
@@ -47,7 +50,7 @@ def test_the_rate_limit_is_one_atomic_counter_under_concurrent_calls(transaction
     from tests.factories import WorkspaceFactory
 
     settings.API_RATE_LIMIT = "10/m"
-    _, raw = api_key_create(workspace=WorkspaceFactory(), name="busy")
+    _, raw = api_key_create(workspace=WorkspaceFactory(), name="busy", actor=Actor(system="tests"))
     start = threading.Barrier(24)
     codes = []
 
@@ -80,7 +83,7 @@ def test_each_key_has_its_own_budget(api_client, client, workspace, settings):
     settings.API_RATE_LIMIT = "1/m"
     assert api_client.get("/api/v1/workspace").status_code == 200
     assert api_client.get("/api/v1/workspace").status_code == 429
-    _, other = api_key_create(workspace=workspace, name="second")
+    _, other = api_key_create(workspace=workspace, name="second", actor=Actor(system="tests"))
     fresh = Client().get("/api/v1/workspace", headers={"Authorization": f"Bearer {other}"})
     assert fresh.status_code == 200
 
@@ -112,7 +115,7 @@ def test_guessing_keys_from_one_address_is_answered_429(client, workspace, setti
     assert blocked.json()["detail"].startswith("Too many")
     # While blocked, even a right key from that address is not checked (or a guess that
     # happens to be right would be confirmed).
-    _, raw = api_key_create(workspace=workspace, name="real")
+    _, raw = api_key_create(workspace=workspace, name="real", actor=Actor(system="tests"))
     right = client.get("/api/v1/workspace", headers={"Authorization": f"Bearer {raw}"})
     assert right.status_code == 429
     # Another address is not affected.
@@ -207,7 +210,7 @@ def test_a_full_key_writes(api_client, workspace):
 
 
 def test_existing_and_new_keys_are_full_by_default(workspace):
-    key, _ = api_key_create(workspace=workspace, name="default")
+    key, _ = api_key_create(workspace=workspace, name="default", actor=Actor(system="tests"))
     assert key.kind == "full"
 
 
@@ -234,14 +237,16 @@ def _works(client, raw):
 
 def test_keys_survive_a_secret_key_rotation(client, workspace, settings):
     settings.API_KEY_HASH_KEYS = [KEY_A]
-    _, raw = api_key_create(workspace=workspace, name="long-lived")
+    _, raw = api_key_create(workspace=workspace, name="long-lived", actor=Actor(system="tests"))
     settings.SECRET_KEY = "rotated-" + "z" * 60
     assert _works(client, raw) == 200
 
 
 def test_a_key_made_under_the_old_hash_key_works_while_it_is_listed(client, workspace, settings):
     settings.API_KEY_HASH_KEYS = [KEY_A]
-    _, raw = api_key_create(workspace=workspace, name="before rotation")
+    _, raw = api_key_create(
+        workspace=workspace, name="before rotation", actor=Actor(system="tests")
+    )
     settings.API_KEY_HASH_KEYS = [KEY_B, KEY_A]
     assert _works(client, raw) == 200
     # used once under the new first key, it is re-hashed with it: A can then be dropped
@@ -251,14 +256,16 @@ def test_a_key_made_under_the_old_hash_key_works_while_it_is_listed(client, work
 
 def test_a_key_is_refused_once_its_hash_key_is_dropped(client, workspace, settings):
     settings.API_KEY_HASH_KEYS = [KEY_A]
-    _, raw = api_key_create(workspace=workspace, name="never used after rotation")
+    _, raw = api_key_create(
+        workspace=workspace, name="never used after rotation", actor=Actor(system="tests")
+    )
     settings.API_KEY_HASH_KEYS = [KEY_B]
     assert _works(client, raw) == 401
 
 
 def test_new_keys_are_hashed_with_the_first_hash_key(client, workspace, settings):
     settings.API_KEY_HASH_KEYS = [KEY_B, KEY_A]
-    _, raw = api_key_create(workspace=workspace, name="new")
+    _, raw = api_key_create(workspace=workspace, name="new", actor=Actor(system="tests"))
     settings.API_KEY_HASH_KEYS = [KEY_B]
     assert _works(client, raw) == 200
 

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from accounts.audit import Actor
 from accounts.models import ApiKey, Membership, Role, Workspace
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
@@ -177,7 +178,7 @@ def test_api_key_needs_a_name(owner_client, workspace):
 def test_workspace_slugs_stay_unique(name, owner):
     from accounts.services import workspace_create
 
-    ws = workspace_create(name=name, owner=owner)
+    ws = workspace_create(name=name, owner=owner, actor=Actor(system="tests"))
     assert ws.slug != "acme" and ws.slug.startswith("acme")
 
 
@@ -245,13 +246,15 @@ def test_workspace_services_refuse_or_flatten_multi_line_names(owner):
 
     from accounts.services import workspace_create, workspace_update
 
-    ws = workspace_create(name="  Two\nLines  ", owner=owner)
+    ws = workspace_create(name="  Two\nLines  ", owner=owner, actor=Actor(system="tests"))
     assert ws.name == "Two Lines"
-    assert workspace_update(workspace=ws, name="Three\r\nLines\r\n", time_zone="UTC").name == (
-        "Three Lines"
-    )
+    assert workspace_update(
+        workspace=ws, name="Three\r\nLines\r\n", time_zone="UTC", actor=Actor(system="tests")
+    ).name == ("Three Lines")
     with pytest.raises(ValidationError):
-        workspace_update(workspace=ws, name="Bell\x07", time_zone="UTC")
+        workspace_update(
+            workspace=ws, name="Bell\x07", time_zone="UTC", actor=Actor(system="tests")
+        )
 
 
 def test_an_invitation_from_a_workspace_with_an_old_multi_line_name_is_sent_on_one_line(

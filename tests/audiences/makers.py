@@ -2,6 +2,7 @@
 
 from django.core.files.base import ContentFile
 
+from accounts.audit import Actor
 from audiences.import_services import audience_import_run, audience_import_start
 
 
@@ -15,5 +16,6 @@ def finished_dry_run(workspace) -> int:
         mode="per_row",
         identifier="external_id",
         dry_run=True,
+        actor=Actor(system="tests"),
     )
     return audience_import_run(import_id=job.id).id

@@ -13,6 +13,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.audit import Actor
 from accounts.models import Role
 from audiences import views
 from audiences.models import MemberSource
@@ -30,7 +31,7 @@ def ops_client(client, ops_user):
 
 
 def _audience(workspace, name, people, source=MemberSource.MANUAL):
-    audience = audience_create(workspace=workspace, name=name)
+    audience = audience_create(workspace=workspace, name=name, actor=Actor(system="tests"))
     _add(audience, people, source)
     return audience
 
@@ -40,6 +41,7 @@ def _add(audience, people, source=MemberSource.MANUAL):
         audience=audience,
         people=Person.objects.filter(pk__in=[p.pk for p in people]),
         source=source,
+        actor=Actor(system="tests"),
     )
 
 

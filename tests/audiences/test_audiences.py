@@ -4,6 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.audit import Actor
 from audiences.models import AudienceMember, TargetAudience
 from audiences.services import audience_add_people, audience_create
 from people.models import Person
@@ -17,9 +18,11 @@ def ops_client(client, ops_user):
 
 
 def _audience(workspace, name, people):
-    audience = audience_create(workspace=workspace, name=name)
+    audience = audience_create(workspace=workspace, name=name, actor=Actor(system="tests"))
     audience_add_people(
-        audience=audience, people=Person.objects.filter(pk__in=[p.pk for p in people])
+        audience=audience,
+        people=Person.objects.filter(pk__in=[p.pk for p in people]),
+        actor=Actor(system="tests"),
     )
     return audience
 
@@ -136,10 +139,12 @@ def test_api_create_list_members_and_delete(api_client, workspace):
 def test_api_member_pages_walk_the_audience_newest_first_without_repeats(api_client, workspace):
     people = [PersonFactory(workspace=workspace) for _ in range(7)]
     PersonFactory(workspace=workspace)  # not a member
-    audience = audience_create(workspace=workspace, name="Paged")
+    audience = audience_create(workspace=workspace, name="Paged", actor=Actor(system="tests"))
     members = [p for i, p in enumerate(people) if i != 3]  # a gap in the ids
     audience_add_people(
-        audience=audience, people=Person.objects.filter(pk__in=[p.pk for p in members])
+        audience=audience,
+        people=Person.objects.filter(pk__in=[p.pk for p in members]),
+        actor=Actor(system="tests"),
     )
 
     seen, cursor, cursors = [], None, []
@@ -169,5 +174,9 @@ def test_api_member_pages_walk_the_audience_newest_first_without_repeats(api_cli
 def test_adding_counts_once_and_is_idempotent(workspace):
     people = [PersonFactory(workspace=workspace) for _ in range(3)]
     audience = _audience(workspace, "A", people)
-    again = audience_add_people(audience=audience, people=Person.objects.for_workspace(workspace))
+    again = audience_add_people(
+        audience=audience,
+        people=Person.objects.for_workspace(workspace),
+        actor=Actor(system="tests"),
+    )
     assert again == 0 and audience.people_count == 3

@@ -13,6 +13,7 @@ from django.core.files import File
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from accounts.audit import Actor
 from accounts.jobs import JobStatus, media_path
 from audiences import import_services
 from audiences.import_services import (
@@ -50,6 +51,7 @@ def start(ws, content: bytes, *, mode="per_row", identifier="external_id", audie
         audience_name=audience,
         replace=replace,
         dry_run=dry_run,
+        actor=Actor(system="tests"),
     )
 
 
@@ -132,7 +134,7 @@ def test_single_example_with_its_trailing_semicolons_and_dot(
 
 def test_single_example_into_an_existing_audience_by_any_case_of_its_name(workspace):
     people(workspace, "123", "124", "125", "245")
-    audience_create(workspace=workspace, name="Newsletter")
+    audience_create(workspace=workspace, name="Newsletter", actor=Actor(system="tests"))
 
     job = imported(workspace, SINGLE_EXAMPLE, mode="single", audience="newsletter")
 
@@ -452,7 +454,7 @@ def test_a_200_mb_file_streams_in_bounded_memory(workspace, tmp_path):
         with open(path, "rb") as f:
             job = audience_import_start(
                 workspace=workspace, uploaded_by=None, file=File(f, name="big.csv"),
-                mode="per_row", identifier="external_id",
+                mode="per_row", identifier="external_id", actor=Actor(system="tests")
             )  # fmt: skip
         job = run(job)
         _, peak = tracemalloc.get_traced_memory()
@@ -487,7 +489,7 @@ def test_a_streamed_file_over_the_limit_leaves_nothing_on_disk(workspace, settin
     with open(path, "rb") as f, pytest.raises(ImportTooLarge):
         audience_import_start(
             workspace=workspace, uploaded_by=None, file=Unsized(f, name="big.csv"),
-            mode="per_row", identifier="id",
+            mode="per_row", identifier="id", actor=Actor(system="tests")
         )  # fmt: skip
     assert not list(Path(media_path("audience-imports")).rglob("*.csv"))
 
@@ -540,7 +542,7 @@ def test_people_of_another_workspace_never_match(workspace, other_workspace):
 
 def test_audience_names_match_case_insensitively_and_take_the_first_spelling(workspace):
     people(workspace, "a", "b", "c")
-    audience_create(workspace=workspace, name="Existing")
+    audience_create(workspace=workspace, name="Existing", actor=Actor(system="tests"))
     job = imported(workspace, b"a;existing\nb;New  one\nc;NEW ONE\n")
     assert job.audiences_created == ["New one"]
     assert counts(workspace) == {"Existing": 1, "New one": 2}
@@ -580,8 +582,12 @@ def test_importing_the_same_file_again_changes_nothing(workspace):
 
 def test_replace_leaves_exactly_the_people_of_the_file(workspace):
     a, b, c, d = people(workspace, "a", "b", "c", "d")
-    vip = audience_create(workspace=workspace, name="VIP")
-    audience_add_people(audience=vip, people=Person.objects.filter(pk__in=[a.pk, b.pk, c.pk]))
+    vip = audience_create(workspace=workspace, name="VIP", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=vip,
+        people=Person.objects.filter(pk__in=[a.pk, b.pk, c.pk]),
+        actor=Actor(system="tests"),
+    )
 
     job = imported(workspace, b"b\nd\nnobody\n", mode="single", audience="VIP", replace=True)
 
@@ -593,10 +599,16 @@ def test_replace_leaves_exactly_the_people_of_the_file(workspace):
 
 def test_replace_per_row_touches_only_the_audiences_the_file_names(workspace):
     a, b, c = people(workspace, "a", "b", "c")
-    one = audience_create(workspace=workspace, name="One")
-    other = audience_create(workspace=workspace, name="Other")
-    audience_add_people(audience=one, people=Person.objects.filter(pk__in=[a.pk, b.pk]))
-    audience_add_people(audience=other, people=Person.objects.filter(pk__in=[a.pk, b.pk]))
+    one = audience_create(workspace=workspace, name="One", actor=Actor(system="tests"))
+    other = audience_create(workspace=workspace, name="Other", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=one, people=Person.objects.filter(pk__in=[a.pk, b.pk]), actor=Actor(system="tests")
+    )
+    audience_add_people(
+        audience=other,
+        people=Person.objects.filter(pk__in=[a.pk, b.pk]),
+        actor=Actor(system="tests"),
+    )
 
     job = imported(workspace, b"c;One\n", replace=True)
 
@@ -607,10 +619,16 @@ def test_replace_per_row_touches_only_the_audiences_the_file_names(workspace):
 
 def test_replace_per_row_keeps_every_stored_count_exact(workspace):
     a, b, c, d = people(workspace, "a", "b", "c", "d")
-    one = audience_create(workspace=workspace, name="One")
-    two = audience_create(workspace=workspace, name="Two")
-    audience_add_people(audience=one, people=Person.objects.filter(pk__in=[a.pk, b.pk, c.pk]))
-    audience_add_people(audience=two, people=Person.objects.filter(pk=a.pk))
+    one = audience_create(workspace=workspace, name="One", actor=Actor(system="tests"))
+    two = audience_create(workspace=workspace, name="Two", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=one,
+        people=Person.objects.filter(pk__in=[a.pk, b.pk, c.pk]),
+        actor=Actor(system="tests"),
+    )
+    audience_add_people(
+        audience=two, people=Person.objects.filter(pk=a.pk), actor=Actor(system="tests")
+    )
 
     job = imported(workspace, b"d;One\na;One\nb;Two\nc;Two\nd;Two\na;Three\n", replace=True)
 
@@ -661,7 +679,7 @@ def test_an_audience_deleted_during_the_merge_fails_the_import_and_changes_nothi
     workspace, monkeypatch
 ):
     a, b = people(workspace, "a", "b")
-    old = audience_create(workspace=workspace, name="Old")
+    old = audience_create(workspace=workspace, name="Old", actor=Actor(system="tests"))
     real_create = merge.create_missing_audiences
 
     def someone_deletes_old(cursor, *args, **kwargs):
@@ -722,10 +740,14 @@ def test_names_differing_in_case_are_one_audience_as_the_database_compares_them(
 
 def test_replace_per_row_leaves_an_audience_whose_lines_all_match_nobody(workspace):
     a, b = people(workspace, "a", "b")
-    one = audience_create(workspace=workspace, name="One")
-    two = audience_create(workspace=workspace, name="Two")
-    audience_add_people(audience=one, people=Person.objects.filter(pk=b.pk))
-    audience_add_people(audience=two, people=Person.objects.filter(pk=b.pk))
+    one = audience_create(workspace=workspace, name="One", actor=Actor(system="tests"))
+    two = audience_create(workspace=workspace, name="Two", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=one, people=Person.objects.filter(pk=b.pk), actor=Actor(system="tests")
+    )
+    audience_add_people(
+        audience=two, people=Person.objects.filter(pk=b.pk), actor=Actor(system="tests")
+    )
 
     analysis = imported(workspace, b"a;One\nghost;Two\n", replace=True, dry_run=True)
     job = imported(workspace, b"a;One\nghost;Two\n", replace=True)
@@ -739,8 +761,10 @@ def test_replace_per_row_leaves_an_audience_whose_lines_all_match_nobody(workspa
 
 def test_replace_with_a_file_matching_nobody_replaces_nothing(workspace):
     (a,) = people(workspace, "a")
-    vip = audience_create(workspace=workspace, name="VIP")
-    audience_add_people(audience=vip, people=Person.objects.filter(pk=a.pk))
+    vip = audience_create(workspace=workspace, name="VIP", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=vip, people=Person.objects.filter(pk=a.pk), actor=Actor(system="tests")
+    )
 
     job = imported(workspace, b"x\ny\n", mode="single", audience="VIP", replace=True)
 
@@ -752,8 +776,10 @@ def test_replace_with_a_file_matching_nobody_replaces_nothing(workspace):
 
 def test_a_dry_run_counts_everything_and_writes_nothing(workspace):
     a, b, _ = people(workspace, "a", "b", "c")
-    vip = audience_create(workspace=workspace, name="VIP")
-    audience_add_people(audience=vip, people=Person.objects.filter(pk=a.pk))
+    vip = audience_create(workspace=workspace, name="VIP", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=vip, people=Person.objects.filter(pk=a.pk), actor=Actor(system="tests")
+    )
     content = b"b;VIP\nc;Fresh\nghost;Fresh\nbad;\n"
 
     dry = imported(workspace, content, replace=True, dry_run=True)
@@ -768,7 +794,9 @@ def test_a_dry_run_counts_everything_and_writes_nothing(workspace):
     assert [p.line for p in first_problems(dry)] == [3, 4]
     assert counts(workspace) == {"VIP": 1} and members(workspace, "VIP") == {"a"}
 
-    real = run(audience_import_repeat(audience_import=dry, uploaded_by=None))
+    real = run(
+        audience_import_repeat(audience_import=dry, uploaded_by=None, actor=Actor(system="tests"))
+    )
 
     assert real.status == JobStatus.DONE and not real.dry_run
     assert (real.matched, real.unmatched, real.invalid) == (dry.matched, dry.unmatched, dry.invalid)
@@ -781,7 +809,7 @@ def test_only_a_finished_dry_run_can_be_imported_for_real(workspace):
     people(workspace, "a")
     job = imported(workspace, b"a;X\n")
     with pytest.raises(ValidationError):
-        audience_import_repeat(audience_import=job, uploaded_by=None)
+        audience_import_repeat(audience_import=job, uploaded_by=None, actor=Actor(system="tests"))
 
 
 # --- All or nothing, restarts -----------------------------------------------------------
@@ -790,8 +818,10 @@ def test_only_a_finished_dry_run_can_be_imported_for_real(workspace):
 @pytest.mark.django_db(transaction=True)
 def test_a_merge_that_fails_midway_leaves_the_audiences_as_they_were(workspace, monkeypatch):
     a, b = people(workspace, "a", "b")
-    vip = audience_create(workspace=workspace, name="VIP")
-    audience_add_people(audience=vip, people=Person.objects.filter(pk=a.pk))
+    vip = audience_create(workspace=workspace, name="VIP", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=vip, people=Person.objects.filter(pk=a.pk), actor=Actor(system="tests")
+    )
     real_add = merge.add_members
 
     def add_then_fail(cursor, *args, **kwargs):

@@ -3,6 +3,7 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from accounts.audit import Actor
 from accounts.jobs import JobStatus
 from accounts.services import api_key_create
 from audiences.import_services import audience_import_run, audience_import_start
@@ -127,7 +128,7 @@ def test_a_missing_file_is_422(api_client):
 def test_another_workspaces_import_is_404(api_client, workspace, other_workspace):
     job = audience_import_start(
         workspace=other_workspace, uploaded_by=None, file=upload(b"=1;a\n"),
-        mode="per_row", identifier="external_id",
+        mode="per_row", identifier="external_id", actor=Actor(system="tests")
     )  # fmt: skip
     job = audience_import_run(import_id=job.pk)
     assert job.error_report
@@ -159,7 +160,7 @@ def test_the_openapi_document_lists_the_import_endpoints(api_client):
 
 
 def test_a_key_of_another_workspace_sees_its_own_jobs_only(client, workspace, other_workspace):
-    _, raw = api_key_create(workspace=other_workspace, name="other")
+    _, raw = api_key_create(workspace=other_workspace, name="other", actor=Actor(system="tests"))
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {raw}"
     response = post(client, b"1;a\n")
     job = AudienceImport.objects.get(pk=response.json()["id"])

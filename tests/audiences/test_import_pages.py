@@ -5,6 +5,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from accounts.audit import Actor
 from accounts.jobs import JobStatus
 from accounts.models import Role
 from audiences.import_services import audience_import_run, audience_import_start
@@ -23,13 +24,15 @@ def upload(content: bytes, name="audiences.csv"):
 
 def job_of(ws, content: bytes, **options) -> AudienceImport:
     options = {"mode": "per_row", "identifier": "external_id", **options}
-    return audience_import_start(workspace=ws, uploaded_by=None, file=upload(content), **options)
+    return audience_import_start(
+        workspace=ws, uploaded_by=None, file=upload(content), **options, actor=Actor(system="tests")
+    )
 
 
 def test_the_import_page_offers_modes_identifiers_actions_and_both_buttons(
     member_client, workspace
 ):
-    audience_create(workspace=workspace, name="Newsletter")
+    audience_create(workspace=workspace, name="Newsletter", actor=Actor(system="tests"))
     page = member_client(Role.OPS).get(NEW).content.decode()
     for text in (
         "One audience for every person in the file",
@@ -50,7 +53,7 @@ def test_the_import_page_offers_modes_identifiers_actions_and_both_buttons(
 
 
 def test_the_page_can_start_on_an_audience(member_client, workspace):
-    vip = audience_create(workspace=workspace, name="VIP")
+    vip = audience_create(workspace=workspace, name="VIP", actor=Actor(system="tests"))
     page = member_client(Role.OPS).get(f"{NEW}?audience={vip.pk}").content.decode()
     assert f'<option value="{vip.pk}" selected>VIP</option>' in page
 

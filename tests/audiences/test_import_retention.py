@@ -12,6 +12,7 @@ from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.audit import Actor
 from accounts.jobs import JobStatus, media_path
 from accounts.models import Role
 from audiences.import_services import (
@@ -37,7 +38,9 @@ def retention(settings):
 def start(ws, content: bytes = b"ok;A\nnobody;A\n", **options) -> AudienceImport:
     options = {"mode": "per_row", "identifier": "external_id", **options}
     file = SimpleUploadedFile("audiences.csv", content, content_type="text/csv")
-    return audience_import_start(workspace=ws, uploaded_by=None, file=file, **options)
+    return audience_import_start(
+        workspace=ws, uploaded_by=None, file=file, **options, actor=Actor(system="tests")
+    )
 
 
 def finished(job: AudienceImport, *, ago: timedelta) -> AudienceImport:
@@ -98,7 +101,9 @@ def test_a_file_shared_by_an_old_dry_run_and_a_recent_import_for_real_is_kept(
     workspace, real_state
 ):
     dry = finished(start(workspace, dry_run=True), ago=timedelta(days=20))
-    real = audience_import_repeat(audience_import=dry, uploaded_by=None)
+    real = audience_import_repeat(
+        audience_import=dry, uploaded_by=None, actor=Actor(system="tests")
+    )
     if real_state != "queued":
         real = finished(real, ago=timedelta(days=1))
     assert real.file == dry.file
@@ -167,7 +172,7 @@ def test_import_for_real_of_a_cleared_dry_run_is_refused(member_client, workspac
     )
 
     with pytest.raises(ValidationError) as refused:
-        audience_import_repeat(audience_import=dry, uploaded_by=None)
+        audience_import_repeat(audience_import=dry, uploaded_by=None, actor=Actor(system="tests"))
     assert refused.value.messages == [message]
 
     response = member_client(Role.OPS).post(

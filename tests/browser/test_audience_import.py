@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
+from accounts.audit import Actor
 from accounts.jobs import JobStatus
 from accounts.models import Role
 from audiences.import_services import audience_import_run
@@ -131,8 +132,12 @@ def test_replace_an_audiences_members_with_a_file_while_the_page_polls(page, med
     ann, bob, cat, dan = (
         PersonFactory(workspace=ws, external_id=e) for e in ("ann", "bob", "cat", "dan")
     )
-    vip = audience_create(workspace=ws, name="VIP")
-    audience_add_people(audience=vip, people=Person.objects.filter(pk__in=[ann.pk, bob.pk, cat.pk]))
+    vip = audience_create(workspace=ws, name="VIP", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=vip,
+        people=Person.objects.filter(pk__in=[ann.pk, bob.pk, cat.pk]),
+        actor=Actor(system="tests"),
+    )
     path = tmp_path / "vip.csv"
     path.write_text("external_id\ncat\ndan\n")
     sign_in(page)

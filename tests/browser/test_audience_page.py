@@ -7,6 +7,7 @@ import csv
 import pytest
 from playwright.sync_api import expect
 
+from accounts.audit import Actor
 from accounts.models import Role
 from audiences.models import AudienceMember, MemberSource
 from audiences.services import audience_add_people, audience_create
@@ -60,11 +61,22 @@ def spring_audience(ws):
     )
     rest = PersonFactory.create_batch(54, workspace=ws)
     after = PersonFactory.create_batch(4, workspace=ws)
-    spring = audience_create(workspace=ws, name="Spring newsletter")
-    audience_add_people(audience=spring, people=people([p.pk for p in first + rest]))
-    audience_add_people(audience=spring, people=people([ann.pk]), source=MemberSource.SEGMENT)
-    autumn = audience_create(workspace=ws, name="Autumn sale")
-    audience_add_people(audience=autumn, people=people([p.pk for p in before + first + after]))
+    spring = audience_create(workspace=ws, name="Spring newsletter", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=spring, people=people([p.pk for p in first + rest]), actor=Actor(system="tests")
+    )
+    audience_add_people(
+        audience=spring,
+        people=people([ann.pk]),
+        source=MemberSource.SEGMENT,
+        actor=Actor(system="tests"),
+    )
+    autumn = audience_create(workspace=ws, name="Autumn sale", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=autumn,
+        people=people([p.pk for p in before + first + after]),
+        actor=Actor(system="tests"),
+    )
     members = sorted((p.pk for p in first + [ann] + rest), reverse=True)  # newest first
     return spring, ann, members
 

@@ -7,6 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from playwright.sync_api import expect
 
+from accounts.audit import Actor
 from people import tasks
 from people.imports import services
 from people.models import ContactImport, Person, PersonTag, Tag
@@ -100,10 +101,15 @@ def test_the_progress_page_polls_until_the_import_is_done(page, ops_user, worksp
     monkeypatch.setattr(tasks.contact_import_run_task, "delay", lambda import_id: None)
 
     job = services.contact_import_create(
-        workspace=workspace, uploaded_by=ops_user, file=SimpleUploadedFile("vip.csv", CSV.encode())
+        workspace=workspace,
+        uploaded_by=ops_user,
+        file=SimpleUploadedFile("vip.csv", CSV.encode()),
+        actor=Actor(system="tests"),
     )
     job = services.contact_import_analyze(contact_import=job)
-    job = services.contact_import_confirm(contact_import=job, options={"tags": ["vip-2026"]})
+    job = services.contact_import_confirm(
+        contact_import=job, options={"tags": ["vip-2026"]}, actor=Actor(system="tests")
+    )
     sign_in(page, ops_user.email)
 
     page.goto(f"/people/import/{job.id}/")

@@ -3,6 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
+from accounts.audit import Actor
 from accounts.models import Role
 from people.models import Person, PersonTag
 from people.services import tag_get_or_create, tags_assign
@@ -24,11 +25,12 @@ def test_filter_by_tag_and_city_then_bulk_tag_everyone_matching(page):
     vip_london = [PersonFactory(workspace=ws, city="London") for _ in range(60)]
     vip_paris = [PersonFactory(workspace=ws, city="Paris") for _ in range(3)]
     PersonFactory.create_batch(4, workspace=ws, city="London")  # not VIP
-    vip = tag_get_or_create(workspace=ws, name="VIP")
+    vip = tag_get_or_create(workspace=ws, name="VIP", actor=Actor(system="tests"))
     tags_assign(
         workspace=ws,
         tag=vip,
         people=Person.objects.filter(pk__in=[p.pk for p in vip_london + vip_paris]),
+        actor=Actor(system="tests"),
     )
 
     page.goto("/login/")

@@ -3,6 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
+from accounts.audit import Actor
 from accounts.models import Role
 from people.models import DoNotContact
 from people.services import person_upsert
@@ -24,6 +25,7 @@ def test_open_a_profile_and_add_its_email_to_do_not_contact(page):
             "email": "Ada@Example.com",
             "phone": "+447911123456",
         },
+        actor=Actor(system="tests"),
     )
 
     page.goto("/login/")

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from accounts.audit import Actor
 from accounts.models import Role
 from audiences.models import AudienceMember
 from people.services import event_ingest_batch, person_upsert
@@ -38,12 +39,19 @@ def test_build_a_real_time_segment_and_add_its_members_to_an_audience(page):
         ("lon-old", "London", 40),
         ("par-1", "Paris", 1),
     ]:
-        person_upsert(workspace=ws, external_id=ext, data={"city": city, "first_name": ext})
+        person_upsert(
+            workspace=ws,
+            external_id=ext,
+            data={"city": city, "first_name": ext},
+            actor=Actor(system="tests"),
+        )
         launches.append(
             {"person": ext, "name": "App Launch", "occurred_at": now - timedelta(days=days_ago)}
         )
-    person_upsert(workspace=ws, external_id="lon-none", data={"city": "London"})
-    event_ingest_batch(workspace=ws, items=launches)
+    person_upsert(
+        workspace=ws, external_id="lon-none", data={"city": "London"}, actor=Actor(system="tests")
+    )
+    event_ingest_batch(workspace=ws, items=launches, actor=Actor(system="tests"))
 
     page.goto("/login/")
     page.get_by_label("Email").fill("mk@shop.test")

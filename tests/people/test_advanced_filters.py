@@ -3,6 +3,7 @@ OR between groups) compiled by the segment compiler."""
 
 import pytest
 
+from accounts.audit import Actor
 from people.services import person_upsert
 
 
@@ -24,6 +25,7 @@ def people(workspace):
             workspace=workspace,
             external_id=ext,
             data={"city": city, "attributes": {"plan": plan, "ltv": ltv}},
+            actor=Actor(system="tests"),
         )
 
 

@@ -1,5 +1,6 @@
 """Events, Tags and Do Not Contact endpoints of shared/API.md."""
 
+from accounts.audit import Actor
 from people.models import DoNotContact, Event, EventType, Person, PersonTag, Tag
 from tests.factories import PersonFactory
 
@@ -152,11 +153,21 @@ def test_blocked_people_selector_is_set_based(workspace, django_assert_num_queri
     from people.services import dnc_add, person_upsert
 
     person_upsert(
-        workspace=workspace, external_id="a", data={"email": "a@x.test", "phone": "+447911123456"}
+        workspace=workspace,
+        external_id="a",
+        data={"email": "a@x.test", "phone": "+447911123456"},
+        actor=Actor(system="tests"),
     )
-    person_upsert(workspace=workspace, external_id="b", data={"email": "b@x.test"})
-    dnc_add(workspace=workspace, channel="email", address="A@X.test")
-    dnc_add(workspace=workspace, channel="sms", address="+44 7911 123456")
+    person_upsert(
+        workspace=workspace,
+        external_id="b",
+        data={"email": "b@x.test"},
+        actor=Actor(system="tests"),
+    )
+    dnc_add(workspace=workspace, channel="email", address="A@X.test", actor=Actor(system="tests"))
+    dnc_add(
+        workspace=workspace, channel="sms", address="+44 7911 123456", actor=Actor(system="tests")
+    )
     people = person_list(workspace=workspace)
     with django_assert_num_queries(1):
         assert [

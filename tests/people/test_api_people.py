@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from accounts.audit import Actor
 from people.models import AttributeDefinition, Person, PushToken
 from people.services import dnc_add
 from tests.factories import PersonFactory
@@ -174,7 +175,9 @@ def test_delete_erases_the_person_but_keeps_do_not_contact(api_client, workspace
         content_type="application/json",
         data={"events": [{"person": "u-1", "name": "App Launch"}]},
     )
-    dnc_add(workspace=workspace, channel="email", address="gone@x.test")
+    dnc_add(
+        workspace=workspace, channel="email", address="gone@x.test", actor=Actor(system="tests")
+    )
     assert api_client.delete("/api/v1/people/u-1").status_code == 204
     assert api_client.get("/api/v1/people/u-1").status_code == 404
     assert api_client.get("/api/v1/dnc/check?channel=email&address=gone@x.test").json() == {
@@ -189,11 +192,15 @@ def test_erasing_a_person_takes_them_out_of_their_audiences_counts(api_client, w
 
     put(api_client, "u-1", {"email": "one@x.test"})
     put(api_client, "u-2", {"email": "two@x.test"})
-    both = audience_create(workspace=workspace, name="Both")
-    other = audience_create(workspace=workspace, name="Only two")
-    audience_add_people(audience=both, people=Person.objects.for_workspace(workspace))
+    both = audience_create(workspace=workspace, name="Both", actor=Actor(system="tests"))
+    other = audience_create(workspace=workspace, name="Only two", actor=Actor(system="tests"))
     audience_add_people(
-        audience=other, people=Person.objects.for_workspace(workspace).filter(external_id="u-2")
+        audience=both, people=Person.objects.for_workspace(workspace), actor=Actor(system="tests")
+    )
+    audience_add_people(
+        audience=other,
+        people=Person.objects.for_workspace(workspace).filter(external_id="u-2"),
+        actor=Actor(system="tests"),
     )
 
     assert api_client.delete("/api/v1/people/u-1").status_code == 204

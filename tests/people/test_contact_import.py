@@ -16,6 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.audit import Actor
 from accounts.csv_safe import escape_cell
 from accounts.jobs import JobStatus, media_path
 from accounts.models import Role
@@ -75,14 +76,19 @@ def upload(workspace, data, name="people.csv", user=None) -> ContactImport:
     if isinstance(data, str):
         data = data.encode("utf-8")
     return services.contact_import_create(
-        workspace=workspace, uploaded_by=user, file=SimpleUploadedFile(name, data)
+        workspace=workspace,
+        uploaded_by=user,
+        file=SimpleUploadedFile(name, data),
+        actor=Actor(system="tests"),
     )
 
 
 def analyzed(workspace, data, name="people.csv", options=None, **kwargs) -> ContactImport:
     job = services.contact_import_analyze(contact_import=upload(workspace, data, name), now=NOW)
     if options is not None:
-        job = services.contact_import_reanalyze(contact_import=job, options=options)
+        job = services.contact_import_reanalyze(
+            contact_import=job, options=options, actor=Actor(system="tests")
+        )
         job = services.contact_import_analyze(contact_import=job, now=NOW, **kwargs)
     return job
 
@@ -90,7 +96,9 @@ def analyzed(workspace, data, name="people.csv", options=None, **kwargs) -> Cont
 def imported(workspace, data, *, options=None, confirm=None, **kwargs) -> ContactImport:
     job = analyzed(workspace, data, options=options)
     assert job.stage == ContactImport.Stage.ANALYZED, job.detail
-    job = services.contact_import_confirm(contact_import=job, options=confirm or {})
+    job = services.contact_import_confirm(
+        contact_import=job, options=confirm or {}, actor=Actor(system="tests")
+    )
     return services.contact_import_run(import_id=job.id, now=NOW, **kwargs)
 
 
@@ -163,7 +171,9 @@ def test_cp1251_semicolon_file_is_detected_and_read(workspace):
     assert job.analysis["separator"] == ";"
     assert job.analysis["columns"][1] == "Имя"
     assert job.analysis["preview"][1][3] == "Санкт-Петербург"
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     assert job.status == JobStatus.DONE, job.detail
     maria = people(workspace)["s3"]
@@ -181,7 +191,9 @@ def test_utf16_tab_file_with_bom_is_detected_and_read(workspace):
     job = analyzed(workspace, text.encode("utf-16"))
     assert (job.analysis["encoding"], job.analysis["separator"]) == ("utf-16", "\t")
     assert job.analysis["columns"] == ["external_id", "first_name", "city", "email"]
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     assert (job.status, job.created_count) == (JobStatus.DONE, 5)
     assert people(workspace)["u2"].city == "Zürich"
@@ -222,7 +234,9 @@ def test_new_vs_existing_counts_follow_the_dedupe_key(workspace):
     PersonFactory(workspace=workspace, external_id="other", email="ann@example.com")
     job = analyzed(workspace, CSV)
     assert (job.analysis["counts"]["new"], job.analysis["counts"]["existing"]) == (3, 0)
-    job = services.contact_import_reanalyze(contact_import=job, options={"dedupe": "email"})
+    job = services.contact_import_reanalyze(
+        contact_import=job, options={"dedupe": "email"}, actor=Actor(system="tests")
+    )
     assert job.stage == ContactImport.Stage.UPLOADED
     job = services.contact_import_analyze(contact_import=job, now=NOW)
     assert (job.analysis["counts"]["new"], job.analysis["counts"]["existing"]) == (2, 1)
@@ -245,7 +259,9 @@ def test_the_analysis_and_the_import_run_a_constant_number_of_queries(workspace)
         job = upload(workspace, text)
         with CaptureQueriesContext(connection) as captured, _count_raw_sql() as raw:
             job = services.contact_import_analyze(contact_import=job, now=NOW)
-            job = services.contact_import_confirm(contact_import=job, options={})
+            job = services.contact_import_confirm(
+                contact_import=job, options={}, actor=Actor(system="tests")
+            )
             job = services.contact_import_run(import_id=job.id, now=NOW)
         assert job.status == JobStatus.DONE, job.detail
         return len(captured) + raw[0], job
@@ -339,7 +355,9 @@ def test_dedupe_by_email(workspace):
     job = analyzed(workspace, text, options={"dedupe": "email"})
     counts = job.analysis["counts"]
     assert (counts["new"], counts["existing"], counts["duplicates"]) == (2, 1, 1)
-    job = services.contact_import_confirm(contact_import=job, options={"policy": "overwrite"})
+    job = services.contact_import_confirm(
+        contact_import=job, options={"policy": "overwrite"}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     assert (job.created_count, job.updated_count, job.skipped_count) == (2, 1, 0)
     everyone = people(workspace)
@@ -364,7 +382,9 @@ def test_dedupe_by_phone(workspace):
     assert (counts["new"], counts["existing"], counts["duplicates"], counts["errors"]) == (
         2, 1, 1, 0,
     ), job.analysis  # fmt: skip
-    job = services.contact_import_confirm(contact_import=job, options={"policy": "overwrite"})
+    job = services.contact_import_confirm(
+        contact_import=job, options={"policy": "overwrite"}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     known.refresh_from_db()
     assert known.first_name == "Known"
@@ -410,7 +430,9 @@ def test_tags_can_be_removed_altogether(workspace):
 def test_tag_names_are_checked(workspace):
     job = analyzed(workspace, CSV)
     with pytest.raises(ValidationError, match="longer than 100"):
-        services.contact_import_confirm(contact_import=job, options={"tags": ["x" * 101]})
+        services.contact_import_confirm(
+            contact_import=job, options={"tags": ["x" * 101]}, actor=Actor(system="tests")
+        )
 
 
 # --- typed attributes -----------------------------------------------------------------------
@@ -427,7 +449,9 @@ def test_a_declared_attribute_refuses_a_cell_of_another_type(workspace):
         (4, "member: “maybe” is not yes/no (true, false, yes, no, 1, 0) "
             "(attribute “member” is of type boolean)"),
     ]  # fmt: skip
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     assert (job.created_count, job.error_count) == (1, 2)
     assert people(workspace)["a"].attributes == {"score": 12, "member": True}
@@ -439,9 +463,13 @@ def test_new_attributes_are_defined_with_the_chosen_types(workspace):
     for m in mapping:
         if m["header"] == "Plan":
             m["type"] = "list"  # the user changes the suggested type
-    job = services.contact_import_reanalyze(contact_import=job, options={"mapping": mapping})
+    job = services.contact_import_reanalyze(
+        contact_import=job, options={"mapping": mapping}, actor=Actor(system="tests")
+    )
     job = services.contact_import_analyze(contact_import=job, now=NOW)
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     defs = {
         d.key: (d.type, d.inferred) for d in AttributeDefinition.objects.for_workspace(workspace)
@@ -461,7 +489,7 @@ def test_a_mapping_problem_blocks_confirmation(workspace):
         "People are matched by Phone, but no column is mapped to it."
     ]
     with pytest.raises(ValidationError, match="no column is mapped"):
-        services.contact_import_confirm(contact_import=job, options={})
+        services.contact_import_confirm(contact_import=job, options={}, actor=Actor(system="tests"))
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -482,7 +510,7 @@ def test_a_file_that_is_not_text_is_refused_clearly(workspace, data, message):
     assert "not a CSV text file" in job.detail and message in job.detail
     assert not Person.objects.for_workspace(workspace).exists()
     with pytest.raises(ValidationError):
-        services.contact_import_confirm(contact_import=job, options={})
+        services.contact_import_confirm(contact_import=job, options={}, actor=Actor(system="tests"))
 
 
 def test_a_wrongly_chosen_encoding_is_refused_naming_the_likely_one(workspace):
@@ -490,7 +518,9 @@ def test_a_wrongly_chosen_encoding_is_refused_naming_the_likely_one(workspace):
     job = analyzed(workspace, text.encode("cp1251"), options={"encoding": "utf-8"})
     assert job.status == JobStatus.FAILED
     assert "not valid UTF-8" in job.detail and "Windows-1251" in job.detail, job.detail
-    job = services.contact_import_reanalyze(contact_import=job, options={"encoding": "cp1251"})
+    job = services.contact_import_reanalyze(
+        contact_import=job, options={"encoding": "cp1251"}, actor=Actor(system="tests")
+    )
     job = services.contact_import_analyze(contact_import=job, now=NOW)
     assert job.stage == ContactImport.Stage.ANALYZED
     assert job.analysis["preview"][0][2] == "Москва"
@@ -519,7 +549,9 @@ def test_ragged_rows_are_reported_and_skipped(workspace):
         (3, "the row has 2 cells where the header has 3"),
         (4, "the row has 4 cells where the header has 3"),
     ]
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     assert sorted(people(workspace)) == ["1", "4"]
     assert (job.created_count, job.error_count, job.total_rows) == (2, 2, 4)
@@ -535,12 +567,17 @@ def test_a_50_mb_single_line_is_reported_with_bounded_memory(workspace, tmp_path
         f.write("\n3,c@example.com,fine\n")
     with open(path, "rb") as f:
         job = services.contact_import_create(
-            workspace=workspace, uploaded_by=None, file=File(f, name="huge.csv")
+            workspace=workspace,
+            uploaded_by=None,
+            file=File(f, name="huge.csv"),
+            actor=Actor(system="tests"),
         )
     tracemalloc.start()
     try:
         job = services.contact_import_analyze(contact_import=job, now=NOW)
-        job = services.contact_import_confirm(contact_import=job, options={})
+        job = services.contact_import_confirm(
+            contact_import=job, options={}, actor=Actor(system="tests")
+        )
         job = services.contact_import_run(import_id=job.id, now=NOW)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -578,7 +615,9 @@ def test_formula_cells_are_refused_but_numbers_and_phones_pass(workspace):
     reasons = [reason for _, reason in errors_of(job)]
     assert lines == [2, 3, 4]
     assert all("spreadsheet formula" in r for r in reasons)
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     assert sorted(people(workspace)) == ["4"]
     assert people(workspace)["4"].attributes == {"score": -5}
@@ -599,7 +638,9 @@ def test_malformed_email_and_phone_are_reported_with_line_and_reason(workspace):
         (6, "phone: “0612345678” is not a phone number (write it with its country code, "
             "e.g. +44 7700 900123)."),
     ]  # fmt: skip
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     assert people(workspace)["1"].address == "1 High St\nLondon"
     assert job.error_count == 3
@@ -635,7 +676,9 @@ def test_a_failure_inside_the_merge_changes_nothing(workspace, existing, monkeyp
         raise RuntimeError("disk full")
 
     job = analyzed(workspace, POLICY_CSV)
-    job = services.contact_import_confirm(contact_import=job, options={"policy": "overwrite"})
+    job = services.contact_import_confirm(
+        contact_import=job, options={"policy": "overwrite"}, actor=Actor(system="tests")
+    )
     # after the INSERT ... ON CONFLICT and the tags, before the commit
     monkeypatch.setattr(run, "create_attribute_definitions", explode)
     job = services.contact_import_run(import_id=job.id, now=NOW)
@@ -655,7 +698,9 @@ def test_a_failure_inside_the_merge_changes_nothing(workspace, existing, monkeyp
 
 def test_a_worker_dying_mid_import_is_redone_from_scratch(workspace, monkeypatch):
     job = analyzed(workspace, CSV)
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
 
     class WorkerLost(BaseException):
         pass
@@ -680,7 +725,9 @@ def test_an_import_that_kills_its_worker_every_time_fails_after_three_deliveries
     workspace, monkeypatch
 ):
     job = analyzed(workspace, CSV)
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     assert job.attempts == 0  # the analysis's attempts do not count against the import
 
     class WorkerLost(BaseException):
@@ -708,7 +755,9 @@ def test_an_import_that_kills_its_worker_every_time_fails_after_three_deliveries
 
 def test_a_redelivery_while_the_first_attempt_lives_leaves_the_job_alone(workspace):
     job = analyzed(workspace, CSV)
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     db = connection.settings_dict
     key = services._LOCK_NAMESPACE + job.id
     with psycopg.connect(
@@ -726,7 +775,9 @@ def test_a_redelivery_while_the_first_attempt_lives_leaves_the_job_alone(workspa
 def test_the_progress_moves_while_rows_are_read(workspace, monkeypatch):
     text = "id,email\n" + "".join(f"{i},p{i}@example.com\n" for i in range(200))
     job = analyzed(workspace, text)
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     seen = []
     monkeypatch.setattr(run, "PROGRESS_EVERY", 40)
     monkeypatch.setattr(checking, "BATCH_ROWS", 10)
@@ -746,8 +797,12 @@ def test_the_celery_tasks_run_the_services(
     job.refresh_from_db()
     assert job.stage == ContactImport.Stage.ANALYZED
     with django_capture_on_commit_callbacks(execute=True):
-        services.contact_import_confirm(contact_import=job, options={"policy": "overwrite"})
-        services.contact_import_confirm(contact_import=job, options={})  # a double click
+        services.contact_import_confirm(
+            contact_import=job, options={"policy": "overwrite"}, actor=Actor(system="tests")
+        )
+        services.contact_import_confirm(
+            contact_import=job, options={}, actor=Actor(system="tests")
+        )  # a double click
     assert enqueued[1:] == [("run", job.id)]
     tasks.contact_import_run_task(job.id)
     job.refresh_from_db()
@@ -769,7 +824,9 @@ def test_the_task_routes_to_the_imports_queue():
 def test_confirming_with_a_changed_mapping_needs_a_new_analysis(workspace):
     job = analyzed(workspace, CSV)
     with pytest.raises(ValidationError, match="changed since the analysis"):
-        services.contact_import_confirm(contact_import=job, options={"dedupe": "email"})
+        services.contact_import_confirm(
+            contact_import=job, options={"dedupe": "email"}, actor=Actor(system="tests")
+        )
     assert services.analysis_is_current(job, {"policy": "overwrite", "tags": ["x"]})
 
 
@@ -786,7 +843,9 @@ def test_helper_processes_give_the_same_result_in_file_order(workspace, monkeypa
     job = analyzed(workspace, text, options={}, helpers=2)
     bad = [i + 2 for i in range(0, 300, 13)]
     assert [line for line, _ in errors_of(job)] == bad
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW, helpers=2)
     assert (job.created_count, job.error_count) == (300 - len(bad), len(bad))
     assert people(workspace)["5"].attributes == {"score": 5}
@@ -851,7 +910,9 @@ def test_the_canonical_phone_fast_path_agrees_with_normalize_phone():
 def test_the_error_report_escapes_formula_cells(workspace):
     text = "id,email\n=1+1,bad\n2,@evil\n3,ok@example.com\n"
     job = analyzed(workspace, text)
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     rows = list(csv.reader(io.StringIO(media_path(job.error_report).read_text())))
     assert rows[0] == ["line", "reason", "raw"]
@@ -951,7 +1012,9 @@ def test_a_failed_analysis_can_be_retried_with_another_encoding(
 def test_the_upload_is_deleted_once_the_import_is_over(workspace):
     job = analyzed(workspace, CSV)
     assert media_path(job.file).exists()
-    job = services.contact_import_confirm(contact_import=job, options={})
+    job = services.contact_import_confirm(
+        contact_import=job, options={}, actor=Actor(system="tests")
+    )
     job = services.contact_import_run(import_id=job.id, now=NOW)
     assert job.status == JobStatus.DONE and not media_path(job.file).exists()
 

@@ -9,6 +9,7 @@ import pytest
 from django.http import multipartparser
 from django.test import Client
 
+from accounts.audit import Actor
 from people import services
 from people.imports import staging
 from people.models import DoNotContact
@@ -73,7 +74,7 @@ def test_addresses_are_staged_in_batches_and_counted_once(ops_client, workspace,
         return real_write(self, data, rows)
 
     monkeypatch.setattr(staging.Stage, "write_data", spy)
-    dnc_add(workspace=workspace, channel="email", address="old@x.test")
+    dnc_add(workspace=workspace, channel="email", address="old@x.test", actor=Actor(system="tests"))
     data = b"a@x.test\nb@x.test\nOLD@x.test\nbad\nc@x.test\nA@X.TEST\nd@x.test\n"
     r = ops_client.post("/dnc/import/", {"channel": "email", "file": upload(data)})
     report = r.context["report"]

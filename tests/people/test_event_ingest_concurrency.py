@@ -6,6 +6,7 @@ import threading
 import pytest
 from django.db import connection
 
+from accounts.audit import Actor
 from people.models import Event, EventType, Person
 from people.services import event_ingest_batch
 
@@ -21,7 +22,7 @@ def test_concurrent_batches_with_overlapping_names_and_new_people_all_land(works
 
     def send(batch):
         try:
-            event_ingest_batch(workspace=workspace, items=batch)
+            event_ingest_batch(workspace=workspace, items=batch, actor=Actor(system="tests"))
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
         finally:

@@ -5,6 +5,7 @@ import io
 
 import pytest
 
+from accounts.audit import Actor
 from people.models import AttributeDefinition, DoNotContact, Person, PersonTag, Tag
 from people.services import (
     dnc_add,
@@ -23,9 +24,12 @@ def ops_client(client, ops_user):
 
 
 def _tag(workspace, name, people):
-    tag = tag_get_or_create(workspace=workspace, name=name)
+    tag = tag_get_or_create(workspace=workspace, name=name, actor=Actor(system="tests"))
     tags_assign(
-        workspace=workspace, tag=tag, people=Person.objects.filter(pk__in=[p.pk for p in people])
+        workspace=workspace,
+        tag=tag,
+        people=Person.objects.filter(pk__in=[p.pk for p in people]),
+        actor=Actor(system="tests"),
     )
     return tag
 
@@ -52,6 +56,7 @@ def test_search_by_name_email_phone_or_external_id(ops_client, workspace):
             "email": "grace@navy.test",
             "phone": "+447911123456",
         },
+        actor=Actor(system="tests"),
     )
     # a fixed last name: a random one starting "Gra" (Graham, Grant) would match "Gra"
     PersonFactory(workspace=workspace, first_name="Alan", last_name="Turing")
@@ -145,6 +150,7 @@ def test_export_csv_escapes_formula_cells(ops_client, workspace):
         workspace=workspace,
         external_id="=HYPERLINK(1)",
         data={"first_name": "+cmd", "city": "@evil"},
+        actor=Actor(system="tests"),
     )
     PersonFactory(workspace=workspace, external_id="plain", first_name="Ann")
     r = ops_client.post("/people/export/", {"all_matching": "1"})
@@ -163,9 +169,13 @@ def test_filter_by_target_audience_then_tag_all_of_them(ops_client, workspace, o
     a = PersonFactory(workspace=workspace, external_id="a", city="London")
     b = PersonFactory(workspace=workspace, external_id="b", city="Paris")
     PersonFactory(workspace=workspace, external_id="c", city="London")
-    vip = audience_create(workspace=workspace, name="Spring VIPs")
-    audience_add_people(audience=vip, people=Person.objects.filter(pk__in=[a.pk, b.pk]))
-    theirs = audience_create(workspace=other_workspace, name="Their list")
+    vip = audience_create(workspace=workspace, name="Spring VIPs", actor=Actor(system="tests"))
+    audience_add_people(
+        audience=vip, people=Person.objects.filter(pk__in=[a.pk, b.pk]), actor=Actor(system="tests")
+    )
+    theirs = audience_create(
+        workspace=other_workspace, name="Their list", actor=Actor(system="tests")
+    )
 
     page = ops_client.get("/people/", {"in_audience": "spring vips"})
     assert [p.external_id for p in page.context["rows"]] == ["b", "a"]
@@ -237,7 +247,7 @@ def test_mangled_ids_in_a_bulk_selection_are_ignored(ops_client, workspace, valu
 
 @pytest.mark.parametrize("value", ["²", "١٢", "9" * 40, "9" * 5000, "-3", "abc"])
 def test_a_mangled_dnc_page_link_shows_the_first_page(ops_client, workspace, value):
-    dnc_add(workspace=workspace, channel="email", address="a@x.test")
+    dnc_add(workspace=workspace, channel="email", address="a@x.test", actor=Actor(system="tests"))
     page = ops_client.get("/dnc/", {"after": value})
     assert page.status_code == 200
     assert [e.address for e in page.context["entries"]] == ["a@x.test"]
@@ -246,7 +256,7 @@ def test_a_mangled_dnc_page_link_shows_the_first_page(ops_client, workspace, val
 def test_the_audience_page_links_to_its_members_on_the_people_page(ops_client, workspace):
     from audiences.services import audience_create
 
-    vip = audience_create(workspace=workspace, name="VIP & friends")
+    vip = audience_create(workspace=workspace, name="VIP & friends", actor=Actor(system="tests"))
     page = ops_client.get(f"/audiences/{vip.pk}/").content.decode()
     assert "/people/?in_audience=VIP%20%26%20friends&amp;apply=1" in page
 
@@ -256,6 +266,7 @@ def test_profile_shows_attributes_tags_dnc_events(ops_client, workspace):
         workspace=workspace,
         external_id="p1",
         data={"email": "p1@x.test", "attributes": {"plan": "pro", "langs": ["en", "fr"]}},
+        actor=Actor(system="tests"),
     )
     _tag(workspace, "VIP", [person])
     event_ingest_batch(
@@ -265,6 +276,7 @@ def test_profile_shows_attributes_tags_dnc_events(ops_client, workspace):
             for d in range(1, 30)
         ]
         + [{"person": "p1", "name": "Purchase", "occurred_at": "2026-10-01T10:00:00Z"}],
+        actor=Actor(system="tests"),
     )
     page = ops_client.get(f"/people/{person.pk}/")
     assert page.status_code == 200
@@ -278,7 +290,12 @@ def test_profile_shows_attributes_tags_dnc_events(ops_client, workspace):
 
 
 def test_profile_adds_email_to_do_not_contact_and_tags(ops_client, workspace):
-    person, _ = person_upsert(workspace=workspace, external_id="p1", data={"email": "P1@X.test"})
+    person, _ = person_upsert(
+        workspace=workspace,
+        external_id="p1",
+        data={"email": "P1@X.test"},
+        actor=Actor(system="tests"),
+    )
     ops_client.post(f"/people/{person.pk}/dnc/", {"channel": "email"})
     entry = DoNotContact.objects.for_workspace(workspace).get()
     assert (entry.channel, entry.address, entry.source) == ("email", "p1@x.test", "manual")
@@ -317,7 +334,7 @@ def test_dnc_page_adds_searches_removes(ops_client, workspace):
 
 
 def test_dnc_csv_import_reports_invalid_lines(ops_client, workspace):
-    dnc_add(workspace=workspace, channel="email", address="old@x.test")
+    dnc_add(workspace=workspace, channel="email", address="old@x.test", actor=Actor(system="tests"))
     data = b"email\nA@X.test\nold@x.test\nnot an email\n\nb@x.test\n"
     upload = io.BytesIO(data)
     upload.name = "dnc.csv"
@@ -342,7 +359,12 @@ def test_dnc_import_refuses_a_binary_file_cleanly(ops_client, workspace):
 
 
 def test_attribute_types_are_declared_in_the_ui(ops_client, workspace):
-    person_upsert(workspace=workspace, external_id="p", data={"attributes": {"score": "12"}})
+    person_upsert(
+        workspace=workspace,
+        external_id="p",
+        data={"attributes": {"score": "12"}},
+        actor=Actor(system="tests"),
+    )
     assert AttributeDefinition.objects.for_workspace(workspace).get(key="score").type == "string"
     ops_client.post("/people/attributes/", {"key": "score", "type": "number", "label": "Score"})
     d = AttributeDefinition.objects.for_workspace(workspace).get(key="score")
@@ -351,5 +373,8 @@ def test_attribute_types_are_declared_in_the_ui(ops_client, workspace):
 
     with pytest.raises(PersonInputError, match="number"):
         person_upsert(
-            workspace=workspace, external_id="p", data={"attributes": {"score": "thirteen"}}
+            workspace=workspace,
+            external_id="p",
+            data={"attributes": {"score": "thirteen"}},
+            actor=Actor(system="tests"),
         )

@@ -8,6 +8,7 @@ of those take it out, to prove the pages are safe where the value reaches SQL.""
 import pytest
 from django.conf import settings as django_settings
 
+from accounts.audit import Actor
 from people.models import Person
 from people.services import person_upsert
 from segments.models import Segment, SegmentKind
@@ -35,14 +36,29 @@ def no_query_guard(settings):
 
 @pytest.fixture
 def londoners(workspace):
-    person_upsert(workspace=workspace, external_id="a", data={"city": "London"})
-    return segment_create(workspace=workspace, name="Londoners", kind="snapshot", rules=LONDON)
+    person_upsert(
+        workspace=workspace, external_id="a", data={"city": "London"}, actor=Actor(system="tests")
+    )
+    return segment_create(
+        workspace=workspace,
+        name="Londoners",
+        kind="snapshot",
+        rules=LONDON,
+        actor=Actor(system="tests"),
+    )
 
 
 @pytest.fixture
 def picked(workspace, londoners):
-    segment = segment_create(workspace=workspace, name="Picked", kind="static")
-    static_members_change(segment=segment, people=Person.objects.for_workspace(workspace), add=True)
+    segment = segment_create(
+        workspace=workspace, name="Picked", kind="static", actor=Actor(system="tests")
+    )
+    static_members_change(
+        segment=segment,
+        people=Person.objects.for_workspace(workspace),
+        add=True,
+        actor=Actor(system="tests"),
+    )
     return segment
 
 
@@ -237,8 +253,10 @@ def test_api_refuses_nul_in_rules_names_and_audiences_with_422(api_client, londo
 
 
 def test_api_static_members_with_a_nul_id_are_unknown(api_client, workspace):
-    segment = segment_create(workspace=workspace, name="Picked", kind="static")
-    person_upsert(workspace=workspace, external_id="a", data={})
+    segment = segment_create(
+        workspace=workspace, name="Picked", kind="static", actor=Actor(system="tests")
+    )
+    person_upsert(workspace=workspace, external_id="a", data={}, actor=Actor(system="tests"))
     r = api_client.post(
         f"/api/v1/segments/{segment.pk}/members",
         {"people": ["a", NUL]},

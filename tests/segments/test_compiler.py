@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.db import connection
 
+from accounts.audit import Actor
 from people.models import AttributeType, Event, Person
 from segments.rules import compile_rules, describe_rules, explain_rules, parse_rules
 from segments.rules.dates import add_months
@@ -711,12 +712,18 @@ def test_audience_membership_conditions(ws, other_workspace):
     for ext in ("a", "b"):
         Person.objects.create(workspace=ws, external_id=ext)
     theirs = Person.objects.create(workspace=other_workspace, external_id="a")
-    audience = audience_create(workspace=ws, name="Newsletter")
+    audience = audience_create(workspace=ws, name="Newsletter", actor=Actor(system="tests"))
     audience_add_people(
-        audience=audience, people=Person.objects.filter(workspace=ws, external_id="a")
+        audience=audience,
+        people=Person.objects.filter(workspace=ws, external_id="a"),
+        actor=Actor(system="tests"),
     )
-    foreign = audience_create(workspace=other_workspace, name="Newsletter")
-    audience_add_people(audience=foreign, people=Person.objects.filter(pk=theirs.pk))
+    foreign = audience_create(
+        workspace=other_workspace, name="Newsletter", actor=Actor(system="tests")
+    )
+    audience_add_people(
+        audience=foreign, people=Person.objects.filter(pk=theirs.pk), actor=Actor(system="tests")
+    )
     assert _matching(ws, {"audience": "newsletter", "op": "in"}) == ["a"]
     assert _matching(ws, {"audience": "Newsletter", "op": "not_in"}) == ["b"]
     assert _matching(ws, {"audience": "No such list", "op": "in"}) == []
@@ -727,14 +734,23 @@ def test_segment_membership_conditions_by_kind(ws):
 
     for ext, city in (("a", "London"), ("b", "Paris"), ("c", "London")):
         Person.objects.create(workspace=ws, external_id=ext, city=city)
-    static = segment_create(workspace=ws, name="Picked", kind="static")
+    static = segment_create(workspace=ws, name="Picked", kind="static", actor=Actor(system="tests"))
     static_members_change(
-        segment=static, people=Person.objects.filter(workspace=ws, external_id="b"), add=True
+        segment=static,
+        people=Person.objects.filter(workspace=ws, external_id="b"),
+        add=True,
+        actor=Actor(system="tests"),
     )
     snapshot = segment_create(
-        workspace=ws, name="Londoners", kind="snapshot", rules=attr("city", "is", "London")
+        workspace=ws,
+        name="Londoners",
+        kind="snapshot",
+        rules=attr("city", "is", "London"),
+        actor=Actor(system="tests"),
     )
-    everyone = segment_create(workspace=ws, name="All", kind="everyone")
+    everyone = segment_create(
+        workspace=ws, name="All", kind="everyone", actor=Actor(system="tests")
+    )
     assert _matching(ws, {"segment": static.pk, "op": "in"}) == ["b"]
     assert _matching(ws, {"segment": snapshot.pk, "op": "in"}) == ["a", "c"]
     assert _matching(

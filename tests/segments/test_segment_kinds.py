@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from accounts.audit import Actor
 from audiences.models import TargetAudience
 from people.models import Person
 from people.services import event_ingest_batch, person_upsert
@@ -33,6 +34,7 @@ def people(workspace):
             workspace=workspace,
             external_id=ext,
             data={"city": city, "attributes": {"langs": ["en"]}},
+            actor=Actor(system="tests"),
         )
     return made
 
@@ -57,25 +59,35 @@ def test_built_in_mobile_segments_follow_app_launches(workspace, people):
             {"person": "a", "name": "App Launch", "occurred_at": NOW - timedelta(days=3)},
             {"person": "b", "name": "App Launch", "occurred_at": NOW - timedelta(days=45)},
         ],
+        actor=Actor(system="tests"),
     )
     active = Segment.objects.for_workspace(workspace).get(predefined="active_mobile_users")
     inactive = Segment.objects.for_workspace(workspace).get(predefined="inactive_mobile_users")
     assert ids(segment_people(segment=active, now=NOW)) == ["a"]
     assert ids(segment_people(segment=inactive, now=NOW)) == ["b"]
     with pytest.raises(SegmentConflict):
-        segment_update(segment=active, rules=LONDON)
+        segment_update(segment=active, rules=LONDON, actor=Actor(system="tests"))
 
 
 def test_realtime_segment_is_computed_on_creation_and_records_entry_and_exit(workspace, people):
     seg = segment_create(
-        workspace=workspace, name="Londoners", kind="realtime", rules=LONDON, now=NOW
+        workspace=workspace,
+        name="Londoners",
+        kind="realtime",
+        rules=LONDON,
+        now=NOW,
+        actor=Actor(system="tests"),
     )
     assert seg.people_count == 2 and seg.refresh_status == RefreshStatus.OK
     assert ids(segment_people(segment=seg, now=NOW)) == ["a", "b"]
-    person_upsert(workspace=workspace, external_id="a", data={"city": "Rome"})
-    person_upsert(workspace=workspace, external_id="c", data={"city": "London"})
+    person_upsert(
+        workspace=workspace, external_id="a", data={"city": "Rome"}, actor=Actor(system="tests")
+    )
+    person_upsert(
+        workspace=workspace, external_id="c", data={"city": "London"}, actor=Actor(system="tests")
+    )
     later = NOW + timedelta(hours=1)
-    refresh = segment_refresh(segment=seg, now=later)
+    refresh = segment_refresh(segment=seg, now=later, actor=Actor(system="tests"))
     assert (refresh.entered, refresh.exited, refresh.people_count) == (1, 1, 2)
     left = SegmentMember.objects.get(segment=seg, person=people["a"])
     assert left.exited_at == later and left.entered_at == NOW
@@ -84,58 +96,117 @@ def test_realtime_segment_is_computed_on_creation_and_records_entry_and_exit(wor
 
 
 def test_realtime_rules_cannot_change_and_refuse_list_attributes(workspace, people):
-    seg = segment_create(workspace=workspace, name="RT", kind="realtime", rules=LONDON, now=NOW)
+    seg = segment_create(
+        workspace=workspace,
+        name="RT",
+        kind="realtime",
+        rules=LONDON,
+        now=NOW,
+        actor=Actor(system="tests"),
+    )
     with pytest.raises(SegmentConflict, match="Duplicate it"):
-        segment_update(segment=seg, rules={"attribute": "city", "op": "is", "value": "Paris"})
-    segment_update(segment=seg, name="Renamed")  # the name may change
+        segment_update(
+            segment=seg,
+            rules={"attribute": "city", "op": "is", "value": "Paris"},
+            actor=Actor(system="tests"),
+        )
+    segment_update(segment=seg, name="Renamed", actor=Actor(system="tests"))  # the name may change
     with pytest.raises(RuleError, match="list attributes"):
         segment_create(
             workspace=workspace,
             name="Lists",
             kind="realtime",
             rules={"attribute": "langs", "op": "contains", "value": "en"},
+            actor=Actor(system="tests"),
         )
 
 
 def test_snapshot_is_frozen_per_requester_and_edits_never_change_it(workspace, people):
-    seg = segment_create(workspace=workspace, name="Snap", kind="snapshot", rules=LONDON)
-    frozen = segment_freeze(segment=seg, requester="campaign:1", now=NOW)
+    seg = segment_create(
+        workspace=workspace, name="Snap", kind="snapshot", rules=LONDON, actor=Actor(system="tests")
+    )
+    frozen = segment_freeze(
+        segment=seg, requester="campaign:1", now=NOW, actor=Actor(system="tests")
+    )
     assert frozen.people_count == 2
-    segment_update(segment=seg, rules={"attribute": "city", "op": "is", "value": "Paris"})
-    again = segment_freeze(segment=seg, requester="campaign:1", now=NOW)
+    segment_update(
+        segment=seg,
+        rules={"attribute": "city", "op": "is", "value": "Paris"},
+        actor=Actor(system="tests"),
+    )
+    again = segment_freeze(
+        segment=seg, requester="campaign:1", now=NOW, actor=Actor(system="tests")
+    )
     assert again.pk == frozen.pk and again.people_count == 2
     assert set(frozen.members.values_list("person__external_id", flat=True)) == {"a", "b"}
-    other = segment_freeze(segment=seg, requester="flow:7", now=NOW)
+    other = segment_freeze(segment=seg, requester="flow:7", now=NOW, actor=Actor(system="tests"))
     assert other.people_count == 1
 
 
 def test_static_segment_takes_people_by_hand_only(workspace, people):
-    seg = segment_create(workspace=workspace, name="Hand-picked", kind="static")
+    seg = segment_create(
+        workspace=workspace, name="Hand-picked", kind="static", actor=Actor(system="tests")
+    )
     everyone = Person.objects.for_workspace(workspace)
     assert (
         static_members_change(
-            segment=seg, people=everyone.filter(external_id__in=["a", "c"]), add=True
+            segment=seg,
+            people=everyone.filter(external_id__in=["a", "c"]),
+            add=True,
+            actor=Actor(system="tests"),
         )
         == 2
     )
     assert (
-        static_members_change(segment=seg, people=everyone.filter(external_id="a"), add=True) == 0
+        static_members_change(
+            segment=seg,
+            people=everyone.filter(external_id="a"),
+            add=True,
+            actor=Actor(system="tests"),
+        )
+        == 0
     )
     assert (
-        static_members_change(segment=seg, people=everyone.filter(external_id="a"), add=False) == 1
+        static_members_change(
+            segment=seg,
+            people=everyone.filter(external_id="a"),
+            add=False,
+            actor=Actor(system="tests"),
+        )
+        == 1
     )
     seg.refresh_from_db()
     assert seg.people_count == 1 and ids(segment_people(segment=seg, now=NOW)) == ["c"]
-    rule_seg = segment_create(workspace=workspace, name="Rules", kind="snapshot", rules=LONDON)
+    rule_seg = segment_create(
+        workspace=workspace,
+        name="Rules",
+        kind="snapshot",
+        rules=LONDON,
+        actor=Actor(system="tests"),
+    )
     with pytest.raises(SegmentConflict):
-        static_members_change(segment=rule_seg, people=everyone, add=True)
+        static_members_change(
+            segment=rule_seg, people=everyone, add=True, actor=Actor(system="tests")
+        )
     with pytest.raises(RuleError):
-        segment_create(workspace=workspace, name="Static with rules", kind="static", rules=LONDON)
+        segment_create(
+            workspace=workspace,
+            name="Static with rules",
+            kind="static",
+            rules=LONDON,
+            actor=Actor(system="tests"),
+        )
 
 
 def test_query_segment_is_scheduled_and_a_failed_refresh_shows_why(workspace, people):
     seg = segment_create(
-        workspace=workspace, name="Q", kind="query", rules=LONDON, refresh_every_minutes=15, now=NOW
+        workspace=workspace,
+        name="Q",
+        kind="query",
+        rules=LONDON,
+        refresh_every_minutes=15,
+        now=NOW,
+        actor=Actor(system="tests"),
     )
     assert seg.people_count == 2 and seg.next_refresh_at == NOW + timedelta(minutes=15)
     with pytest.raises(RuleError, match="5 minutes"):
@@ -145,19 +216,24 @@ def test_query_segment_is_scheduled_and_a_failed_refresh_shows_why(workspace, pe
             kind="query",
             rules=LONDON,
             refresh_every_minutes=1,
+            actor=Actor(system="tests"),
         )
     # a rule tree that no longer compiles (its attribute was removed from the catalogue)
     Segment.objects.filter(pk=seg.pk).update(rules={"attribute": "gone", "op": "is", "value": "x"})
     seg.refresh_from_db()
-    refresh = segment_refresh(segment=seg, now=NOW + timedelta(minutes=15))
+    refresh = segment_refresh(
+        segment=seg, now=NOW + timedelta(minutes=15), actor=Actor(system="tests")
+    )
     seg.refresh_from_db()
     assert refresh.status == seg.refresh_status == RefreshStatus.FAILED
     assert "unknown attribute" in seg.refresh_error and seg.people_count == 2
 
 
 def test_everyone_is_everybody_of_the_workspace(workspace, other_workspace, people):
-    person_upsert(workspace=other_workspace, external_id="z", data={})
-    seg = segment_create(workspace=workspace, name="All", kind="everyone")
+    person_upsert(workspace=other_workspace, external_id="z", data={}, actor=Actor(system="tests"))
+    seg = segment_create(
+        workspace=workspace, name="All", kind="everyone", actor=Actor(system="tests")
+    )
     assert ids(segment_people(segment=seg, now=NOW)) == ["a", "b", "c"] and seg.people_count == 3
 
 
@@ -166,33 +242,73 @@ def test_segment_members_go_into_an_audience_in_one_statement(workspace, people)
     from django.test.utils import CaptureQueriesContext
 
     seg = segment_create(
-        workspace=workspace, name="Londoners", kind="realtime", rules=LONDON, now=NOW
+        workspace=workspace,
+        name="Londoners",
+        kind="realtime",
+        rules=LONDON,
+        now=NOW,
+        actor=Actor(system="tests"),
     )
     with CaptureQueriesContext(connection) as few:
-        assert segment_to_audience(segment=seg, audience_name="Spring", action="add", now=NOW) == 2
+        assert (
+            segment_to_audience(
+                segment=seg,
+                audience_name="Spring",
+                action="add",
+                now=NOW,
+                actor=Actor(system="tests"),
+            )
+            == 2
+        )
     Person.objects.bulk_create(
         [Person(workspace=workspace, external_id=f"x{i}", city="London") for i in range(200)]
     )
-    segment_refresh(segment=seg, now=NOW)
+    segment_refresh(segment=seg, now=NOW, actor=Actor(system="tests"))
     with CaptureQueriesContext(connection) as many:
         assert (
-            segment_to_audience(segment=seg, audience_name="Spring", action="add", now=NOW) == 200
+            segment_to_audience(
+                segment=seg,
+                audience_name="Spring",
+                action="add",
+                now=NOW,
+                actor=Actor(system="tests"),
+            )
+            == 200
         )
     assert len(many) <= len(few)  # no query per person
     assert TargetAudience.objects.for_workspace(workspace).get(name="Spring").people_count == 202
-    assert segment_to_audience(segment=seg, audience_name="spring", action="remove", now=NOW) == 202
+    assert (
+        segment_to_audience(
+            segment=seg,
+            audience_name="spring",
+            action="remove",
+            now=NOW,
+            actor=Actor(system="tests"),
+        )
+        == 202
+    )
 
 
 def test_segment_names_are_unique_and_cycles_are_refused(workspace, people):
-    first = segment_create(workspace=workspace, name="One", kind="static")
+    first = segment_create(
+        workspace=workspace, name="One", kind="static", actor=Actor(system="tests")
+    )
     with pytest.raises(SegmentConflict):
-        segment_create(workspace=workspace, name="one", kind="static")
+        segment_create(workspace=workspace, name="one", kind="static", actor=Actor(system="tests"))
     a = segment_create(
-        workspace=workspace, name="A", kind="snapshot", rules={"segment": first.pk, "op": "in"}
+        workspace=workspace,
+        name="A",
+        kind="snapshot",
+        rules={"segment": first.pk, "op": "in"},
+        actor=Actor(system="tests"),
     )
     b = segment_create(
-        workspace=workspace, name="B", kind="snapshot", rules={"segment": a.pk, "op": "in"}
+        workspace=workspace,
+        name="B",
+        kind="snapshot",
+        rules={"segment": a.pk, "op": "in"},
+        actor=Actor(system="tests"),
     )
     with pytest.raises(RuleError, match="itself"):
-        segment_update(segment=a, rules={"segment": b.pk, "op": "in"})
+        segment_update(segment=a, rules={"segment": b.pk, "op": "in"}, actor=Actor(system="tests"))
     assert a.kind == SegmentKind.SNAPSHOT

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.audit import Actor
 from people.services import event_ingest_batch, person_upsert
 from segments.models import Segment
 from segments.services import claim_due_segments, segment_create
@@ -18,9 +19,16 @@ LONDON = {"attribute": "city", "op": "is", "value": "London"}
 def people(workspace):
     for ext, city in [("a", "London"), ("b", "London"), ("c", "Paris")]:
         person_upsert(
-            workspace=workspace, external_id=ext, data={"city": city, "attributes": {"ltv": 10}}
+            workspace=workspace,
+            external_id=ext,
+            data={"city": city, "attributes": {"ltv": 10}},
+            actor=Actor(system="tests"),
         )
-    event_ingest_batch(workspace=workspace, items=[{"person": "a", "name": "App Launch"}])
+    event_ingest_batch(
+        workspace=workspace,
+        items=[{"person": "a", "name": "App Launch"}],
+        actor=Actor(system="tests"),
+    )
 
 
 def post(client, url, body):
@@ -189,8 +197,11 @@ def test_query_segments_are_refreshed_when_due_and_claimed_once(
         rules=LONDON,
         refresh_every_minutes=5,
         now=now - timedelta(minutes=6),
+        actor=Actor(system="tests"),
     )
-    person_upsert(workspace=workspace, external_id="c", data={"city": "London"})
+    person_upsert(
+        workspace=workspace, external_id="c", data={"city": "London"}, actor=Actor(system="tests")
+    )
     from config.celery import app
 
     app.conf.task_always_eager = True

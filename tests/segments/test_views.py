@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import escape
 
+from accounts.audit import Actor
 from accounts.models import Role
 from audiences.models import TargetAudience
 from audiences.services import audience_create
@@ -46,15 +47,22 @@ def viewer_client(client, viewer):
 @pytest.fixture
 def people(workspace):
     """a, b in London (a launched the app 3 days ago, b 45 days ago), c in Paris (yesterday)."""
-    attribute_declare(workspace=workspace, key="ltv", type="number", label="Lifetime value")
-    attribute_declare(workspace=workspace, key="birthday", type="date")
-    attribute_declare(workspace=workspace, key="vip", type="boolean")
+    attribute_declare(
+        workspace=workspace,
+        key="ltv",
+        type="number",
+        label="Lifetime value",
+        actor=Actor(system="tests"),
+    )
+    attribute_declare(workspace=workspace, key="birthday", type="date", actor=Actor(system="tests"))
+    attribute_declare(workspace=workspace, key="vip", type="boolean", actor=Actor(system="tests"))
     made = {}
     for ext, city, ltv in [("a", "London", 500), ("b", "London", 20), ("c", "Paris", 3000)]:
         made[ext], _ = person_upsert(
             workspace=workspace,
             external_id=ext,
             data={"city": city, "first_name": ext.upper(), "attributes": {"ltv": ltv}},
+            actor=Actor(system="tests"),
         )
     now = timezone.now()
     event_ingest_batch(
@@ -69,6 +77,7 @@ def people(workspace):
                 "properties": {"amount": 40, "plan": "007"},
             },
         ],
+        actor=Actor(system="tests"),
     )
     return made
 
@@ -93,8 +102,10 @@ def ext_ids(people):
 
 
 def test_nested_groups_and_every_condition_type_become_the_api_tree(workspace, people):
-    audience_create(workspace=workspace, name="Newsletter")
-    other = segment_create(workspace=workspace, name="Other", kind="static")
+    audience_create(workspace=workspace, name="Newsletter", actor=Actor(system="tests"))
+    other = segment_create(
+        workspace=workspace, name="Other", kind="static", actor=Actor(system="tests")
+    )
     data = {
         "n-0-type": "group",
         "n-0-match": "all",
@@ -441,7 +452,7 @@ def test_a_query_needs_its_schedule_and_names_are_unique(marketer_client, worksp
         {"name": "Q", "kind": "query", "refresh_every_minutes": "2"} | LONDON_FIELDS,
     )
     assert "5 minutes or more" in str(page.context["form"].errors)
-    segment_create(workspace=workspace, name="Taken", kind="static")
+    segment_create(workspace=workspace, name="Taken", kind="static", actor=Actor(system="tests"))
     page = marketer_client.post(
         "/segments/new/", {"name": "taken", "kind": "snapshot"} | LONDON_FIELDS
     )
@@ -458,7 +469,9 @@ def test_save_a_static_list_or_everyone_from_the_list_page(marketer_client, work
 
 
 def test_edit_a_snapshot_shows_its_rules_and_saves_new_ones(marketer_client, workspace, people):
-    segment = segment_create(workspace=workspace, name="S", kind="snapshot", rules=ACTIVE)
+    segment = segment_create(
+        workspace=workspace, name="S", kind="snapshot", rules=ACTIVE, actor=Actor(system="tests")
+    )
     page = marketer_client.get(f"/segments/{segment.pk}/edit/")
     html = page.content.decode()
     assert '<option value="App Launch" selected>' in html
@@ -471,7 +484,9 @@ def test_edit_a_snapshot_shows_its_rules_and_saves_new_ones(marketer_client, wor
 def test_real_time_rules_cannot_change_the_page_says_why_and_duplicate_works(
     marketer_client, workspace, people
 ):
-    segment = segment_create(workspace=workspace, name="Live", kind="realtime", rules=LONDON)
+    segment = segment_create(
+        workspace=workspace, name="Live", kind="realtime", rules=LONDON, actor=Actor(system="tests")
+    )
     page = marketer_client.get(f"/segments/{segment.pk}/edit/")
     html = page.content.decode()
     assert "rules cannot change after creation" in html and 'name="n-0.0-type"' not in html
@@ -520,12 +535,19 @@ def test_built_in_segments_offer_duplicate_instead_of_editing(marketer_client, w
 def test_list_shows_kind_people_last_computed_and_used_by_and_searches(
     marketer_client, workspace, people
 ):
-    live = segment_create(workspace=workspace, name="Live London", kind="realtime", rules=LONDON)
+    live = segment_create(
+        workspace=workspace,
+        name="Live London",
+        kind="realtime",
+        rules=LONDON,
+        actor=Actor(system="tests"),
+    )
     user = segment_create(
         workspace=workspace,
         name="Active Londoners",
         kind="snapshot",
         rules={"all": [ACTIVE, {"segment": live.pk, "op": "in"}]},
+        actor=Actor(system="tests"),
     )
     page = marketer_client.get("/segments/")
     html = page.content.decode()
@@ -549,7 +571,13 @@ def test_list_query_count_does_not_grow_with_segments(marketer_client, workspace
     queries()  # the first request also saves the session
     before = queries()
     for i in range(10):
-        segment_create(workspace=workspace, name=f"S{i}", kind="snapshot", rules=LONDON)
+        segment_create(
+            workspace=workspace,
+            name=f"S{i}",
+            kind="snapshot",
+            rules=LONDON,
+            actor=Actor(system="tests"),
+        )
     assert queries() == before
 
 
@@ -560,7 +588,11 @@ def test_segment_page_shows_plain_words_members_and_refresh_history(
     marketer_client, workspace, people
 ):
     segment = segment_create(
-        workspace=workspace, name="Active London", kind="realtime", rules={"all": [LONDON, ACTIVE]}
+        workspace=workspace,
+        name="Active London",
+        kind="realtime",
+        rules={"all": [LONDON, ACTIVE]},
+        actor=Actor(system="tests"),
     )
     page = marketer_client.get(f"/segments/{segment.pk}/")
     html = page.content.decode()
@@ -574,7 +606,12 @@ def test_a_query_segment_shows_last_and_next_refresh_and_a_failure_with_its_reas
     marketer_client, workspace, people
 ):
     segment = segment_create(
-        workspace=workspace, name="Q", kind="query", rules=LONDON, refresh_every_minutes=30
+        workspace=workspace,
+        name="Q",
+        kind="query",
+        rules=LONDON,
+        refresh_every_minutes=30,
+        actor=Actor(system="tests"),
     )
     html = marketer_client.get(f"/segments/{segment.pk}/").content.decode()
     assert f"{segment.computed_at:%-d %b %Y %H:%M}" in html.split('id="last-refresh"')[1]
@@ -582,7 +619,7 @@ def test_a_query_segment_shows_last_and_next_refresh_and_a_failure_with_its_reas
     # an attribute the rules need disappears: the next refresh fails, and says why
     Segment.objects.filter(pk=segment.pk).update(rules={"attribute": "gone", "op": "is_empty"})
     segment.refresh_from_db()
-    segment_refresh(segment=segment)
+    segment_refresh(segment=segment, actor=Actor(system="tests"))
     html = marketer_client.get(f"/segments/{segment.pk}/").content.decode()
     assert "The last refresh failed." in html and "unknown attribute “gone”" in html
     history = marketer_client.get(f"/segments/{segment.pk}/").context["history"]
@@ -590,19 +627,32 @@ def test_a_query_segment_shows_last_and_next_refresh_and_a_failure_with_its_reas
 
 
 def test_refresh_now_and_count_now(marketer_client, workspace, people):
-    live = segment_create(workspace=workspace, name="Live", kind="realtime", rules=LONDON)
-    person_upsert(workspace=workspace, external_id="c", data={"city": "London"})
+    live = segment_create(
+        workspace=workspace, name="Live", kind="realtime", rules=LONDON, actor=Actor(system="tests")
+    )
+    person_upsert(
+        workspace=workspace, external_id="c", data={"city": "London"}, actor=Actor(system="tests")
+    )
     response = marketer_client.post(f"/segments/{live.pk}/refresh/", follow=True)
     assert "1 entered, 0 left, 3 people" in response.content.decode()
     assert SegmentRefresh.objects.filter(segment=live).count() == 2
-    snap = segment_create(workspace=workspace, name="Snap", kind="snapshot", rules=LONDON)
+    snap = segment_create(
+        workspace=workspace, name="Snap", kind="snapshot", rules=LONDON, actor=Actor(system="tests")
+    )
     response = marketer_client.post(f"/segments/{snap.pk}/refresh/", follow=True)
     assert "Counted: 3 people." in response.content.decode()
 
 
 def test_members_of_a_static_segment_can_be_removed_on_its_page(marketer_client, workspace, people):
-    segment = segment_create(workspace=workspace, name="Hand picked", kind="static")
-    static_members_change(segment=segment, people=Person.objects.for_workspace(workspace), add=True)
+    segment = segment_create(
+        workspace=workspace, name="Hand picked", kind="static", actor=Actor(system="tests")
+    )
+    static_members_change(
+        segment=segment,
+        people=Person.objects.for_workspace(workspace),
+        add=True,
+        actor=Actor(system="tests"),
+    )
     page = marketer_client.get(f"/segments/{segment.pk}/")
     assert 'id="remove-members"' in page.content.decode()
     response = marketer_client.post(
@@ -612,7 +662,9 @@ def test_members_of_a_static_segment_can_be_removed_on_its_page(marketer_client,
     )
     assert "Removed 2 people from “Hand picked”." in response.content.decode()
     assert ext_ids(segment_people(segment=segment, now=timezone.now())) == ["b"]
-    rules_segment = segment_create(workspace=workspace, name="R", kind="realtime", rules=LONDON)
+    rules_segment = segment_create(
+        workspace=workspace, name="R", kind="realtime", rules=LONDON, actor=Actor(system="tests")
+    )
     response = marketer_client.post(
         f"/segments/{rules_segment.pk}/members/remove/", {"person": [people["a"].pk]}, follow=True
     )
@@ -623,7 +675,13 @@ def test_members_of_a_static_segment_can_be_removed_on_its_page(marketer_client,
 def test_add_and_remove_the_members_to_a_target_audience_with_the_changed_count(
     marketer_client, workspace, people
 ):
-    segment = segment_create(workspace=workspace, name="London", kind="realtime", rules=LONDON)
+    segment = segment_create(
+        workspace=workspace,
+        name="London",
+        kind="realtime",
+        rules=LONDON,
+        actor=Actor(system="tests"),
+    )
     page = marketer_client.get(f"/segments/{segment.pk}/")
     assert 'list="audience-names"' in page.content.decode()
     url = f"/segments/{segment.pk}/to-audience/"
@@ -647,17 +705,21 @@ def test_add_and_remove_the_members_to_a_target_audience_with_the_changed_count(
 
 
 def test_delete_a_segment(marketer_client, workspace):
-    segment = segment_create(workspace=workspace, name="Old", kind="static")
+    segment = segment_create(
+        workspace=workspace, name="Old", kind="static", actor=Actor(system="tests")
+    )
     response = marketer_client.post(f"/segments/{segment.pk}/delete/", follow=True)
     assert "Segment “Old” deleted." in response.content.decode()
     assert not Segment.objects.filter(pk=segment.pk).exists()
 
 
 def test_a_segment_other_segments_use_cannot_be_deleted_until_they_stop(marketer_client, workspace):
-    vips = segment_create(workspace=workspace, name="VIPs", kind="static")
+    vips = segment_create(
+        workspace=workspace, name="VIPs", kind="static", actor=Actor(system="tests")
+    )
     uses = segment_create(
         workspace=workspace, name="VIPs in town", kind="snapshot",
-        rules={"segment": vips.pk, "op": "in"},
+        rules={"segment": vips.pk, "op": "in"}, actor=Actor(system="tests")
     )  # fmt: skip
     response = marketer_client.post(f"/segments/{vips.pk}/delete/", follow=True)
     assert (
@@ -678,7 +740,11 @@ def test_why_on_the_segment_page_gives_each_condition_true_or_false(
     marketer_client, workspace, people
 ):
     segment = segment_create(
-        workspace=workspace, name="Active London", kind="snapshot", rules={"all": [LONDON, ACTIVE]}
+        workspace=workspace,
+        name="Active London",
+        kind="snapshot",
+        rules={"all": [LONDON, ACTIVE]},
+        actor=Actor(system="tests"),
     )
     page = marketer_client.get(f"/segments/{segment.pk}/", {"person": "b"})
     why = page.context["why"]
@@ -708,8 +774,12 @@ def test_why_on_the_segment_page_gives_each_condition_true_or_false(
 def test_why_says_when_a_stored_segment_waits_for_its_next_refresh(
     marketer_client, workspace, people
 ):
-    segment = segment_create(workspace=workspace, name="Live", kind="realtime", rules=LONDON)
-    person_upsert(workspace=workspace, external_id="c", data={"city": "London"})
+    segment = segment_create(
+        workspace=workspace, name="Live", kind="realtime", rules=LONDON, actor=Actor(system="tests")
+    )
+    person_upsert(
+        workspace=workspace, external_id="c", data={"city": "London"}, actor=Actor(system="tests")
+    )
     page = marketer_client.get(f"/segments/{segment.pk}/", {"person": "c"})
     explanation = page.context["why"]["explanation"]
     assert (explanation.member, explanation.rules_say, explanation.pending) == (False, True, True)
@@ -723,8 +793,11 @@ def test_why_on_the_profile_lists_segments_with_each_condition(marketer_client, 
         name="Active London",
         kind="snapshot",
         rules={"any": [{"not": LONDON}, ACTIVE]},
+        actor=Actor(system="tests"),
     )
-    static = segment_create(workspace=workspace, name="Picked", kind="static")
+    static = segment_create(
+        workspace=workspace, name="Picked", kind="static", actor=Actor(system="tests")
+    )
     explained = segment_explanations(people["a"], workspace, timezone.now())
     assert [e.segment for e in explained.segments] == [segment, static]
     first = explained.segments[0]
@@ -765,7 +838,13 @@ def test_people_page_selection_goes_into_a_static_segment(marketer_client, works
     )
     assert "Removed 1 people from “Picked”." in response.content.decode()
     assert ext_ids(segment_people(segment=segment, now=timezone.now())) == ["b"]
-    segment_create(workspace=workspace, name="Rules", kind="snapshot", rules=LONDON)
+    segment_create(
+        workspace=workspace,
+        name="Rules",
+        kind="snapshot",
+        rules=LONDON,
+        actor=Actor(system="tests"),
+    )
     response = marketer_client.post(
         "/people/bulk/segment/",
         {"all_matching": "1", "segment": "Rules", "action": "add"},
@@ -780,7 +859,9 @@ def test_people_page_selection_goes_into_a_static_segment(marketer_client, works
 
 
 def test_viewer_reads_segments_but_gets_403_on_every_write(viewer_client, workspace, people):
-    segment = segment_create(workspace=workspace, name="London", kind="static")
+    segment = segment_create(
+        workspace=workspace, name="London", kind="static", actor=Actor(system="tests")
+    )
     assert viewer_client.get("/segments/").status_code == 200
     page = viewer_client.get(f"/segments/{segment.pk}/")
     assert page.status_code == 200 and 'id="to-audience"' not in page.content.decode()
@@ -810,7 +891,11 @@ def test_ops_cannot_change_segments(member_client, workspace):
 
 def test_other_workspaces_segment_is_not_found(marketer_client, other_workspace):
     foreign = segment_create(
-        workspace=other_workspace, name="Theirs", kind="realtime", rules=LONDON
+        workspace=other_workspace,
+        name="Theirs",
+        kind="realtime",
+        rules=LONDON,
+        actor=Actor(system="tests"),
     )
     for url in ["", "edit/", "duplicate/"]:
         assert marketer_client.get(f"/segments/{foreign.pk}/{url}").status_code == 404
@@ -829,7 +914,12 @@ def test_other_workspaces_segment_is_not_found(marketer_client, other_workspace)
 
 def test_tags_from_the_catalogue_are_offered(marketer_client, workspace, people):
     tag = TagFactory(workspace=workspace, name="VIP")
-    tags_assign(workspace=workspace, tag=tag, people=Person.objects.filter(pk=people["a"].pk))
+    tags_assign(
+        workspace=workspace,
+        tag=tag,
+        people=Person.objects.filter(pk=people["a"].pk),
+        actor=Actor(system="tests"),
+    )
     page = marketer_client.get("/segments/new/")
     assert '<option value="VIP">' in page.content.decode()
     assert page.context["catalogue"].events == ["App Launch", "Purchase"]

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.audit import Actor
 from accounts.models import ApiKeyKind, Workspace
 from accounts.services import api_key_create
 
@@ -23,5 +24,7 @@ class Command(BaseCommand):
         ws = Workspace.objects.filter(slug=workspace).first()
         if ws is None:
             raise CommandError(f"No workspace with slug {workspace!r}.")
-        _key, raw = api_key_create(workspace=ws, name=name, kind=kind)
+        _key, raw = api_key_create(
+            workspace=ws, name=name, kind=kind, actor=Actor(system="manage.py create_api_key")
+        )
         self.stdout.write(raw)

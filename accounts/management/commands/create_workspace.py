@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.audit import Actor
 from accounts.services import workspace_create
 
 
@@ -28,7 +29,12 @@ class Command(BaseCommand):
                 "“Forgot your password?” on the sign-in page."
             )
         try:
-            workspace = workspace_create(name=name, owner=user, time_zone=time_zone)
+            workspace = workspace_create(
+                name=name,
+                owner=user,
+                time_zone=time_zone,
+                actor=Actor(system="manage.py create_workspace"),
+            )
         except ValidationError as e:
             raise CommandError("; ".join(e.messages)) from None
         self.stdout.write(workspace.slug)

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import Actor
 from accounts.models import Membership, Role, Workspace
 from audiences.import_services import audience_import_run, audience_import_start
 from audiences.models import AudienceImport, MemberSource
@@ -28,6 +29,8 @@ from people.models import Company, ContactImport, Person
 from people.services import attribute_declare, event_ingest_batch, tag_get_or_create, tags_assign
 from segments.models import Segment
 from segments.services import segment_count, segment_create
+
+ACTOR = Actor(system="manage.py seed_demo")  # who the demo data is attributed to
 
 DEMO_PASSWORD = "herald-demo"
 WORKSPACES = [
@@ -113,20 +116,26 @@ def seed_activity(workspace: Workspace) -> None:
     API uses, so the demo's profiles, filters and segments have something to show."""
     rng = random.Random(f"{workspace.slug}-activity")
     for key, kind in ATTRIBUTE_TYPES.items():
-        attribute_declare(workspace=workspace, key=key, type=kind)
+        attribute_declare(workspace=workspace, key=key, type=kind, actor=ACTOR)
     people = Person.objects.for_workspace(workspace)
-    vip = tag_get_or_create(workspace=workspace, name="VIP")
-    tags_assign(workspace=workspace, tag=vip, people=people.filter(attributes__plan="enterprise"))
-    newsletter = tag_get_or_create(workspace=workspace, name="Newsletter")
+    vip = tag_get_or_create(workspace=workspace, name="VIP", actor=ACTOR)
+    enterprise = people.filter(attributes__plan="enterprise")
+    tags_assign(workspace=workspace, tag=vip, people=enterprise, actor=ACTOR)
+    newsletter = tag_get_or_create(workspace=workspace, name="Newsletter", actor=ACTOR)
     tags_assign(
-        workspace=workspace, tag=newsletter, people=people.filter(attributes__newsletter=True)
+        workspace=workspace,
+        tag=newsletter,
+        people=people.filter(attributes__newsletter=True),
+        actor=ACTOR,
     )
     for name, members in [
         ("Londoners", people.filter(city="London")),
         ("High value", people.filter(attributes__lifetime_value__gte=1500)),
     ]:
-        audience, _ = audience_get_or_create(workspace=workspace, name=name)
-        audience_add_people(audience=audience, people=members, source=MemberSource.MANUAL)
+        audience, _ = audience_get_or_create(workspace=workspace, name=name, actor=ACTOR)
+        audience_add_people(
+            audience=audience, people=members, source=MemberSource.MANUAL, actor=ACTOR
+        )
     now = timezone.now()
     external_ids = list(people.values_list("external_id", flat=True))
     events = []
@@ -144,7 +153,8 @@ def seed_activity(workspace: Workspace) -> None:
                 }
             )
     for start in range(0, len(events), 1000):
-        event_ingest_batch(workspace=workspace, items=events[start : start + 1000], now=now)
+        batch = events[start : start + 1000]
+        event_ingest_batch(workspace=workspace, items=batch, now=now, actor=ACTOR)
     for segment in Segment.objects.for_workspace(workspace).exclude(predefined=""):
         segment_count(segment=segment, now=now)
     segment_create(
@@ -160,12 +170,12 @@ def seed_activity(workspace: Workspace) -> None:
                 },
             ]
         },
-        now=now,
+        now=now, actor=ACTOR
     )
     for name, kind, rules in DEMO_SEGMENTS:
         segment = segment_create(
             workspace=workspace, name=name, kind=kind, rules=rules, now=now,
-            refresh_every_minutes=60 if kind == "query" else None,
+            refresh_every_minutes=60 if kind == "query" else None, actor=ACTOR
         )  # fmt: skip
         if kind == "snapshot":  # the list shows a count from the start
             segment_count(segment=segment, now=now)
@@ -229,11 +239,13 @@ def seed_imports(workspace: Workspace, user) -> None:
     if not ContactImport.objects.for_workspace(workspace).exists():
         job = contact_import_create(
             workspace=workspace, uploaded_by=user,
-            file=SimpleUploadedFile("trade-show-2026.csv", demo_contact_csv(workspace)),
+            file=SimpleUploadedFile("trade-show-2026.csv", demo_contact_csv(workspace)), actor=ACTOR
         )  # fmt: skip
         job = contact_import_analyze(contact_import=job)
         job = contact_import_confirm(
-            contact_import=job, options={"policy": "fill_empty", "tags": ["Trade show 2026"]}
+            contact_import=job,
+            options={"policy": "fill_empty", "tags": ["Trade show 2026"]},
+            actor=ACTOR,
         )
         contact_import_run(import_id=job.id)
     if not AudienceImport.objects.for_workspace(workspace).exists():
@@ -247,7 +259,7 @@ def seed_imports(workspace: Workspace, user) -> None:
         job = audience_import_start(
             workspace=workspace, uploaded_by=user,
             file=SimpleUploadedFile("webinar-attendees.csv", body.encode()),
-            mode="single", identifier="email", audience_name="Webinar attendees",
+            mode="single", identifier="email", audience_name="Webinar attendees", actor=ACTOR
         )  # fmt: skip
         audience_import_run(import_id=job.id)
 
