@@ -27,6 +27,8 @@ def role_required(minimum: str = Role.VIEWER, *, write_minimum: str | None = Non
 
     With `write_minimum`, safe methods (GET, HEAD) need `minimum` and any other method
     needs `write_minimum`: one view can show a page to viewers and refuse their POSTs.
+    A refusal never reads the request body; an upload view marked csrf_exempt (its CSRF
+    check comes after its upload limit) is refused before anything of the upload is read.
     """
 
     def decorator(view):
@@ -41,6 +43,11 @@ def role_required(minimum: str = Role.VIEWER, *, write_minimum: str | None = Non
             if write_minimum and request.method not in ("GET", "HEAD", "OPTIONS"):
                 needed = write_minimum
             if not role_at_least(membership.role, needed):
+                # A refused request's body is never read: Django's 403 page
+                # (requires_csrf_token) would otherwise parse and store a whole upload to
+                # look for a CSRF token that no longer matters. Marking the CSRF check as
+                # done spares it; the request is refused either way.
+                request.csrf_processing_done = True
                 raise PermissionDenied(
                     f"Your role ({membership.get_role_display()}) cannot do this; "
                     f"it needs {Role(needed).label} or above."

@@ -21,6 +21,7 @@ from accounts.models import ROLE_DESCRIPTIONS, Role, Workspace
 from accounts.permissions import MANAGE_SETTINGS, VIEW, role_required
 from people import selectors as people_selectors
 from people.selection import page_key
+from segments import services as segment_services
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def workspace_create(request):
     form = WorkspaceForm(request.POST or None, initial={"time_zone": "UTC"})
     if request.method == "POST" and form.is_valid():
         try:
-            workspace = services.workspace_create(
+            workspace = segment_services.workspace_setup(
                 name=form.cleaned_data["name"],
                 time_zone=form.cleaned_data["time_zone"],
                 owner=request.user,

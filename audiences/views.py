@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.audit import Actor
 from accounts.csv_safe import Echo
 from accounts.csv_safe import escape_cell as csv_safe
+from accounts.pages import keyset_page
 from accounts.permissions import MANAGE_AUDIENCES, VIEW, role_required
 from audiences import selectors, services
 from audiences.forms import AudienceForm
@@ -64,21 +65,16 @@ def audience_detail(request, audience_id):
     audience = selectors.get_audience_or_404(workspace=request.workspace, pk=audience_id)
     q = request.GET.get("q", "").strip()
     after = page_key(request.GET.get("after", ""))
-    before = page_key(request.GET.get("before", ""))
-    if after is not None:
-        members = selectors.audience_members(audience=audience, q=q, after=after)
-        rows = list(members[: PAGE_SIZE + 1])
-        has_next, has_prev = len(rows) > PAGE_SIZE, True
-        rows = rows[:PAGE_SIZE]
-    elif before is not None:
-        members = selectors.audience_members(audience=audience, q=q, before=before)
-        rows = list(members.order_by("id")[: PAGE_SIZE + 1])
-        has_prev, has_next = len(rows) > PAGE_SIZE, True
-        rows = list(reversed(rows[:PAGE_SIZE]))
-    else:
-        rows = list(selectors.audience_members(audience=audience, q=q)[: PAGE_SIZE + 1])
-        has_next, has_prev = len(rows) > PAGE_SIZE, False
-        rows = rows[:PAGE_SIZE]
+    before = page_key(request.GET.get("before", "")) if after is None else None
+    # audience_members puts the bound on both sides of its join (see there): bounded.
+    page = keyset_page(
+        selectors.audience_members(audience=audience, q=q, after=after, before=before),
+        after=after,
+        before=before,
+        size=PAGE_SIZE,
+        bounded=True,
+    )
+    rows = page.items
     for person in rows:
         person.member_source_label = SOURCE_LABELS.get(person.member_source, person.member_source)
     return render(
@@ -89,8 +85,8 @@ def audience_detail(request, audience_id):
             "rows": rows,
             "q": q,
             "qs": urlencode({"q": q}) if q else "",
-            "next_after": rows[-1].pk if rows and has_next else None,
-            "prev_before": rows[0].pk if rows and has_prev else None,
+            "next_after": page.next_key,
+            "prev_before": page.prev_key,
             "can_manage": request.membership.can(MANAGE_AUDIENCES),
             "rename_form": AudienceForm(initial={"name": audience.name}),
         },

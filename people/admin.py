@@ -6,6 +6,7 @@ from accounts.admin_scoping import (
     WorkspaceScopedResource,
 )
 from people.models import (
+    BUILTIN_FIELDS,
     AttributeDefinition,
     Company,
     ContactImport,
@@ -23,10 +24,7 @@ class PersonResource(WorkspaceScopedResource):
     class Meta:
         model = Person
         import_id_fields = ("workspace", "external_id")
-        fields = (
-            "workspace", "external_id", "email", "phone", "first_name", "last_name",
-            "gender", "country", "city", "address", "attributes",
-        )  # fmt: skip
+        fields = ("workspace", *BUILTIN_FIELDS[:-1], "attributes")  # company (a row) stays out
         use_bulk = True
         batch_size = 1000
 

@@ -11,10 +11,14 @@ from ninja.responses import Status
 
 from accounts.audit import Actor
 from config.api import CursorPagination, error_response
-from people import selectors, services
-from people.models import Channel, DncSource, TagSource
+from people import selectors
+from people.models import ContactChannel, DncSource, TagSource
 from people.normalize import InvalidAddress, normalize_address
 from people.schemas import PeopleRef, PersonOut, PushTokenSchema, with_person_related
+from people.services import dnc as dnc_services
+from people.services import events as event_services
+from people.services import people as person_services
+from people.services import tags as tag_services
 from segments.selectors import get_segment_or_404, segment_people
 
 router = Router()
@@ -76,7 +80,7 @@ def _person_out(workspace, external_id):
     )
 
 
-def _input_error(request, e: services.PersonInputError, loc_prefix=("body",)):
+def _input_error(request, e: person_services.PersonInputError, loc_prefix=("body",)):
     return error_response(
         request,
         422,
@@ -93,7 +97,7 @@ def _input_error(request, e: services.PersonInputError, loc_prefix=("body",)):
     "/people/batch", response=BatchOut, tags=["People"], summary="Upsert up to 1000 people"
 )
 def people_batch(request, payload: BatchIn):
-    result = services.person_upsert_batch(
+    result = person_services.person_upsert_batch(
         workspace=request.workspace, items=payload.people, actor=Actor.from_request(request)
     )
     return {
@@ -114,13 +118,13 @@ def person_put(request, external_id: str, payload: PersonIn):
     if not 1 <= len(external_id) <= 255:
         raise HttpError(422, "external_id must be 1-255 characters.")
     try:
-        _person, created = services.person_upsert(
+        _person, created = person_services.person_upsert(
             workspace=request.workspace,
             external_id=external_id,
             data=payload.model_dump(exclude_unset=True),
             actor=Actor.from_request(request),
         )
-    except services.PersonInputError as e:
+    except person_services.PersonInputError as e:
         return _input_error(request, e)
     return Status(201 if created else 200, _person_out(request.workspace, external_id))
 
@@ -140,7 +144,7 @@ def person_get(request, external_id: str):
 )
 def person_delete(request, external_id: str):
     person = selectors.get_person_or_404(workspace=request.workspace, external_id=external_id)
-    services.person_erase(person=person, actor=Actor.from_request(request))
+    person_services.person_erase(person=person, actor=Actor.from_request(request))
     return Status(204, None)
 
 
@@ -192,7 +196,7 @@ class EventFilters(Schema):
 
 @router.post("/events", response={202: EventsAccepted}, tags=["Events"], summary="Ingest events")
 def events_ingest(request, payload: EventsIn):
-    result = services.event_ingest_batch(
+    result = event_services.event_ingest_batch(
         workspace=request.workspace, items=payload.events, actor=Actor.from_request(request)
     )
     return Status(202, {"accepted": result.accepted, "errors": result.errors})
@@ -244,10 +248,10 @@ def tags_list(request):
 @router.post("/tags", response={201: TagOut}, tags=["Tags"], summary="Create a tag")
 def tags_create(request, payload: TagIn):
     try:
-        tag = services.tag_create(
+        tag = tag_services.tag_create(
             workspace=request.workspace, name=payload.name, actor=Actor.from_request(request)
         )
-    except services.TagExists as e:
+    except tag_services.TagExists as e:
         raise HttpError(409, str(e)) from None
     except ValueError as e:
         raise HttpError(422, str(e)) from None
@@ -256,7 +260,7 @@ def tags_create(request, payload: TagIn):
 
 @router.delete("/tags/{name}", response={204: None}, tags=["Tags"], summary="Delete a tag")
 def tags_delete(request, name: str):
-    services.tag_delete(
+    tag_services.tag_delete(
         tag=selectors.get_tag_or_404(workspace=request.workspace, name=name),
         actor=Actor.from_request(request),
     )
@@ -266,7 +270,7 @@ def tags_delete(request, name: str):
 @router.post("/tags/{name}/people", response=TagAssigned, tags=["Tags"], summary="Tag people")
 def tags_assign(request, name: str, payload: PeopleRef):
     try:
-        changed, unknown = services.tag_people_by_external_ids(
+        changed, unknown = tag_services.tag_people_by_external_ids(
             workspace=request.workspace,
             name=name,
             external_ids=payload.people,
@@ -281,7 +285,7 @@ def tags_assign(request, name: str, payload: PeopleRef):
 @router.delete("/tags/{name}/people", response=TagRemoved, tags=["Tags"], summary="Untag people")
 def tags_unassign(request, name: str, payload: PeopleRef):
     selectors.get_tag_or_404(workspace=request.workspace, name=name)
-    changed, unknown = services.tag_people_by_external_ids(
+    changed, unknown = tag_services.tag_people_by_external_ids(
         workspace=request.workspace,
         name=name,
         external_ids=payload.people,
@@ -336,7 +340,7 @@ def dnc_list(request, filters: Query[DncFilters]):
 )
 def dnc_add(request, payload: DncIn):
     try:
-        entry, created = services.dnc_add(
+        entry, created = dnc_services.dnc_add(
             workspace=request.workspace,
             channel=payload.channel,
             address=payload.address,
@@ -370,7 +374,7 @@ def dnc_check(request, params: Query[DncCheckIn]):
     summary="Remove an address",
 )
 def dnc_delete(request, channel: str, address: str):
-    if channel not in Channel.values:
+    if channel not in ContactChannel.values:
         raise HttpError(404, f"“{channel}” is not a channel (email, sms or push).")
     try:
         normalized = normalize_address(channel, address)
@@ -383,5 +387,5 @@ def dnc_delete(request, channel: str, address: str):
     )
     if entry is None:
         raise HttpError(404, "That address is not on the list.")
-    services.dnc_remove(entry=entry, actor=Actor.from_request(request))
+    dnc_services.dnc_remove(entry=entry, actor=Actor.from_request(request))
     return Status(204, None)

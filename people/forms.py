@@ -4,7 +4,7 @@ import re
 from django import forms
 
 from config.forms import StyledFormMixin
-from people.models import AttributeType, Channel
+from people.models import AttributeType, ContactChannel
 from people.selectors import QuickFilters
 from segments.rules.operators import OP_LABELS, offered_ops, op_label, value_kind
 from segments.rules.schema import RELATIVE_UNITS
@@ -59,7 +59,7 @@ class TagForm(StyledFormMixin, forms.Form):
 
 
 class DncAddForm(StyledFormMixin, forms.Form):
-    channel = forms.ChoiceField(choices=Channel.choices)
+    channel = forms.ChoiceField(choices=ContactChannel.choices)
     address = forms.CharField(
         max_length=512, help_text="An email, a phone number with country code, or a push token."
     )
@@ -67,7 +67,7 @@ class DncAddForm(StyledFormMixin, forms.Form):
 
 
 class DncImportForm(StyledFormMixin, forms.Form):
-    channel = forms.ChoiceField(choices=Channel.choices)
+    channel = forms.ChoiceField(choices=ContactChannel.choices)
     file = forms.FileField(help_text="CSV or text: one address per line (first column).")
     reason = forms.CharField(max_length=255, required=False)
 

@@ -10,12 +10,14 @@ from django.core.exceptions import ValidationError
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.audit import Actor
 from accounts.jobs import FINISHED, JobStatus, media_path
 from accounts.permissions import MANAGE_PEOPLE, role_required
+from audiences.imports.uploads import limit_uploads
 from people.imports import selectors, services
 from people.imports.forms import AnalyzeForm, UploadForm
 from people.imports.rows import FIELD_LABELS
@@ -24,9 +26,34 @@ from people.models import ContactImport
 TEMPLATE = "people/imports/detail.html"
 
 
-@role_required(MANAGE_PEOPLE)
+@role_required(MANAGE_PEOPLE)  # refuses without reading the body
+@csrf_exempt  # checked by _contact_import_new, once the upload limit is in place
 def contact_import_new(request):
+    """The role is checked before the body is read: CsrfViewMiddleware would read (and
+    store) the whole upload to find its token, so the CSRF check comes after the size
+    limit, CONTACT_IMPORT_MAX_BYTES, which applies while the body is read."""
+    if request.method == "POST":
+        limit_uploads(request, settings.CONTACT_IMPORT_MAX_BYTES)
+    return _contact_import_new(request)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):,.1f} MB"
+
+
+@csrf_protect
+def _contact_import_new(request):
     form = UploadForm(request.POST or None, request.FILES or None)
+    over = getattr(request, "upload_over_limit", None)
+    if over:
+        form.is_valid()
+        form.errors.pop("file", None)
+        form.add_error(
+            "file",
+            f"The file is {_megabytes(over)}; contact imports take files up to "
+            f"{_megabytes(settings.CONTACT_IMPORT_MAX_BYTES)}. Split it into smaller files.",
+        )
+        return _render_new(request, form, status=413)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.contact_import_create(
@@ -39,6 +66,10 @@ def contact_import_new(request):
             form.add_error("file", e)
         else:
             return redirect("contact_import_detail", import_id=job.id)
+    return _render_new(request, form)
+
+
+def _render_new(request, form, status=200):
     return render(
         request,
         "people/imports/new.html",
@@ -47,6 +78,7 @@ def contact_import_new(request):
             "imports": selectors.contact_import_list(workspace=request.workspace),
             "max_mb": settings.CONTACT_IMPORT_MAX_BYTES // (1024 * 1024),
         },
+        status=status,
     )
 
 

@@ -241,7 +241,7 @@ class PersonTag(WorkspaceOwned):
         ]
 
 
-class Channel(models.TextChoices):
+class ContactChannel(models.TextChoices):
     EMAIL = "email", "Email"
     SMS = "sms", "SMS"
     PUSH = "push", "Push"
@@ -259,7 +259,7 @@ class DncSource(models.TextChoices):
 class DoNotContact(WorkspaceOwned):
     """An address that must never be contacted on a channel. Addresses are normalized."""
 
-    channel = models.CharField(max_length=8, choices=Channel.choices)
+    channel = models.CharField(max_length=8, choices=ContactChannel.choices)
     address = models.CharField(max_length=512)
     reason = models.CharField(max_length=255, blank=True, default="")
     source = models.CharField(max_length=16, choices=DncSource.choices, default=DncSource.MANUAL)

@@ -9,17 +9,15 @@ from audiences import selectors as audience_selectors
 from people import selectors
 from people.attributes import BUILTIN_ATTRIBUTES
 from people.forms import (
-    OPERATORS,
-    OPS_BY_TYPE,
     BuilderError,
     QuickFilterForm,
     apply_builder_action,
     builder_tree,
     parse_builder,
-    value_kind,
     whole_number,
 )
 from segments.rules import RuleError, compile_rules, parse_rules
+from segments.rules.operators import offered_ops, op_choices, value_kind
 
 
 def _attribute_types(workspace) -> dict[str, str]:
@@ -102,7 +100,7 @@ class FilteredPeople:
             out_rows = []
             for r, row in enumerate(rows or [{}]):
                 attr_type = self.types.get(row.get("attribute", ""), "")
-                ops = OPS_BY_TYPE.get(attr_type, [])
+                ops = offered_ops(attr_type)
                 op = row.get("op") if row.get("op") in ops else (ops[0] if ops else "")
                 error = (
                     self.builder_error.message
@@ -117,7 +115,7 @@ class FilteredPeople:
                         "row": row,
                         "type": attr_type,
                         "op": op,
-                        "ops": [(o, OPERATORS[o]) for o in ops],
+                        "ops": op_choices(ops),
                         "kind": value_kind(attr_type, op) if op else "none",
                         "error": error,
                     }

@@ -10,8 +10,8 @@ from django.http import Http404
 
 from people.models import (
     AttributeDefinition,
-    Channel,
     Company,
+    ContactChannel,
     DoNotContact,
     Event,
     EventType,
@@ -196,11 +196,11 @@ def blocked_condition(*, workspace, channel: str) -> Exists:
     the same forms as Do Not Contact addresses, so the match is a plain equality.
     """
     dnc = DoNotContact.objects.filter(workspace=workspace, channel=channel)
-    if channel == Channel.EMAIL:
+    if channel == ContactChannel.EMAIL:
         return Exists(dnc.filter(address=OuterRef("email")))
-    if channel == Channel.SMS:
+    if channel == ContactChannel.SMS:
         return Exists(dnc.filter(address=OuterRef("phone")))
-    if channel == Channel.PUSH:
+    if channel == ContactChannel.PUSH:
         return Exists(
             PushToken.objects.filter(
                 workspace=workspace,
@@ -223,13 +223,13 @@ def dnc_status(*, workspace, person) -> dict[str, bool]:
         .annotate(
             **{
                 f"blocked_{c}": blocked_condition(workspace=workspace, channel=c)
-                for c in Channel.values
+                for c in ContactChannel.values
             }
         )
-        .values(*(f"blocked_{c}" for c in Channel.values))
+        .values(*(f"blocked_{c}" for c in ContactChannel.values))
         .get()
     )
-    return {c: annotated[f"blocked_{c}"] for c in Channel.values}
+    return {c: annotated[f"blocked_{c}"] for c in ContactChannel.values}
 
 
 @dataclass

@@ -2,11 +2,10 @@
 
 import csv
 from datetime import datetime
-from functools import wraps
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,14 +16,18 @@ from django.views.decorators.http import require_POST
 from accounts.audit import Actor
 from accounts.csv_safe import Echo
 from accounts.csv_safe import escape_cell as csv_safe
+from accounts.pages import keyset_page
 from accounts.permissions import MANAGE_PEOPLE, VIEW, role_required
 from audiences import selectors as audience_selectors
 from audiences.imports.uploads import limit_uploads
-from people import selectors, services
+from people import selectors
 from people.forms import AttributeForm, DncAddForm, DncImportForm, TagForm, whole_number
-from people.models import AttributeType, Channel, DncSource, TagSource
+from people.models import AttributeType, ContactChannel, DncSource, TagSource
 from people.normalize import InvalidAddress
 from people.selection import FilteredPeople, page_key, selected_people
+from people.services import attributes as attribute_services
+from people.services import dnc as dnc_services
+from people.services import tags as tag_services
 from segments.explain import segment_explanations
 
 PAGE_SIZE = 50
@@ -50,20 +53,13 @@ EXPORT_FIELDS = [
 def people_list(request):
     view = FilteredPeople(request, request.GET)
     people = view.people
-    after = page_key(request.GET.get("after", ""))
-    before = page_key(request.GET.get("before", ""))
-    if after is not None:
-        rows = list(people.filter(id__lt=after)[: PAGE_SIZE + 1])
-        has_next, has_prev = len(rows) > PAGE_SIZE, True
-        rows = rows[:PAGE_SIZE]
-    elif before is not None:
-        rows = list(people.filter(id__gt=before).order_by("id")[: PAGE_SIZE + 1])
-        has_prev, has_next = len(rows) > PAGE_SIZE, True
-        rows = list(reversed(rows[:PAGE_SIZE]))
-    else:
-        rows = list(people[: PAGE_SIZE + 1])
-        has_next, has_prev = len(rows) > PAGE_SIZE, False
-        rows = rows[:PAGE_SIZE]
+    page = keyset_page(
+        people,
+        after=page_key(request.GET.get("after", "")),
+        before=page_key(request.GET.get("before", "")),
+        size=PAGE_SIZE,
+    )
+    rows = page.items
     tags = selectors.tag_names_by_person(people=rows)
     for person in rows:
         person.tag_names = tags[person.pk]
@@ -72,8 +68,8 @@ def people_list(request):
         "form": view.form,
         "rows": rows,
         "count": selectors.count_people(people),
-        "next_after": rows[-1].pk if rows and has_next else None,
-        "prev_before": rows[0].pk if rows and has_prev else None,
+        "next_after": page.next_key,
+        "prev_before": page.prev_key,
         "qs": view.querystring,
         "attribute_choices": sorted(view.types),
         "large_selection": LARGE_SELECTION,
@@ -98,7 +94,7 @@ def people_bulk_tags(request):
         return redirect(back)
     try:
         if action == "add":
-            tag, changed = services.tag_assign_by_name(
+            tag, changed = tag_services.tag_assign_by_name(
                 workspace=request.workspace,
                 name=name,
                 people=people,
@@ -108,7 +104,7 @@ def people_bulk_tags(request):
             messages.success(request, f"Tagged {changed:,} people with “{tag.name}”.")
         else:
             tag = selectors.get_tag_or_404(workspace=request.workspace, name=name)
-            changed = services.tags_unassign(
+            changed = tag_services.tags_unassign(
                 workspace=request.workspace,
                 tag=tag,
                 people=people,
@@ -219,7 +215,7 @@ def person_tag_add(request, person_id):
     person = selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
     form = TagForm(request.POST)
     if form.is_valid():
-        tag, _changed = services.tag_assign_by_name(
+        tag, _changed = tag_services.tag_assign_by_name(
             workspace=ws,
             name=form.cleaned_data["name"],
             people=selectors.person_list(workspace=ws).filter(pk=person.pk),
@@ -237,7 +233,7 @@ def person_tag_remove(request, person_id, tag_id):
     ws = request.workspace
     person = selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
     tag = selectors.get_tag_by_id_or_404(workspace=ws, pk=tag_id)
-    services.tags_unassign(
+    tag_services.tags_unassign(
         workspace=ws,
         tag=tag,
         people=selectors.person_list(workspace=ws).filter(pk=person.pk),
@@ -255,18 +251,20 @@ def person_dnc_add(request, person_id):
     person = selectors.get_person_by_id_or_404(workspace=ws, pk=person_id)
     channel = request.POST.get("channel")
     addresses = {
-        Channel.EMAIL: [person.email],
-        Channel.SMS: [person.phone],
-        Channel.PUSH: [t.token for t in person.push_tokens.all()],
+        ContactChannel.EMAIL: [person.email],
+        ContactChannel.SMS: [person.phone],
+        ContactChannel.PUSH: [t.token for t in person.push_tokens.all()],
     }.get(channel)
     if addresses is None:
         return HttpResponseBadRequest("Unknown channel.")
     addresses = [a for a in addresses if a]
     if not addresses:
-        messages.error(request, f"{person} has no {Channel(channel).label} address to block.")
+        messages.error(
+            request, f"{person} has no {ContactChannel(channel).label} address to block."
+        )
     for address in addresses:
         try:
-            services.dnc_add(
+            dnc_services.dnc_add(
                 workspace=ws,
                 channel=channel,
                 address=address,
@@ -278,7 +276,7 @@ def person_dnc_add(request, person_id):
             messages.error(request, str(e))
         else:
             messages.success(
-                request, f"{address} is on the {Channel(channel).label} Do Not Contact list."
+                request, f"{address} is on the {ContactChannel(channel).label} Do Not Contact list."
             )
     return redirect("person_detail", person_id=person.pk)
 
@@ -292,7 +290,7 @@ def tag_list(request):
     form = TagForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            tag = services.tag_create(
+            tag = tag_services.tag_create(
                 workspace=ws, name=form.cleaned_data["name"], actor=Actor.from_request(request)
             )
         except ValueError as e:
@@ -312,7 +310,7 @@ def tag_list(request):
 @role_required(MANAGE_PEOPLE)
 def tag_delete(request, tag_id):
     tag = selectors.get_tag_by_id_or_404(workspace=request.workspace, pk=tag_id)
-    count = services.tag_delete(tag=tag, actor=Actor.from_request(request))
+    count = tag_services.tag_delete(tag=tag, actor=Actor.from_request(request))
     messages.success(request, f"Tag “{tag.name}” deleted and removed from {count:,} people.")
     return redirect("tag_list")
 
@@ -324,12 +322,12 @@ def tag_delete(request, tag_id):
 def dnc_list(request):
     ws = request.workspace
     channel = request.GET.get("channel", "")
-    channel = channel if channel in Channel.values else ""
+    channel = channel if channel in ContactChannel.values else ""
     q = request.GET.get("q", "")
-    form = DncAddForm(request.POST or None, initial={"channel": channel or Channel.EMAIL})
+    form = DncAddForm(request.POST or None, initial={"channel": channel or ContactChannel.EMAIL})
     if request.method == "POST" and form.is_valid():
         try:
-            entry, created = services.dnc_add(
+            entry, created = dnc_services.dnc_add(
                 workspace=ws,
                 channel=form.cleaned_data["channel"],
                 address=form.cleaned_data["address"],
@@ -348,44 +346,24 @@ def dnc_list(request):
             )
             return redirect(f"{reverse('dnc_list')}?channel={entry.channel}")
     entries = selectors.dnc_list(workspace=ws, channel=channel or None, q=q)
-    after = page_key(request.GET.get("after", ""))
-    if after is not None:
-        entries = entries.filter(id__lt=after)
-    page = list(entries.order_by("-id")[:101])
+    page = keyset_page(entries, after=page_key(request.GET.get("after", "")), size=100)
     return render(
         request,
         "people/dnc_list.html",
         {
             "form": form,
-            "import_form": DncImportForm(initial={"channel": channel or Channel.EMAIL}),
-            "entries": page[:100],
-            "next_after": page[99].pk if len(page) > 100 else None,
+            "import_form": DncImportForm(initial={"channel": channel or ContactChannel.EMAIL}),
+            "entries": page.items,
+            "next_after": page.next_key,
             "channel": channel,
             "q": q,
-            "channels": Channel.choices,
+            "channels": ContactChannel.choices,
         },
     )
 
 
-def _unread_when_refused(view):
-    """A refused upload is never read: Django's 403 page (requires_csrf_token) would
-    otherwise read and store the whole body to look for a CSRF token that no longer
-    matters; marking the CSRF check as done spares it."""
-
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        except PermissionDenied:
-            request.csrf_processing_done = True
-            raise
-
-    return wrapped
-
-
 @require_POST
-@_unread_when_refused
-@role_required(MANAGE_PEOPLE)
+@role_required(MANAGE_PEOPLE)  # refuses without reading the body
 @csrf_exempt  # checked by _dnc_import, once the upload limit is in place
 def dnc_import(request):
     """The role is checked before the body is read: CsrfViewMiddleware would read (and
@@ -403,13 +381,13 @@ def _dnc_import(request):
     over = getattr(request, "upload_over_limit", None)
     if over:
         form.is_valid()
-        form.add_error("file", services.dnc_import_too_large(None))
+        form.add_error("file", dnc_services.dnc_import_too_large(None))
         context = {"form": form, "report": None}
         return render(request, "people/dnc_import_result.html", context, status=413)
     report = None
     if form.is_valid():
         try:
-            report = services.dnc_import_file(
+            report = dnc_services.dnc_import_file(
                 workspace=ws,
                 channel=form.cleaned_data["channel"],
                 file=form.cleaned_data["file"],
@@ -425,7 +403,7 @@ def _dnc_import(request):
 @role_required(MANAGE_PEOPLE)
 def dnc_remove(request, dnc_id):
     entry = selectors.get_dnc_or_404(workspace=request.workspace, pk=dnc_id)
-    services.dnc_remove(entry=entry, actor=Actor.from_request(request))
+    dnc_services.dnc_remove(entry=entry, actor=Actor.from_request(request))
     messages.success(
         request, f"{entry.address} removed from Do Not Contact ({entry.get_channel_display()})."
     )
@@ -440,7 +418,7 @@ def attribute_list(request):
     ws = request.workspace
     form = AttributeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        d = services.attribute_declare(
+        d = attribute_services.attribute_declare(
             workspace=ws,
             key=form.cleaned_data["key"],
             type=form.cleaned_data["type"],

@@ -24,7 +24,10 @@ class SegmentAdmin(WorkspaceScopedAdmin):
     list_display = ("name", "kind", "people_count", "computed_at", "refresh_status", "workspace")
     list_filter = ("kind", "refresh_status")
     search_fields = ("name",)
-    readonly_fields = ("people_count", "computed_at", "refresh_status", "refresh_error")
+    # The rules are shown, not edited: rule writes go through segments.services, which
+    # parses them (segments.rules.schema.parse_rules), checks for cycles and recomputes
+    # the members; a JSON edit here would store a tree nothing ever checked.
+    readonly_fields = ("rules", "people_count", "computed_at", "refresh_status", "refresh_error")
 
     def has_import_permission(self, request):
         # Export only: a segment is written by segments.services (rules parsed and checked

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
+from accounts.services import workspace_create
 from audiences.models import MemberSource
 from audiences.services import (
     audience_add_people,
@@ -530,8 +531,23 @@ def segment_to_audience(
     return changed
 
 
+def workspace_setup(
+    *, name: str, owner, actor: Actor, time_zone: str = "UTC", slug: str | None = None
+):
+    """A new workspace (accounts' workspace_create: owner, audit "workspace.create") with
+    its built-in segments, in one transaction: every workspace has them from its first
+    moment. Here, not in accounts, because accounts sits below segments in the app chain."""
+    with transaction.atomic():
+        workspace = workspace_create(
+            name=name, owner=owner, actor=actor, time_zone=time_zone, slug=slug
+        )
+        ensure_predefined(workspace=workspace)
+    return workspace
+
+
 def ensure_predefined(*, workspace) -> None:
-    """The built-in segments every workspace has (idempotent)."""
+    """The built-in segments every workspace has (idempotent). Called by workspace_setup,
+    seed_demo and the test factories; nothing creates them behind a caller's back."""
     for key, (name, rules) in PREDEFINED.items():
         if Segment.objects.for_workspace(workspace).filter(predefined=key).exists():
             continue

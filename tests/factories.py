@@ -3,6 +3,7 @@ from factory.django import DjangoModelFactory
 
 from accounts.models import Membership, Role, User, Workspace
 from people.models import Person
+from segments.services import ensure_predefined
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -25,10 +26,18 @@ class UserFactory(DjangoModelFactory):
 class WorkspaceFactory(DjangoModelFactory):
     class Meta:
         model = Workspace
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Workspace {n}")
     slug = factory.Sequence(lambda n: f"workspace-{n}")
     time_zone = "UTC"
+
+    @factory.post_generation
+    def predefined(obj, create, extracted, **kwargs):
+        """The built-in segments, as workspace_setup gives every real workspace
+        (`WorkspaceFactory(predefined=False)` for one without them)."""
+        if create and extracted is not False:
+            ensure_predefined(workspace=obj)
 
 
 class MembershipFactory(DjangoModelFactory):

@@ -158,7 +158,10 @@ def test_make_run_starts_the_embedded_pair_from_scratch_and_keeps_the_data(tmp_p
         assert run.ctrl_c() == 0
         assert "stopping the embedded servers" in run.output()
         assert "Traceback" not in run.output()
-        assert psutil.wait_procs(_servers_on(var), timeout=60)[1] == []
+        # A fast stop flushes the demo's data to disk: on a machine busy with other work that
+        # can take a while, and the launcher waits for it (then stops it immediately).
+        left = psutil.wait_procs(_servers_on(var), timeout=120)[1]
+        assert left == [], f"{left} still run after:\n{run.output()[-2000:]}"
         assert not (var / "run.json").exists()
     finally:
         run.kill()

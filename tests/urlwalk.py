@@ -15,7 +15,7 @@ from accounts.audit import Actor
 from accounts.services import api_key_create
 from audiences.models import TargetAudience
 from people.models import ContactImport, Tag
-from people.services import dnc_add
+from people.services.dnc import dnc_add
 from segments.models import Segment
 from tests.audiences.makers import finished_dry_run
 from tests.factories import MembershipFactory, PersonFactory

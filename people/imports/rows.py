@@ -8,8 +8,13 @@ import json
 import re
 from dataclasses import dataclass
 
-from people.attributes import KEY_PATTERN, AttributeTypeError, parse_text_value
-from people.models import BUILTIN_FIELDS, AttributeType, Company, Person
+from people.attributes import (
+    BUILTIN_ATTRIBUTES,
+    KEY_PATTERN,
+    AttributeTypeError,
+    parse_text_value,
+)
+from people.models import BUILTIN_FIELD_LABELS, BUILTIN_FIELDS, AttributeType, Company, Person
 from people.normalize import InvalidAddress, normalize_email, normalize_phone
 
 DEDUPE_KEYS = ["external_id", "email", "phone"]
@@ -17,27 +22,13 @@ IGNORE = "ignore"
 ATTRIBUTE = "attribute"
 
 # The columns of a staging row, in COPY order (see staging.py).
-STAGE_COLUMNS = [
-    "line", "key", "external_id", "email", "phone", "first_name", "last_name", "gender",
-    "country", "city", "address", "company", "attributes",
-]  # fmt: skip
+STAGE_COLUMNS = ["line", "key", *BUILTIN_FIELDS, "attributes"]
 _SLOT = {name: i for i, name in enumerate(STAGE_COLUMNS[1:])}  # row tuple without `line`
-FIELD_LABELS = {
-    "external_id": "External ID",
-    "email": "Email",
-    "phone": "Phone",
-    "first_name": "First name",
-    "last_name": "Last name",
-    "gender": "Gender",
-    "country": "Country",
-    "city": "City",
-    "address": "Address",
-    "company": "Company",
-}
+FIELD_LABELS = BUILTIN_FIELD_LABELS
 MAX_LENGTH = {name: Person._meta.get_field(name).max_length for name in BUILTIN_FIELDS[:-1]}
 MAX_LENGTH["company"] = Company._meta.get_field("name").max_length
 # Names a custom attribute may not take: they are built-in attributes of the rule tree.
-RESERVED_KEYS = set(BUILTIN_FIELDS) | {"created_at", "updated_at", "id", "tags", "audiences"}
+RESERVED_KEYS = set(BUILTIN_ATTRIBUTES) | {"updated_at", "id", "tags", "audiences"}
 
 TYPE_PHRASES = {
     AttributeType.NUMBER: "a number",

@@ -23,15 +23,13 @@ from people.imports import staging
 from people.imports.checking import helper_count, stage_file
 from people.imports.report import error_report
 from people.imports.rows import ATTRIBUTE, IGNORE, MappedColumn, apply_definitions
-from people.models import AttributeDefinition, ContactImport, TagSource
+from people.models import BUILTIN_FIELDS, AttributeDefinition, ContactImport, TagSource
 
 logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY = 50_000  # rows between two progress updates (and two COPY statements)
 
-_TEXT_FIELDS = [
-    "email", "phone", "first_name", "last_name", "gender", "country", "city", "address",
-]  # fmt: skip
+_TEXT_FIELDS = [f for f in BUILTIN_FIELDS if f not in ("external_id", "company")]
 
 
 @dataclass

@@ -413,3 +413,19 @@ def test_api_key_export_leaves_the_hash_out(workspace):
     request.user = _staff(workspace, superuser=True)
     (resource_class,) = model_admin.get_export_resource_classes(request)
     assert "key_hash" not in resource_class(user=request.user).get_export_headers()
+
+
+def test_segment_rules_are_read_only_in_the_change_form(client, workspace):
+    # Rule writes go through segments.services (parsed, checked for cycles, members
+    # recomputed); the admin must not store a rule tree it never parsed.
+    rules = {"all": [{"attr": "city", "op": "eq", "value": "London"}]}
+    segment = Segment.objects.create(workspace=workspace, name="London", kind="query", rules=rules)
+    client.force_login(_staff(workspace, perms=_model_perms("segments.segment", *ALL)))
+    url = f"/admin/segments/segment/{segment.pk}/change/"
+    page = client.get(url)
+    assert "rules" not in page.context["adminform"].form.fields
+    data = {**_change_form_data(page), "rules": '{"nonsense": true}', "name": "Renamed"}
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    segment.refresh_from_db()
+    assert segment.name == "Renamed" and segment.rules == rules

@@ -14,7 +14,9 @@ from audiences.models import TargetAudience
 from audiences.services import audience_create
 from config.api_urls import api
 from people.models import DoNotContact, Person, Tag
-from people.services import dnc_add, person_upsert, tag_create
+from people.services.dnc import dnc_add
+from people.services.people import person_upsert
+from people.services.tags import tag_create
 from segments.models import Segment
 from segments.services import segment_create
 from tests.factories import UserFactory

@@ -5,6 +5,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import ApiKey, Membership, Role, User, Workspace
 from people.models import Person
+from segments.models import Segment
 
 
 def test_create_workspace_creates_the_owner_and_prints_the_slug(db):
@@ -17,6 +18,7 @@ def test_create_workspace_creates_the_owner_and_prints_the_slug(db):
     ws = Workspace.objects.get(slug=slug)
     owner = User.objects.get(email="boss@northwind.test")
     assert Membership.objects.get(workspace=ws, user=owner).role == Role.OWNER
+    assert Segment.objects.for_workspace(ws).exclude(predefined="").count() == 2
 
 
 def test_create_workspace_refuses_a_bad_email(db):
@@ -57,3 +59,12 @@ def test_seed_demo_is_idempotent(db):
     assert counts[0] == 2 and counts[3] >= 2000
     roles = set(Membership.objects.values_list("role", flat=True))
     assert roles == set(Role.values)
+
+
+def test_seed_demo_makes_nobody_staff(db):
+    # Tenant admins do not need the Django admin: its pages hold every workspace's rows.
+    call_command("seed_demo", stdout=StringIO())
+    users = User.objects.filter(email__endswith="@demo.herald")
+    assert users.filter(email__startswith="owner").exists()
+    assert not users.filter(is_staff=True).exists()
+    assert not users.filter(is_superuser=True).exists()

@@ -6,6 +6,7 @@ import pytest
 
 from accounts.audit import Actor
 from accounts.models import ApiKey, Membership, Role, Workspace
+from segments.models import Segment
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 
@@ -39,6 +40,20 @@ def test_a_user_without_workspace_is_sent_to_create_one(client, db):
     assert "<h1>Fresh Start</h1>" in created.text
     ws = Workspace.objects.get(name="Fresh Start")
     assert Membership.objects.get(workspace=ws, user=user).role == Role.OWNER
+    assert set(Segment.objects.for_workspace(ws).values_list("predefined", flat=True)) == {
+        "active_mobile_users",
+        "inactive_mobile_users",
+    }
+
+
+def test_workspace_setup_gives_the_built_in_segments_and_no_signal_does(owner):
+    from accounts.services import workspace_create
+    from segments.services import workspace_setup
+
+    bare = workspace_create(name="Bare", owner=owner, actor=Actor(system="tests"))
+    assert not Segment.objects.for_workspace(bare).exists()  # no hidden write on save
+    ws = workspace_setup(name="Set up", owner=owner, actor=Actor(system="tests"))
+    assert Segment.objects.for_workspace(ws).exclude(predefined="").count() == 2
 
 
 def test_workspace_settings_save_name_and_time_zone(owner_client, workspace):

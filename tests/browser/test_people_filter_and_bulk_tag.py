@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from accounts.audit import Actor
 from accounts.models import Role
 from people.models import Person, PersonTag
-from people.services import tag_get_or_create, tags_assign
+from people.services.tags import tag_get_or_create, tags_assign
 from tests.factories import (
     PASSWORD,
     MembershipFactory,

@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from accounts.audit import Actor
 from accounts.models import Role
 from people.models import DoNotContact
-from people.services import person_upsert
+from people.services.people import person_upsert
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -11,7 +11,8 @@ from playwright.sync_api import expect
 from accounts.audit import Actor
 from accounts.models import Role
 from audiences.models import AudienceMember
-from people.services import event_ingest_batch, person_upsert
+from people.services.events import event_ingest_batch
+from people.services.people import person_upsert
 from segments.models import Segment, SegmentKind
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
 

@@ -4,7 +4,7 @@ OR between groups) compiled by the segment compiler."""
 import pytest
 
 from accounts.audit import Actor
-from people.services import person_upsert
+from people.services.people import person_upsert
 
 
 @pytest.fixture

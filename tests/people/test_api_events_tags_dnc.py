@@ -150,7 +150,8 @@ def test_dnc_check_list_and_delete(api_client, workspace):
 
 def test_blocked_people_selector_is_set_based(workspace, django_assert_num_queries):
     from people.selectors import blocked_people, person_list
-    from people.services import dnc_add, person_upsert
+    from people.services.dnc import dnc_add
+    from people.services.people import person_upsert
 
     person_upsert(
         workspace=workspace,

@@ -6,7 +6,7 @@ import pytest
 
 from accounts.audit import Actor
 from people.models import AttributeDefinition, Person, PushToken
-from people.services import dnc_add
+from people.services.dnc import dnc_add
 from tests.factories import PersonFactory
 
 

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.audit import Actor
@@ -1026,6 +1027,36 @@ def test_a_viewer_cannot_open_the_import_pages(workspace, member_client):
     urls += [f"/people/import/{job.id}/progress/", f"/people/import/{job.id}/errors.csv"]
     for url in urls:
         assert client.get(url).status_code == 403, url
+
+
+def test_an_upload_over_the_limit_is_refused_while_streamed_and_nothing_stored(
+    workspace, ops_user, client, media, settings, enqueued
+):
+    settings.CONTACT_IMPORT_MAX_BYTES = 1024 * 1024
+    client.force_login(ops_user)
+    data = b"email\n" + b"person@x.test\n" * 160_000  # ~2.2 MB
+    response = client.post("/people/import/", {"file": SimpleUploadedFile("big.csv", data)})
+    assert response.status_code == 413
+    assert response.context["form"].errors["file"] == [
+        "The file is 2.1 MB; contact imports take files up to 1.0 MB. Split it into smaller files."
+    ]
+    assert "contact imports take files up to 1.0 MB" in response.content.decode()
+    assert not ContactImport.objects.exists() and enqueued == []
+    assert not media.exists() or not list(media.rglob("*"))
+
+
+def test_the_upload_still_checks_csrf_after_installing_the_limit(workspace, ops_user, enqueued):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ops_user)
+    file = SimpleUploadedFile("people.csv", CSV.encode())
+    assert client.post("/people/import/", {"file": file}).status_code == 403  # no token
+    assert not ContactImport.objects.exists()
+    client.get("/people/import/")
+    token = client.cookies["csrftoken"].value
+    file = SimpleUploadedFile("people.csv", CSV.encode())
+    response = client.post("/people/import/", {"file": file, "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert ContactImport.objects.for_workspace(workspace).count() == 1
 
 
 def test_another_workspaces_import_is_not_found(workspace, other_workspace, ops_user, client):

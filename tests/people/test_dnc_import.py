@@ -1,4 +1,4 @@
-"""The Do Not Contact CSV import (people.views.dnc_import, people.services.dnc_import):
+"""The Do Not Contact CSV import (people.views.dnc_import, people.services.dnc.dnc_import):
 the role is checked before the body is read, the upload is streamed to disk under the
 contact import's size limit, the file is read line by line and staged in batches, and
 every line that cannot be imported is reported with its number and reason."""
@@ -10,10 +10,10 @@ from django.http import multipartparser
 from django.test import Client
 
 from accounts.audit import Actor
-from people import services
 from people.imports import staging
 from people.models import DoNotContact
-from people.services import dnc_add
+from people.services import dnc as dnc_services
+from people.services.dnc import dnc_add
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_a_line_over_the_line_limit_is_skipped_and_reported(ops_client, workspac
 
 
 def test_addresses_are_staged_in_batches_and_counted_once(ops_client, workspace, monkeypatch):
-    monkeypatch.setattr(services, "DNC_IMPORT_BATCH", 2)
+    monkeypatch.setattr(dnc_services, "DNC_IMPORT_BATCH", 2)
     written = []
     real_write = staging.Stage.write_data
 

@@ -8,7 +8,7 @@ from django.db import connection
 
 from accounts.audit import Actor
 from people.models import Event, EventType, Person
-from people.services import event_ingest_batch
+from people.services.events import event_ingest_batch
 
 
 @pytest.mark.django_db(transaction=True)

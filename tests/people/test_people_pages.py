@@ -7,13 +7,10 @@ import pytest
 
 from accounts.audit import Actor
 from people.models import AttributeDefinition, DoNotContact, Person, PersonTag, Tag
-from people.services import (
-    dnc_add,
-    event_ingest_batch,
-    person_upsert,
-    tag_get_or_create,
-    tags_assign,
-)
+from people.services.dnc import dnc_add
+from people.services.events import event_ingest_batch
+from people.services.people import person_upsert
+from people.services.tags import tag_get_or_create, tags_assign
 from tests.factories import PersonFactory
 
 
@@ -369,7 +366,7 @@ def test_attribute_types_are_declared_in_the_ui(ops_client, workspace):
     ops_client.post("/people/attributes/", {"key": "score", "type": "number", "label": "Score"})
     d = AttributeDefinition.objects.for_workspace(workspace).get(key="score")
     assert (d.type, d.inferred) == ("number", False)
-    from people.services import PersonInputError
+    from people.services.people import PersonInputError
 
     with pytest.raises(PersonInputError, match="number"):
         person_upsert(

@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 
 from accounts.audit import Actor
 from people.models import Person
-from people.services import person_upsert
+from people.services.people import person_upsert
 from segments.models import Segment, SegmentKind
 from segments.selectors import segment_list
 from segments.services import segment_create, static_members_change

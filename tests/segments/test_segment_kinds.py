@@ -8,7 +8,8 @@ import pytest
 from accounts.audit import Actor
 from audiences.models import TargetAudience
 from people.models import Person
-from people.services import event_ingest_batch, person_upsert
+from people.services.events import event_ingest_batch
+from people.services.people import person_upsert
 from segments.models import RefreshStatus, Segment, SegmentKind, SegmentMember
 from segments.rules import RuleError
 from segments.selectors import segment_contains, segment_people

@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.audit import Actor
-from people.services import event_ingest_batch, person_upsert
+from people.services.events import event_ingest_batch
+from people.services.people import person_upsert
 from segments.models import Segment
 from segments.services import claim_due_segments, segment_create
 from segments.tasks import refresh_due_segments_task

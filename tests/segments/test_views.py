@@ -16,7 +16,10 @@ from audiences.models import TargetAudience
 from audiences.services import audience_create
 from people.models import Person
 from people.selectors import Counted
-from people.services import attribute_declare, event_ingest_batch, person_upsert, tags_assign
+from people.services.attributes import attribute_declare
+from people.services.events import event_ingest_batch
+from people.services.people import person_upsert
+from people.services.tags import tags_assign
 from segments.explain import segment_explanations
 from segments.forms import MAX_NODES, RuleBuilder, make_catalogue
 from segments.models import RefreshStatus, Segment, SegmentKind, SegmentMember, SegmentRefresh

@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.audit import Actor
-from accounts.services import workspace_create
+from segments.services import workspace_setup
 
 
 class Command(BaseCommand):
@@ -29,7 +29,7 @@ class Command(BaseCommand):
                 "“Forgot your password?” on the sign-in page."
             )
         try:
-            workspace = workspace_create(
+            workspace = workspace_setup(
                 name=name,
                 owner=user,
                 time_zone=time_zone,

@@ -26,9 +26,11 @@ from people.imports.services import (
     contact_import_run,
 )
 from people.models import Company, ContactImport, Person
-from people.services import attribute_declare, event_ingest_batch, tag_get_or_create, tags_assign
+from people.services.attributes import attribute_declare
+from people.services.events import event_ingest_batch
+from people.services.tags import tag_get_or_create, tags_assign
 from segments.models import Segment
-from segments.services import segment_count, segment_create
+from segments.services import ensure_predefined, segment_count, segment_create
 
 ACTOR = Actor(system="manage.py seed_demo")  # who the demo data is attributed to
 
@@ -275,6 +277,7 @@ class Command(BaseCommand):
                 ws, _ = Workspace.objects.get_or_create(
                     slug=slug, defaults={"name": name, "time_zone": tz}
                 )
+                ensure_predefined(workspace=ws)
                 workspaces.append(ws)
             for email, full_name, *roles in USERS:
                 user = User.objects.filter(email=email).first()
@@ -283,8 +286,7 @@ class Command(BaseCommand):
                         email=email,
                         password=DEMO_PASSWORD,
                         full_name=full_name,
-                        is_staff=email.startswith(("owner", "admin")),
-                    )
+                    )  # nobody is staff: tenant admins do not need the Django admin
                 for ws, role in zip(workspaces, roles, strict=True):
                     if role is not None:
                         Membership.objects.get_or_create(
