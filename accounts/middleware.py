@@ -9,26 +9,17 @@ BadCharacterMiddleware refuses, before any view runs, a request whose path or qu
 holds a character PostgreSQL cannot store or compare.
 """
 
-import re
 
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.selectors import default_membership
+from accounts.text import FORBIDDEN_CHARACTERS, has_forbidden_character
 
 SESSION_KEY = "workspace_id"
 
-# NUL: PostgreSQL text cannot hold it (psycopg refuses the query). A lone surrogate (half
-# of a UTF-16 pair) is not a character at all and has no UTF-8 form to send.
-FORBIDDEN_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 NOT_ALLOWED = "The address contains a character that is not allowed"
-
-
-def has_forbidden_character(text: str) -> bool:
-    """Whether `text` holds a NUL or a lone surrogate: text that can be neither stored nor
-    compared with what is stored. The one test every layer uses."""
-    return FORBIDDEN_CHARACTERS.search(text) is not None
 
 
 class WorkspaceMiddleware:

@@ -11,7 +11,7 @@ import math
 import re
 from datetime import date, datetime
 
-from accounts.middleware import FORBIDDEN_CHARACTERS, has_forbidden_character
+from accounts.text import FORBIDDEN_CHARACTERS, has_forbidden_character
 from people.models import BUILTIN_FIELD_LABELS, BUILTIN_FIELDS, AttributeType
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -9,7 +9,7 @@ import phonenumbers
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from accounts.middleware import has_forbidden_character
+from accounts.text import has_forbidden_character
 
 
 class InvalidAddress(ValueError):

@@ -10,12 +10,12 @@ from ninja.pagination import paginate
 from ninja.responses import Status
 
 from accounts.audit import Actor
+from accounts.text import has_forbidden_character
 from config.api import CursorPagination, error_response
 from people.schemas import PeopleRef, PersonOut, with_person_related
 from people.selectors import get_person_or_404, person_list
 from segments import selectors, services
 from segments.rules import RuleError, parse_rules
-from segments.rules.schema import UNSTORABLE
 
 router = Router(tags=["Segments"])
 
@@ -207,7 +207,7 @@ def _static_change(request, segment_id, payload, add: bool):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     wanted = list(dict.fromkeys(payload.people))
     # An id holding a NUL names nobody (and PostgreSQL cannot compare it): it is unknown.
-    storable = [e for e in wanted if not UNSTORABLE.search(e)]
+    storable = [e for e in wanted if not has_forbidden_character(e)]
     people = person_list(workspace=request.workspace).filter(external_id__in=storable)
     known = set(people.values_list("external_id", flat=True))
     try:

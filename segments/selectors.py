@@ -6,10 +6,11 @@ from datetime import datetime
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
+from accounts.text import has_forbidden_character
 from people.models import Person
 from segments.models import Segment, SegmentKind, SegmentMember, SegmentRefresh
 from segments.rules import RuleError, compile_rules, iter_nodes, parse_rules
-from segments.rules.schema import UNSTORABLE, SegmentCondition
+from segments.rules.schema import SegmentCondition
 
 # An id typed as a search: ASCII digits (str.isdigit() also takes "²", which int() refuses),
 # at most as many as a bigint holds.
@@ -21,7 +22,7 @@ def segment_list(*, workspace, q: str | None = None, kind: str | None = None) ->
     segments = Segment.objects.for_workspace(workspace)
     if q and q.strip():
         q = q.strip()
-        if UNSTORABLE.search(q):  # no name holds a NUL, and PostgreSQL cannot compare one
+        if has_forbidden_character(q):  # no name holds a NUL, and PostgreSQL cannot compare one
             return segments.none()
         if _ID.fullmatch(q):
             segments = segments.filter(pk=int(q))

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
 from accounts.services import workspace_create
+from accounts.text import has_forbidden_character
 from audiences.models import MemberSource
 from audiences.services import (
     audience_add_people,
@@ -28,7 +29,7 @@ from segments.models import (
 )
 from segments.rules import RuleError, check_catalogue, iter_nodes, parse_rules
 from segments.rules.compiler import check_inlining
-from segments.rules.schema import UNSTORABLE, AttributeCondition, SegmentCondition
+from segments.rules.schema import AttributeCondition, SegmentCondition
 from segments.selectors import current_members, rules_people, segment_people, segment_users
 
 MIN_REFRESH_MINUTES = 5
@@ -68,7 +69,7 @@ def _clean_name(name: str | None) -> str:
     name = " ".join((name or "").split())
     if not name or len(name) > 200:
         raise RuleError("name", "a segment needs a name of 1-200 characters")
-    if UNSTORABLE.search(name):
+    if has_forbidden_character(name):
         raise RuleError("name", "a segment name cannot contain a NUL character")
     return name
 
@@ -492,7 +493,7 @@ def segment_to_audience(
     in one statement; returns how many memberships changed. audit: one
     "segment.to_audience" entry (the audience, the action, the count)."""
     now = now or timezone.now()
-    if UNSTORABLE.search(audience_name):
+    if has_forbidden_character(audience_name):
         raise RuleError("audience", "an audience name cannot contain a NUL character")
     people = segment_people(segment=segment, now=now)
     if action not in ("add", "remove"):

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.audit import Actor
 from accounts.models import role_at_least
 from accounts.permissions import MANAGE_SEGMENTS, VIEW, role_required
+from accounts.text import has_forbidden_character
 from audiences import selectors as audience_selectors
 from people import selectors as people_selectors
 from people.selection import FilteredPeople, selected_people
@@ -42,7 +43,6 @@ from segments.forms import (
 )
 from segments.models import RULE_KINDS, RefreshStatus, Segment, SegmentKind
 from segments.rules import RuleError, describe_rules, parse_rules
-from segments.rules.schema import UNSTORABLE
 
 _ID = re.compile(r"[0-9]{1,18}")
 PAGE_SIZE = 50
@@ -351,7 +351,7 @@ def _why(request, segment: Segment, now: datetime) -> dict | None:
     person_id = request.GET.get("person_id", "").strip()
     if not text and not person_id:
         return None
-    if UNSTORABLE.search(text + person_id):  # nobody's id or name holds a NUL
+    if has_forbidden_character(text + person_id):  # nobody's id or name holds a NUL
         return {"query": "", "error": "Nobody in this workspace matches that."}
     person = None
     try:

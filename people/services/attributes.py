@@ -3,7 +3,7 @@
 from django.db import transaction
 
 from accounts.audit import Actor, audit_record
-from accounts.middleware import has_forbidden_character
+from accounts.text import has_forbidden_character
 from people.attributes import AttributeTypeError, check_value, infer_type, key_problem, unstorable
 from people.models import AttributeDefinition, Person
 from people.services._common import PersonInputError

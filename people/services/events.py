@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.audit import Actor, audit_record
-from accounts.middleware import has_forbidden_character
+from accounts.text import has_forbidden_character
 from people.attributes import NOT_STORABLE, unstorable
 from people.models import Person
 from people.services._common import MAX_BATCH

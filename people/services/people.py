@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
-from accounts.middleware import has_forbidden_character
+from accounts.text import has_forbidden_character
 from people.attributes import NOT_STORABLE, AttributeTypeError, check_value
 from people.models import AttributeDefinition, Company, Person, PushToken
 from people.normalize import InvalidAddress, normalize_address, normalize_email, normalize_phone

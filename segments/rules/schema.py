@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
+from accounts.text import has_forbidden_character
 from people.attributes import BUILTIN_ATTRIBUTES, KEY_PATTERN
 from people.models import AttributeDefinition, AttributeType, EventType
 
@@ -85,8 +86,6 @@ _DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A position in a path ("all.2"): ASCII digits only, as the parser writes them. A key a
 # client sent may be "²", which str.isdigit() accepts and int() refuses.
 _POSITION = re.compile(r"[0-9]{1,9}")
-# What PostgreSQL text cannot hold: NUL, and lone surrogates (no UTF-8 form at all).
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_MESSAGE = "a text cannot contain a NUL character (or a lone surrogate)"
 
 
@@ -342,10 +341,10 @@ def _check_size(payload) -> None:
         value, path, nesting = values.pop()
         if nesting > _MAX_JSON_NESTING:
             raise RuleError(path, "values nest too deeply")
-        if isinstance(value, str) and UNSTORABLE.search(value):
+        if isinstance(value, str) and has_forbidden_character(value):
             raise RuleError(path, UNSTORABLE_MESSAGE)
         if isinstance(value, dict):
-            if any(isinstance(key, str) and UNSTORABLE.search(key) for key in value):
+            if any(isinstance(key, str) and has_forbidden_character(key) for key in value):
                 raise RuleError(path, UNSTORABLE_MESSAGE)
             values.extend((item, _join(path, key), nesting + 1) for key, item in value.items())
         elif isinstance(value, list | tuple):
