@@ -1,7 +1,7 @@
 """Reads about users, workspaces, memberships and API keys."""
 
 from django.conf import settings
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
@@ -150,27 +150,6 @@ def audit_entries(
     if until is not None:
         entries = entries.filter(created_at__lt=until)
     return entries.order_by("-created_at", "-id")
-
-
-def audit_page(entries: QuerySet[AuditEntry], *, after=None, before=None, size: int = 50):
-    """One keyset page of `entries` (ordered newest first): (rows, has_older, has_newer).
-    `after` / `before` are entry ids: the page older than / newer than that entry, keyed
-    on (created_at, id) so entries of one instant never fall between pages."""
-    cursor_id = after if after is not None else before
-    cursor = None
-    if cursor_id is not None:
-        cursor = entries.filter(pk=cursor_id).values_list("created_at", "id").first()
-    if cursor is None:
-        rows = list(entries[: size + 1])
-        return rows[:size], len(rows) > size, False
-    at, pk = cursor
-    if after is not None:
-        older = Q(created_at__lt=at) | Q(created_at=at, id__lt=pk)
-        rows = list(entries.filter(older)[: size + 1])
-        return rows[:size], len(rows) > size, True
-    newer = Q(created_at__gt=at) | Q(created_at=at, id__gt=pk)
-    rows = list(entries.filter(newer).order_by("created_at", "id")[: size + 1])
-    return list(reversed(rows[:size])), True, len(rows) > size
 
 
 def audit_filter_choices(*, workspace) -> dict:

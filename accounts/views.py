@@ -18,6 +18,7 @@ from accounts.audit import Actor
 from accounts.forms import ApiKeyForm, AuditFilterForm, InviteForm, RoleForm, WorkspaceForm
 from accounts.middleware import SESSION_KEY
 from accounts.models import ROLE_DESCRIPTIONS, Role, Workspace
+from accounts.pages import keyset_page
 from accounts.permissions import MANAGE_SETTINGS, VIEW, role_required
 from people import selectors as people_selectors
 from people.selection import page_key
@@ -228,8 +229,9 @@ def settings_audit(request):
         since=day_start(filters.get("date_from")),
         until=day_start(until + timedelta(days=1)) if until else None,
     )
-    rows, has_older, has_newer = selectors.audit_page(
+    page = keyset_page(
         entries,
+        order=("-created_at", "-id"),  # entries of one instant never fall between pages
         after=page_key(request.GET.get("after", "")),
         before=page_key(request.GET.get("before", "")),
         size=AUDIT_PAGE_SIZE,
@@ -240,10 +242,10 @@ def settings_audit(request):
         "accounts/settings_audit.html",
         {
             "form": form,
-            "rows": rows,
+            "rows": page.items,
             "qs": urlencode(kept),
-            "next_after": rows[-1].pk if rows and has_older else None,
-            "prev_before": rows[0].pk if rows and has_newer else None,
+            "next_after": page.next_key,
+            "prev_before": page.prev_key,
             "tab": "audit",
         },
     )
