@@ -9,7 +9,6 @@ BadCharacterMiddleware refuses, before any view runs, a request whose path or qu
 holds a character PostgreSQL cannot store or compare.
 """
 
-
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.utils import timezone

@@ -167,3 +167,11 @@ def resolve_identifiers(*, workspace, identifier: str, values: list[str]):
     found = {str(v) for v in people.values_list(field, flat=True)}
     unknown = [text for text, key in keys.items() if key is None or key not in found]
     return people, unknown
+
+
+def audiences_forget_person(*, person: Person) -> None:
+    """A person about to be erased leaves their audiences' counts (people.erasure), in the
+    erasing transaction, before the cascade removes their membership rows."""
+    TargetAudience.objects.filter(
+        pk__in=AudienceMember.objects.filter(person=person).values("audience_id")
+    ).update(people_count=F("people_count") - 1)

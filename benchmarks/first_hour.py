@@ -58,7 +58,11 @@ def time_make_run(clone: Path, *, cold: bool) -> float:
     log = (clone.parent / "make-run.log").open("w")
     started = time.monotonic()
     proc = subprocess.Popen(
-        ["make", "run"], cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT,
+        ["make", "run"],
+        cwd=clone,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:

@@ -89,7 +89,7 @@ class EmbeddedPostgres:
     # -- facts ----------------------------------------------------------------------------
     @property
     def version(self) -> str:
-        """"18.6": the version of the shipped binaries."""
+        """ "18.6": the version of the shipped binaries."""
         out = subprocess.run(
             [str(self.bin / "postgres"), "--version"], capture_output=True, text=True, check=True
         ).stdout
@@ -143,8 +143,17 @@ class EmbeddedPostgres:
             # the next start, nothing committed is lost.
             for mode, seconds in (("fast", "60"), ("immediate", "30")):
                 result = self._run(
-                    [str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w",
-                     "-t", seconds, "stop"],
+                    [
+                        str(self.bin / "pg_ctl"),
+                        "-D",
+                        str(self.data_dir),
+                        "-m",
+                        mode,
+                        "-w",
+                        "-t",
+                        seconds,
+                        "stop",
+                    ],
                     check=False,
                 )
                 if result.returncode == 0 or not (self.data_dir / "postmaster.pid").exists():
@@ -214,8 +223,16 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_user()
         result = self._run(
-            [str(self.bin / "initdb"), "-D", str(self.data_dir), "--auth=trust", "-U",
-             "postgres", "--encoding=UTF8", "--locale=C.UTF-8"],
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
             check=False,
         )
         if result.returncode != 0:
@@ -242,8 +259,19 @@ class EmbeddedPostgres:
             # A test server's data is thrown away: skip the disk flushes.
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         result = self._run(
-            [str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log), "-w",
-             "-t", "120", "-o", options, "start"],
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                "120",
+                "-o",
+                options,
+                "start",
+            ],
             check=False,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, not the database
         )
@@ -258,8 +286,11 @@ class EmbeddedPostgres:
 
         try:
             with psycopg.connect(
-                host=str(self.socket_dir), user="postgres", dbname="postgres",
-                autocommit=True, connect_timeout=10,
+                host=str(self.socket_dir),
+                user="postgres",
+                dbname="postgres",
+                autocommit=True,
+                connect_timeout=10,
             ) as conn:
                 exists = conn.execute(
                     "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
@@ -282,8 +313,13 @@ class EmbeddedPostgres:
 
     def _run(self, args, *, check, **kwargs):
         return subprocess.run(
-            args, user=self.user, cwd=self.data_dir.parent, capture_output=True, text=True,
-            check=check, **kwargs,
+            args,
+            user=self.user,
+            cwd=self.data_dir.parent,
+            capture_output=True,
+            text=True,
+            check=check,
+            **kwargs,
         )
 
 
@@ -314,7 +350,9 @@ class EmbeddedRedis:
         self._stop_leftover()
         config = {"save": '""'} if self.throwaway else {}
         self._server = ValkeyServer(
-            host="127.0.0.1", data_dir=str(self.data_dir), persist=not self.throwaway,
+            host="127.0.0.1",
+            data_dir=str(self.data_dir),
+            persist=not self.throwaway,
             config=config,
         )
         try:

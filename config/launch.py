@@ -208,9 +208,7 @@ def run() -> int:
             "HERALD_VAR_DIR": str(folder),
         }
         run_file = folder / RUN_FILE
-        run_file.write_text(
-            json.dumps({"pid": os.getpid(), "url": url, **_lower(services.env)})
-        )
+        run_file.write_text(json.dumps({"pid": os.getpid(), "url": url, **_lower(services.env)}))
         services.callback(run_file.unlink, missing_ok=True)
         for step in (["migrate", "--noinput"], ["seed_demo"]):
             result = subprocess.run([sys.executable, "manage.py", *step], cwd=BASE_DIR, env=env)
@@ -274,8 +272,10 @@ def chromium_path() -> str:
     if os.geteuid() == 0 and shutil.which("apt-get"):
         say("Chromium is missing: installing Debian's chromium package for the browser tests")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for step in (["apt-get", "update", "-q"],
-                     ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]):
+        for step in (
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
+        ):
             if subprocess.run(step, env=env, stdout=subprocess.DEVNULL).returncode != 0:
                 raise ServiceError(
                     f"`{' '.join(step)}` failed: install Debian's chromium package yourself, "
@@ -296,8 +296,9 @@ def test(pytest_args: list[str]) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="herald-test-"))
     try:
         with Services() as services:
-            services.database(data_dir=scratch / "postgres", throwaway=True,
-                              probe_local=probe_local)
+            services.database(
+                data_dir=scratch / "postgres", throwaway=True, probe_local=probe_local
+            )
             services.redis(data_dir=scratch / "valkey", throwaway=True, probe_local=probe_local)
             for line in services.lines:
                 say(line)

@@ -120,8 +120,11 @@ for _variable in ("DATABASE_URL", "REDIS_URL"):
         raise ImproperlyConfigured(
             f"{_variable} is not set. Start Herald with `make run` (it starts an embedded "
             f"server when none is configured), or set {_variable} "
-            + ("(postgres://user@host:5432/herald)." if _variable == "DATABASE_URL"
-               else "(redis://host:6379/0).")
+            + (
+                "(postgres://user@host:5432/herald)."
+                if _variable == "DATABASE_URL"
+                else "(redis://host:6379/0)."
+            )
         )
 DATABASES = {"default": env_database("DATABASE_URL", _running.get("database_url"))}
 if not env_bool("PG_JIT", False):

@@ -12,6 +12,7 @@ from ninja.responses import Status
 from accounts.audit import Actor
 from config.api import CursorPagination, error_response
 from people import selectors
+from people.erasure import erase_person
 from people.models import ContactChannel, DncSource, TagSource
 from people.normalize import InvalidAddress, normalize_address
 from people.schemas import PeopleRef, PersonOut, PushTokenSchema, with_person_related
@@ -144,7 +145,7 @@ def person_get(request, external_id: str):
 )
 def person_delete(request, external_id: str):
     person = selectors.get_person_or_404(workspace=request.workspace, external_id=external_id)
-    person_services.person_erase(person=person, actor=Actor.from_request(request))
+    erase_person(person=person, actor=Actor.from_request(request))
     return Status(204, None)
 
 

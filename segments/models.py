@@ -24,6 +24,7 @@ RULE_KINDS = {SegmentKind.SNAPSHOT, SegmentKind.REALTIME, SegmentKind.QUERY}
 
 class RefreshStatus(models.TextChoices):
     NEVER = "never", "Never computed"
+    QUEUED = "queued", "Waiting for a worker"
     RUNNING = "running", "Refreshing"
     OK = "ok", "Up to date"
     FAILED = "failed", "Failed"
@@ -139,10 +140,25 @@ class SnapshotMember(WorkspaceOwned):
         ]
 
 
+# A refresh (or count) asked for and not finished yet.
+PENDING = (RefreshStatus.QUEUED, RefreshStatus.RUNNING)
+
+
 class SegmentRefresh(WorkspaceOwned):
-    """One computation of a stored segment: the refresh history shown on its page."""
+    """One computation of a segment, a job row: a stored segment's refresh (its history is
+    shown on its page) or a recount of a computed one. Queued by a save or "Refresh now"
+    and run by a worker (segments.services.segment_recount_start), or run in the request
+    by the API (segment_refresh)."""
 
     segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="refreshes")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # When it was asked for; started_at is when a worker began it (equal for inline runs).
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # Deliveries that started it: a worker that died mid-refresh leaves it to be delivered
+    # again (acks_late), at most accounts.jobs.MAX_ATTEMPTS times.
+    attempts = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=RefreshStatus.choices)
@@ -154,3 +170,11 @@ class SegmentRefresh(WorkspaceOwned):
     class Meta:
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["segment", "-started_at"], name="segmentrefresh_recent")]
+        constraints = [
+            # One refresh waiting or running per segment: asking again joins it.
+            models.UniqueConstraint(
+                fields=["segment"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="segmentrefresh_one_pending",
+            )
+        ]

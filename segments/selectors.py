@@ -8,7 +8,7 @@ from django.http import Http404
 
 from accounts.text import has_forbidden_character
 from people.models import Person
-from segments.models import Segment, SegmentKind, SegmentMember, SegmentRefresh
+from segments.models import PENDING, Segment, SegmentKind, SegmentMember, SegmentRefresh
 from segments.rules import RuleError, compile_rules, iter_nodes, parse_rules
 from segments.rules.schema import SegmentCondition
 
@@ -96,3 +96,23 @@ def segment_contains(*, segment: Segment, person: Person, now: datetime) -> bool
 
 def refresh_history(*, segment: Segment, limit: int = 20) -> list[SegmentRefresh]:
     return list(SegmentRefresh.objects.filter(segment=segment).order_by("-started_at")[:limit])
+
+
+def pending_refresh(*, segment: Segment) -> SegmentRefresh | None:
+    """The segment's refresh waiting for a worker or running, if any (at most one)."""
+    return SegmentRefresh.objects.filter(segment=segment, status__in=PENDING).first()
+
+
+def pending_refreshes(*, workspace) -> dict[int, SegmentRefresh]:
+    """The workspace's pending refreshes by segment id, for the segment list."""
+    rows = SegmentRefresh.objects.for_workspace(workspace).filter(status__in=PENDING)
+    return {row.segment_id: row for row in rows}
+
+
+def last_refresh(*, segment: Segment) -> SegmentRefresh | None:
+    return (
+        SegmentRefresh.objects.filter(segment=segment)
+        .select_related("segment")
+        .order_by("-started_at", "-pk")
+        .first()
+    )

@@ -5,10 +5,11 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
+from accounts.jobs import MAX_ATTEMPTS, attempt_lock
 from accounts.services import workspace_create
 from accounts.text import has_forbidden_character
 from audiences.models import MemberSource
@@ -20,10 +21,12 @@ from audiences.services import (
 from people.models import AttributeType, Person
 from people.sql import insert_for_people
 from segments.models import (
+    PENDING,
     RULE_KINDS,
     RefreshStatus,
     Segment,
     SegmentKind,
+    SegmentMember,
     SegmentRefresh,
     SegmentSnapshot,
 )
@@ -151,9 +154,12 @@ def segment_create(
     refresh_every_minutes=None,
     actor: Actor,
     now: datetime | None = None,
+    compute: bool = True,
 ) -> Segment:
-    """Create a segment; stored kinds with rules are computed fully before this returns.
-    audit: "segment.create" (its first computation is part of it)."""
+    """Create a segment and compute it (a segment with rules or Everyone; a static list
+    starts empty): before this returns, or, with compute=False (the UI), as a job
+    (segment_recount_start). audit: "segment.create" (its first computation is part of
+    it when computed here)."""
     now = now or timezone.now()
     name = _clean_name(name)
     if kind not in SegmentKind.values:
@@ -187,10 +193,11 @@ def segment_create(
             )
     except IntegrityError:
         raise SegmentConflict(f"A segment named “{name}” already exists.") from None
-    if kind in (SegmentKind.REALTIME, SegmentKind.QUERY):
-        _refresh(segment=segment, now=now)
-    elif kind == SegmentKind.EVERYONE:
-        segment_count(segment=segment, now=now)
+    if kind != SegmentKind.STATIC:
+        if compute:
+            _refresh(segment=segment, now=now)
+        else:
+            segment_recount_start(segment=segment, actor=actor)
     return segment
 
 
@@ -202,9 +209,12 @@ def segment_update(
     refresh_every_minutes=None,
     actor: Actor,
     now: datetime | None = None,
+    compute: bool = True,
 ) -> Segment:
     """Rename, change rules or schedule. A real-time segment's rules never change (409);
-    editing a snapshot never changes what was frozen for its requesters.
+    editing a snapshot never changes what was frozen for its requesters. New rules are
+    computed (a query segment refreshes, a snapshot is recounted) before this returns, or
+    with compute=False (the UI) as a job (segment_recount_start).
     audit: "segment.update" with the names of the fields saved (never the rules' values)."""
     now = now or timezone.now()
     fields = []
@@ -250,8 +260,11 @@ def segment_update(
                 )
         except IntegrityError:
             raise SegmentConflict(f"A segment named “{segment.name}” already exists.") from None
-        if "rules" in fields and segment.kind == SegmentKind.QUERY:
-            _refresh(segment=segment, now=now)
+        if "rules" in fields:
+            if compute:
+                _refresh(segment=segment, now=now)
+            else:
+                segment_recount_start(segment=segment, actor=actor)
     return segment
 
 
@@ -303,39 +316,165 @@ def _enter(segment: Segment, people: QuerySet[Person], *, now: datetime) -> int:
     )
 
 
+class RefreshPending(SegmentConflict):
+    """A refresh of the segment is already waiting or running."""
+
+
+_LOCK_NAMESPACE = 0x4853_4547 << 32  # "HSEG": advisory lock keys of segment refresh jobs
+
+
 def segment_refresh(
     *, segment: Segment, actor: Actor, now: datetime | None = None
 ) -> SegmentRefresh:
-    """Recompute a stored segment from its rules in one transaction: people who no longer
-    match exit (exited_at), people who newly match enter (entered_at), with history kept.
-    A failure is recorded on the segment and in its refresh history with the reason.
-    audit: "segment.refresh" with the counts, when it succeeds."""
-    return _refresh(segment=segment, now=now, actor=actor)
-
-
-def _refresh(*, segment: Segment, now: datetime | None, actor: Actor | None = None):
-    """segment_refresh; without `actor` when part of an action audited by its caller."""
+    """Recompute the segment in this request (the API's and the beat's way; the UI queues
+    a job with segment_recount_start): a stored segment refreshes in one transaction
+    (people who no longer match exit, people who newly match enter, history kept); a
+    computed one is counted. A failure is recorded on the segment and in its refresh
+    history with the reason. Raises RefreshPending when a refresh is already waiting or
+    running. audit: "segment.refresh" with the counts, when it succeeds."""
     now = now or timezone.now()
-    refresh = SegmentRefresh.objects.create(
-        workspace=segment.workspace, segment=segment, started_at=now, status=RefreshStatus.RUNNING
-    )
     try:
         with transaction.atomic():
-            target = rules_people(workspace=segment.workspace, rules=segment.rules, now=now)
-            try:
-                target_sql, params = _people_sql(target)
-            except EmptyResultSet:
-                target_sql, params = "SELECT NULL::bigint AS id WHERE false", []
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "UPDATE segments_segmentmember SET exited_at = %s "  # noqa: S608
-                    "WHERE segment_id = %s AND exited_at IS NULL "
-                    "AND person_id NOT IN (" + target_sql + ")",
-                    [now, segment.pk, *params],
-                )
-                exited = cursor.rowcount
-            entered = _enter(segment, target, now=now)
-            count = current_members(segment).count()
+            refresh = SegmentRefresh.objects.create(
+                workspace_id=segment.workspace_id,
+                segment=segment,
+                requested_by=actor.user,
+                queued_at=now,
+                started_at=now,
+                attempts=1,
+                status=RefreshStatus.RUNNING,
+            )
+    except IntegrityError:
+        raise RefreshPending(
+            f"“{segment.name}” is being refreshed already; its count updates when that ends."
+        ) from None
+    with _attempt(refresh.pk) as got:
+        if not got:  # cannot happen: the row was created just now
+            return refresh
+        _compute(segment=segment, refresh=refresh, now=now, actor=actor)
+    return refresh
+
+
+def _refresh(*, segment: Segment, now: datetime) -> SegmentRefresh:
+    """segment_refresh as part of an action audited by its caller (a create, an update).
+    When a refresh is already pending, that one is returned: it reads the rules when it
+    runs."""
+    try:
+        with transaction.atomic():
+            refresh = SegmentRefresh.objects.create(
+                workspace_id=segment.workspace_id,
+                segment=segment,
+                queued_at=now,
+                started_at=now,
+                attempts=1,
+                status=RefreshStatus.RUNNING,
+            )
+    except IntegrityError:
+        return SegmentRefresh.objects.filter(segment=segment, status__in=PENDING).first()
+    with _attempt(refresh.pk):
+        _compute(segment=segment, refresh=refresh, now=now, actor=None)
+    return refresh
+
+
+def segment_recount_start(*, segment: Segment, actor: Actor) -> SegmentRefresh:
+    """Queue the segment's recomputation as a job (a stored segment refreshes, a computed
+    one is counted) and return its row, which a worker runs after commit
+    (segments.tasks.segment_refresh_task). At most one waits or runs per segment: asking
+    again returns that one. The segment's page and list show it waiting, then running,
+    then its count. audit: "segment.refresh_request" (a user's or key's, not the beat's)
+    and then "segment.refresh" by the worker, for the user who asked."""
+    with transaction.atomic():
+        Segment.objects.filter(pk=segment.pk).select_for_update().first()
+        pending = SegmentRefresh.objects.filter(segment=segment, status__in=PENDING).first()
+        if pending is not None:
+            return pending
+        now = timezone.now()
+        refresh = SegmentRefresh.objects.create(
+            workspace_id=segment.workspace_id,
+            segment=segment,
+            requested_by=actor.user,
+            queued_at=now,
+            started_at=now,
+            status=RefreshStatus.QUEUED,
+        )
+        Segment.objects.filter(pk=segment.pk).update(refresh_status=RefreshStatus.QUEUED)
+        if actor.user is not None or actor.api_key is not None:
+            # a person's request (with their IP); the beat's own refreshes are the worker's
+            audit_record(
+                workspace=segment.workspace_id,
+                actor=actor,
+                action="segment.refresh_request",
+                obj=segment,
+            )
+        transaction.on_commit(lambda: _enqueue(refresh.pk))
+    segment.refresh_status = RefreshStatus.QUEUED
+    return refresh
+
+
+def _enqueue(refresh_id: int) -> None:
+    from segments.tasks import segment_refresh_task
+
+    segment_refresh_task.delay(refresh_id)
+
+
+def _attempt(refresh_id: int):
+    return attempt_lock(_LOCK_NAMESPACE + refresh_id)
+
+
+def segment_refresh_run(refresh_id: int) -> None:
+    """The worker's side of segment_recount_start: claim the queued refresh (an attempt,
+    at most MAX_ATTEMPTS) and compute it. A re-delivered message whose first attempt is
+    still alive (its lock is held) leaves it alone; one whose worker died redoes it, which
+    is safe because the computation commits in one transaction."""
+    jobs = SegmentRefresh.objects.unscoped().filter(pk=refresh_id)
+    with _attempt(refresh_id) as got:
+        if not got:
+            return
+        now = timezone.now()
+        claimed = jobs.filter(status__in=PENDING, attempts__lt=MAX_ATTEMPTS).update(
+            status=RefreshStatus.RUNNING, attempts=F("attempts") + 1, started_at=now
+        )
+        refresh = jobs.select_related("segment__workspace", "requested_by").first()
+        if refresh is None or refresh.status not in PENDING:
+            return
+        segment = refresh.segment
+        if not claimed:
+            _failed(
+                segment,
+                refresh,
+                now=now,
+                reason=f"Gave up after {MAX_ATTEMPTS} attempts: each one stopped its worker "
+                "(out of memory or time). Simplify the rules or ask an operator.",
+            )
+            return
+        actor = Actor(user=refresh.requested_by, system="segment refresh worker")
+        _compute(segment=segment, refresh=refresh, now=now, actor=actor)
+
+
+def reclaim_stale_refreshes(*, now: datetime | None = None, older_than=timedelta(minutes=10)):
+    """Beat: refreshes still waiting or running long after they were asked for lost their
+    message (a broker restart) or their worker: deliver them again (segment_refresh_run
+    leaves alone one whose worker still works on it). Returns their ids."""
+    now = now or timezone.now()
+    stale = list(
+        SegmentRefresh.objects.unscoped()
+        .filter(status__in=PENDING, started_at__lt=now - older_than)
+        .values_list("pk", flat=True)[:500]
+    )
+    for refresh_id in stale:
+        _enqueue(refresh_id)
+    return stale
+
+
+def _compute(*, segment: Segment, refresh: SegmentRefresh, now: datetime, actor: Actor | None):
+    """Run `refresh` (a row in status running): refresh a stored segment, count another."""
+    try:
+        with transaction.atomic():
+            if segment.stores_members and segment.rules:
+                entered, exited, count = _apply_rules(segment, now=now)
+            else:
+                entered, exited = 0, 0
+                count = segment_people(segment=segment, now=now).count()
             _finish(segment, refresh, now=now, count=count, entered=entered, exited=exited)
             if actor is not None:
                 audit_record(
@@ -347,19 +486,41 @@ def _refresh(*, segment: Segment, now: datetime | None, actor: Actor | None = No
                 )
     except Exception as e:  # noqa: BLE001 - any failure is shown on the segment
         reason = str(e) if isinstance(e, RuleError) else f"{e.__class__.__name__}: {e}"
-        refresh.status = RefreshStatus.FAILED
-        refresh.error = reason[:2000]
-        refresh.finished_at = timezone.now()
-        refresh.save(update_fields=["status", "error", "finished_at"])
-        Segment.objects.filter(pk=segment.pk).update(
-            refresh_status=RefreshStatus.FAILED,
-            refresh_error=reason[:2000],
-            next_refresh_at=_next_refresh(segment, now),
-        )
-        segment.refresh_from_db()
+        _failed(segment, refresh, now=now, reason=reason)
         if not isinstance(e, RuleError | connection.Database.Error):
             raise
-    return refresh
+
+
+def _apply_rules(segment: Segment, *, now: datetime) -> tuple[int, int, int]:
+    """(entered, exited, members now) of a stored segment brought up to its rules."""
+    target = rules_people(workspace=segment.workspace, rules=segment.rules, now=now)
+    try:
+        target_sql, params = _people_sql(target)
+    except EmptyResultSet:
+        target_sql, params = "SELECT NULL::bigint AS id WHERE false", []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE segments_segmentmember SET exited_at = %s "  # noqa: S608
+            "WHERE segment_id = %s AND exited_at IS NULL "
+            "AND person_id NOT IN (" + target_sql + ")",
+            [now, segment.pk, *params],
+        )
+        exited = cursor.rowcount
+    entered = _enter(segment, target, now=now)
+    return entered, exited, current_members(segment).count()
+
+
+def _failed(segment, refresh, *, now, reason: str) -> None:
+    SegmentRefresh.objects.unscoped().filter(pk=refresh.pk).update(
+        status=RefreshStatus.FAILED, error=reason[:2000], finished_at=timezone.now()
+    )
+    refresh.refresh_from_db()
+    Segment.objects.filter(pk=segment.pk).update(
+        refresh_status=RefreshStatus.FAILED,
+        refresh_error=reason[:2000],
+        next_refresh_at=_next_refresh(segment, now),
+    )
+    segment.refresh_from_db()
 
 
 def _next_refresh(segment: Segment, now: datetime):
@@ -391,7 +552,7 @@ def claim_due_segments(*, now: datetime | None = None, limit: int = 500) -> list
     due = list(
         Segment.objects.unscoped()
         .filter(kind=SegmentKind.QUERY, next_refresh_at__lte=now)
-        .exclude(refresh_status=RefreshStatus.RUNNING)
+        .exclude(refresh_status__in=PENDING)
         .values_list("pk", "next_refresh_at", "refresh_every_minutes")[:limit]
     )
     claimed = []
@@ -560,3 +721,13 @@ def ensure_predefined(*, workspace) -> None:
             rules=rules,
             predefined=key,
         )
+
+
+def segments_forget_person(*, person: Person) -> None:
+    """A person about to be erased leaves the counts of the stored segments they are a
+    current member of (people.erasure), before the cascade removes their rows."""
+    Segment.objects.filter(
+        pk__in=SegmentMember.objects.filter(person=person, exited_at__isnull=True).values(
+            "segment_id"
+        )
+    ).update(people_count=F("people_count") - 1)

@@ -1,25 +1,27 @@
-"""Celery doors into segment services: scheduled query refreshes (beat) and one refresh."""
+"""Celery doors into segment services: scheduled query refreshes (beat) and one queued
+refresh (a job row, segments.services.segment_recount_start)."""
 
 from celery import shared_task
 
 
 @shared_task(name="segments.tasks.refresh_due_segments_task")
 def refresh_due_segments_task() -> int:
-    """Beat, every minute: enqueue a refresh for each query segment that is due."""
-    from segments.services import claim_due_segments
+    """Beat, every minute: queue a refresh for each query segment that is due, and deliver
+    again the refreshes that lost their message or worker."""
+    from accounts.audit import Actor
+    from segments.models import Segment
+    from segments.services import claim_due_segments, reclaim_stale_refreshes, segment_recount_start
 
     due = claim_due_segments()
-    for segment_id in due:
-        segment_refresh_task.delay(segment_id)
+    actor = Actor(system=refresh_due_segments_task.name)
+    for segment in Segment.objects.unscoped().filter(pk__in=due):
+        segment_recount_start(segment=segment, actor=actor)
+    reclaim_stale_refreshes()
     return len(due)
 
 
 @shared_task(name="segments.tasks.segment_refresh_task")
-def segment_refresh_task(segment_id: int) -> None:
-    from accounts.audit import Actor
-    from segments.models import Segment
-    from segments.services import segment_refresh
+def segment_refresh_task(refresh_id: int) -> None:
+    from segments.services import segment_refresh_run
 
-    segment = Segment.objects.unscoped().filter(pk=segment_id).select_related("workspace").first()
-    if segment is not None and segment.rules:
-        segment_refresh(segment=segment, actor=Actor(system=segment_refresh_task.name))
+    segment_refresh_run(refresh_id)

@@ -11,6 +11,11 @@ urlpatterns = [
     path("segments/<int:segment_id>/edit/", views.segment_edit, name="segment_edit"),
     path("segments/<int:segment_id>/duplicate/", views.segment_duplicate, name="segment_duplicate"),
     path("segments/<int:segment_id>/refresh/", views.segment_refresh, name="segment_refresh"),
+    path(
+        "segments/<int:segment_id>/refresh/status/",
+        views.segment_refresh_status,
+        name="segment_refresh_status",
+    ),
     path("segments/<int:segment_id>/delete/", views.segment_delete, name="segment_delete"),
     path(
         "segments/<int:segment_id>/to-audience/",

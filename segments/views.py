@@ -90,6 +90,7 @@ def segment_list(request):
                 name=form.cleaned_data["name"],
                 kind=form.cleaned_data["kind"],
                 actor=Actor.from_request(request),
+                compute=False,
             )
         except RuleError as e:
             form.add_error("name" if e.path == "name" else None, _capital(e.message))
@@ -103,8 +104,10 @@ def segment_list(request):
     kind = kind if kind in SegmentKind.values else ""
     segments = list(selectors.segment_list(workspace=ws, q=q, kind=kind or None))
     used_by = selectors.segment_users(workspace=ws)
+    pending = selectors.pending_refreshes(workspace=ws)
     for segment in segments:
         segment.used_by = used_by.get(segment.pk, [])
+        segment.pending = pending.get(segment.pk)
     return render(
         request,
         "segments/segment_list.html",
@@ -229,6 +232,7 @@ def _save(request, form, builder, *, segment, locked) -> tuple[Segment | None, b
                 rules=tree,
                 refresh_every_minutes=data.get("refresh_every_minutes"),
                 actor=Actor.from_request(request),
+                compute=False,
             )
         else:
             saved = services.segment_update(
@@ -237,6 +241,7 @@ def _save(request, form, builder, *, segment, locked) -> tuple[Segment | None, b
                 rules=tree,
                 refresh_every_minutes=data.get("refresh_every_minutes"),
                 actor=Actor.from_request(request),
+                compute=False,
             )
     except RuleError as e:
         if e.path in form.fields:
@@ -417,6 +422,8 @@ def segment_detail(request, segment_id):
             "can_edit": _can_edit(request),
             "locked": _rules_locked(segment),
             "failed": segment.refresh_status == RefreshStatus.FAILED,
+            "pending": selectors.pending_refresh(segment=segment),
+            "now": now,
             "audiences": audience_selectors.audience_list(workspace=ws)[:500],
         },
     )
@@ -483,26 +490,53 @@ def segment_members_remove(request, segment_id):
 @require_POST
 @role_required(MANAGE_SEGMENTS)
 def segment_refresh(request, segment_id):
-    """Recompute now: stored rule segments refresh (entries and exits), others recount."""
+    """Recompute as a job: stored rule segments refresh (entries and exits), others
+    recount; the page shows it waiting and running, then the new count."""
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
-    if segment.kind in (SegmentKind.REALTIME, SegmentKind.QUERY):
-        refresh = services.segment_refresh(segment=segment, actor=Actor.from_request(request))
-        if refresh.status == RefreshStatus.FAILED:
-            messages.error(request, f"The refresh failed: {refresh.error}")
-        else:
-            messages.success(
-                request,
-                f"Refreshed: {refresh.entered:,} entered, {refresh.exited:,} left, "
-                f"{refresh.people_count:,} people.",
-            )
-    else:
-        try:
-            count = services.segment_count(segment=segment)
-        except RuleError as e:
-            messages.error(request, f"It cannot be counted: {e.message}")
-        else:
-            messages.success(request, f"Counted: {count:,} people.")
+    services.segment_recount_start(segment=segment, actor=Actor.from_request(request))
     return redirect("segment_detail", segment_id=segment.pk)
+
+
+def _finished_message(request, refresh) -> None:
+    if refresh.status == RefreshStatus.FAILED:
+        messages.error(request, f"The refresh of “{refresh.segment.name}” failed: {refresh.error}")
+    elif refresh.segment.stores_members and refresh.segment.rules:
+        messages.success(
+            request,
+            f"Refreshed “{refresh.segment.name}”: {refresh.entered:,} entered, "
+            f"{refresh.exited:,} left, {refresh.people_count:,} people.",
+        )
+    else:
+        messages.success(
+            request, f"Counted “{refresh.segment.name}”: {refresh.people_count:,} people."
+        )
+
+
+@require_GET
+@role_required(VIEW)
+def segment_refresh_status(request, segment_id):
+    """The polled state of a segment's pending refresh: the segment page's banner (which
+    reloads the page once the refresh ends, with its outcome as a message) or, with
+    ?row=1, the segment list's row."""
+    ws = request.workspace
+    segment = selectors.get_segment_or_404(workspace=ws, pk=segment_id)
+    pending = selectors.pending_refresh(segment=segment)
+    if request.GET.get("row"):
+        segment.used_by = selectors.segment_users(workspace=ws).get(segment.pk, [])
+        segment.pending = pending
+        return render(request, "segments/segment_list.html#row", {"s": segment})
+    if pending is None:
+        refresh = selectors.last_refresh(segment=segment)
+        if refresh is not None:
+            _finished_message(request, refresh)
+        response = render(request, f"{DETAIL}#pending", {"segment": segment, "pending": None})
+        response["HX-Refresh"] = "true"
+        return response
+    return render(
+        request,
+        f"{DETAIL}#pending",
+        {"segment": segment, "pending": pending, "now": timezone.now()},
+    )
 
 
 @require_POST

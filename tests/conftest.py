@@ -81,3 +81,24 @@ def api_client(client, api_key):
 __all__ = ["PASSWORD"]
 
 from tests.smtp import smtp_inbox  # noqa: E402,F401 - fixture
+
+
+@pytest.fixture
+def run_jobs(django_capture_on_commit_callbacks):
+    """`with run_jobs():` the jobs queued in the block (Celery tasks sent after commit) run
+    when it ends, as a worker runs them once the request's transaction commits."""
+    from contextlib import contextmanager
+
+    from config.celery import app
+
+    @contextmanager
+    def run():
+        previous = app.conf.task_always_eager
+        app.conf.task_always_eager = True
+        try:
+            with django_capture_on_commit_callbacks(execute=True):
+                yield
+        finally:
+            app.conf.task_always_eager = previous
+
+    return run

@@ -140,13 +140,14 @@ def test_make_run_starts_the_embedded_pair_from_scratch_and_keeps_the_data(tmp_p
         assert status == 200
         assert json.loads(body)["checks"] == {"database": "ok", "broker": "ok"}
         # The demo is there, on the embedded PostgreSQL.
-        people, workspaces, major = json.loads(
-            _manage(var, "import json; " + COUNT)
-        )
+        people, workspaces, major = json.loads(_manage(var, "import json; " + COUNT))
         assert people > 4500 and major == 18  # the demo's people and those it imports
         assert workspaces == ["Acme Retail", "Globex Mobile"]
-        _manage(var, "from accounts.models import Workspace; "
-                     "Workspace.objects.create(name='Kept across runs', slug='kept'); print(1)")
+        _manage(
+            var,
+            "from accounts.models import Workspace; "
+            "Workspace.objects.create(name='Kept across runs', slug='kept'); print(1)",
+        )
 
         # A second run on the same folder says where the first one serves, and starts nothing.
         second = _launch(["run"], _env(HERALD_VAR_DIR=str(var), HERALD_PORT=str(_free_port())))
@@ -244,8 +245,9 @@ def test_a_var_folder_that_cannot_be_written_is_named(tmp_path):
 
 
 def test_make_test_without_chromium_stops_before_any_test(tmp_path):
-    result = _launch(["test", "tests/test_launch.py"],
-                     _env(CHROMIUM_PATH=str(tmp_path / "no-chromium")))
+    result = _launch(
+        ["test", "tests/test_launch.py"], _env(CHROMIUM_PATH=str(tmp_path / "no-chromium"))
+    )
     assert result.returncode == 1
     assert result.stdout.strip() == (
         f"herald | CHROMIUM_PATH={tmp_path / 'no-chromium'} is not an executable Chromium: "

@@ -24,30 +24,69 @@ DROP FUNCTION IF EXISTS accounts_auditentry_append_only();
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0003_workspace_name_one_line'),
+        ("accounts", "0003_workspace_name_one_line"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('action', models.CharField(max_length=64)),
-                ('actor_system', models.CharField(blank=True, max_length=100)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('object_type', models.CharField(blank=True, max_length=50)),
-                ('object_id', models.BigIntegerField(blank=True, null=True)),
-                ('summary', models.JSONField(blank=True, default=dict)),
-                ('actor_api_key', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accounts.apikey')),
-                ('actor_user', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accounts.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("action", models.CharField(max_length=64)),
+                ("actor_system", models.CharField(blank=True, max_length=100)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("object_type", models.CharField(blank=True, max_length=50)),
+                ("object_id", models.BigIntegerField(blank=True, null=True)),
+                ("summary", models.JSONField(blank=True, default=dict)),
+                (
+                    "actor_api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accounts.apikey",
+                    ),
+                ),
+                (
+                    "actor_user",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(models.F('workspace'), models.OrderBy(models.F('created_at'), descending=True), models.OrderBy(models.F('id'), descending=True), name='audit_ws_created')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        models.F("workspace"),
+                        models.OrderBy(models.F("created_at"), descending=True),
+                        models.OrderBy(models.F("id"), descending=True),
+                        name="audit_ws_created",
+                    )
+                ],
             },
         ),
         # TRUNCATE stays allowed (test teardown flushes with it); row changes do not.

@@ -30,6 +30,8 @@ POSTGRES_BACKWARD = [
     f"CREATE INDEX audiences_audiencemember_audience_id_b6339cc2 ON {TABLE} (audience_id)",
     f"CREATE INDEX audiences_audiencemember_workspace_id_50422d99 ON {TABLE} (workspace_id)",
 ]
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0001_initial"),
@@ -38,9 +40,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.SeparateDatabaseAndState(
-            database_operations=[
-                migrations.RunSQL(POSTGRES_FORWARD, POSTGRES_BACKWARD)
-            ],
+            database_operations=[migrations.RunSQL(POSTGRES_FORWARD, POSTGRES_BACKWARD)],
             state_operations=[
                 migrations.RemoveConstraint(
                     model_name="audiencemember",

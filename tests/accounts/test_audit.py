@@ -182,7 +182,7 @@ def ui_calls(workspace, ids):
         ("/people/bulk/audience/", {"audience": "Kept", "action": "add", "all_matching": "1"},
          ["audience.add_people"]),
         (f"/audiences/{ids['audience']('Doomed')}/delete/", {}, ["audience.delete"]),
-        (f"/segments/{ids['segment']('Query')}/refresh/", {}, ["segment.refresh"]),
+        (f"/segments/{ids['segment']('Query')}/refresh/", {}, ["segment.refresh_request"]),
         (f"/segments/{ids['segment']('Snap')}/to-audience/", {"audience": "Seg aud",
          "action": "add"}, ["segment.to_audience"]),
         ("/people/bulk/segment/", {"segment": "Static", "action": "add", "all_matching": "1"},

@@ -13,7 +13,8 @@ from accounts.models import Role
 from audiences.models import AudienceMember
 from people.services.events import event_ingest_batch
 from people.services.people import person_upsert
-from segments.models import Segment, SegmentKind
+from segments.models import Segment, SegmentKind, SegmentRefresh
+from segments.services import segment_refresh_run
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -93,9 +94,17 @@ def test_build_a_real_time_segment_and_add_its_members_to_an_audience(page):
     expect(page.locator("#rules-words")).to_have_text(
         "City is London AND App Launch at least once in the last 30 days"
     )
-    expect(page.locator("#segment-count")).to_have_text("3")
-    expect(page.locator("#member-table tbody tr")).to_have_count(3)
+    # the first refresh is a job: the page says it waits for a worker, then, once the
+    # worker has run it, reloads by itself with the members and the outcome
+    expect(page.locator("#refresh-pending")).to_contain_text("Waiting for a worker")
     segment = Segment.objects.get(workspace=ws, name="Active Londoners")
+    segment_refresh_run(SegmentRefresh.objects.get(segment=segment, status="queued").pk)
+    expect(page.locator("#segment-count")).to_have_text("3")
+    expect(page.locator("#refresh-pending")).to_be_hidden()
+    expect(
+        page.get_by_text("Refreshed “Active Londoners”: 3 entered, 0 left, 3 people.")
+    ).to_be_visible()
+    expect(page.locator("#member-table tbody tr")).to_have_count(3)
     assert segment.kind == SegmentKind.REALTIME
 
     page.get_by_label("Audience", exact=True).fill("Spring campaign")

@@ -210,6 +210,27 @@ def test_erasing_a_person_takes_them_out_of_their_audiences_counts(api_client, w
     assert AudienceMember.objects.filter(audience=both).count() == 1
 
 
+def test_erasing_a_person_takes_them_out_of_their_stored_segments_counts(api_client, workspace):
+    from segments.models import Segment
+    from segments.services import segment_create
+
+    put(api_client, "u-1", {"email": "one@x.test", "city": "Oslo"})
+    put(api_client, "u-2", {"email": "two@x.test", "city": "Oslo"})
+    put(api_client, "u-3", {"email": "three@x.test", "city": "Rome"})
+    rules = {"attribute": "city", "op": "is", "value": "Oslo"}
+    for kind in ("realtime", "query"):
+        segment_create(
+            workspace=workspace, name=kind, kind=kind, rules=rules, actor=Actor(system="tests"),
+            refresh_every_minutes=60 if kind == "query" else None,
+        )  # fmt: skip
+
+    assert api_client.delete("/api/v1/people/u-1").status_code == 204
+    assert api_client.delete("/api/v1/people/u-3").status_code == 204
+
+    counts = dict(Segment.objects.filter(predefined="").values_list("name", "people_count"))
+    assert counts == {"realtime": 1, "query": 1}
+
+
 def test_malformed_json_is_422(api_client, workspace):
     r = api_client.put("/api/v1/people/u-1", data="{nope", content_type="application/json")
     assert r.status_code == 422

@@ -187,9 +187,7 @@ def test_deleting_a_segment_other_rules_name_answers_409_and_keeps_it(api_client
     assert api_client.delete(f"/api/v1/segments/{base['id']}").status_code == 204
 
 
-def test_query_segments_are_refreshed_when_due_and_claimed_once(
-    workspace, people, django_capture_on_commit_callbacks
-):
+def test_query_segments_are_refreshed_when_due_and_claimed_once(workspace, people, run_jobs):
     now = timezone.now()
     seg = segment_create(
         workspace=workspace,
@@ -203,13 +201,8 @@ def test_query_segments_are_refreshed_when_due_and_claimed_once(
     person_upsert(
         workspace=workspace, external_id="c", data={"city": "London"}, actor=Actor(system="tests")
     )
-    from config.celery import app
-
-    app.conf.task_always_eager = True
-    try:
+    with run_jobs():
         assert refresh_due_segments_task() == 1
-    finally:
-        app.conf.task_always_eager = False
     seg.refresh_from_db()
     assert seg.people_count == 3 and seg.next_refresh_at > now
     assert claim_due_segments() == []  # nothing due twice

@@ -5,7 +5,7 @@ or out), static lists from the People page, the profile's explanations, roles, t
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import escape
@@ -25,6 +25,7 @@ from segments.forms import MAX_NODES, RuleBuilder, make_catalogue
 from segments.models import RefreshStatus, Segment, SegmentKind, SegmentMember, SegmentRefresh
 from segments.selectors import segment_people
 from segments.services import segment_create, segment_refresh, static_members_change
+from segments.tasks import segment_refresh_task
 from tests.factories import TagFactory
 
 LONDON = {"attribute": "city", "op": "is", "value": "London"}
@@ -437,9 +438,10 @@ LONDON_FIELDS = {"n-0.0-attribute": "city", "n-0.0-op": "is", "n-0.0-value": "Lo
 
 
 @pytest.mark.parametrize("kind", ["snapshot", "realtime", "query"])
-def test_save_as_each_rule_kind(marketer_client, workspace, people, kind):
+def test_save_as_each_rule_kind(marketer_client, workspace, people, kind, run_jobs):
     data = {"name": f"Londoners {kind}", "kind": kind, "refresh_every_minutes": "15"}
-    response = marketer_client.post("/segments/new/", data | LONDON_FIELDS)
+    with run_jobs():
+        response = marketer_client.post("/segments/new/", data | LONDON_FIELDS)
     segment = Segment.objects.for_workspace(workspace).get(name=f"Londoners {kind}")
     assert response.status_code == 302 and response.url == f"/segments/{segment.pk}/"
     assert segment.kind == kind and segment.rules == LONDON
@@ -485,7 +487,7 @@ def test_edit_a_snapshot_shows_its_rules_and_saves_new_ones(marketer_client, wor
 
 
 def test_real_time_rules_cannot_change_the_page_says_why_and_duplicate_works(
-    marketer_client, workspace, people
+    marketer_client, workspace, people, run_jobs
 ):
     segment = segment_create(
         workspace=workspace, name="Live", kind="realtime", rules=LONDON, actor=Actor(system="tests")
@@ -512,11 +514,12 @@ def test_real_time_rules_cannot_change_the_page_says_why_and_duplicate_works(
     assert page.context["form"]["name"].value() == "Copy of Live!"
     assert page.context["form"]["kind"].value() == "realtime"
     assert 'name="n-0.0-value" value="London"' in page.content.decode()
-    response = marketer_client.post(
-        f"/segments/{segment.pk}/duplicate/",
-        {"name": "Live Paris", "kind": "realtime", "n-0.0-attribute": "city"}
-        | {"n-0.0-op": "is", "n-0.0-value": "Paris"},
-    )
+    with run_jobs():
+        response = marketer_client.post(
+            f"/segments/{segment.pk}/duplicate/",
+            {"name": "Live Paris", "kind": "realtime", "n-0.0-attribute": "city"}
+            | {"n-0.0-op": "is", "n-0.0-value": "Paris"},
+        )
     copy = Segment.objects.for_workspace(workspace).get(name="Live Paris")
     assert response.url == f"/segments/{copy.pk}/"
     assert ext_ids(segment_people(segment=copy, now=timezone.now())) == ["c"]
@@ -629,21 +632,125 @@ def test_a_query_segment_shows_last_and_next_refresh_and_a_failure_with_its_reas
     assert [r.status for r in history] == [RefreshStatus.FAILED, RefreshStatus.OK]
 
 
-def test_refresh_now_and_count_now(marketer_client, workspace, people):
+def test_refresh_now_and_count_now(marketer_client, workspace, people, run_jobs):
     live = segment_create(
         workspace=workspace, name="Live", kind="realtime", rules=LONDON, actor=Actor(system="tests")
     )
     person_upsert(
         workspace=workspace, external_id="c", data={"city": "London"}, actor=Actor(system="tests")
     )
-    response = marketer_client.post(f"/segments/{live.pk}/refresh/", follow=True)
-    assert "1 entered, 0 left, 3 people" in response.content.decode()
+    with run_jobs():
+        marketer_client.post(f"/segments/{live.pk}/refresh/")
+    # the page's poll finds the refresh ended: the page reloads with its outcome
+    status = marketer_client.get(f"/segments/{live.pk}/refresh/status/", HTTP_HX_REQUEST="true")
+    assert status["HX-Refresh"] == "true"
+    page = marketer_client.get(f"/segments/{live.pk}/").content.decode()
+    assert "Refreshed “Live”: 1 entered, 0 left, 3 people." in page
     assert SegmentRefresh.objects.filter(segment=live).count() == 2
     snap = segment_create(
         workspace=workspace, name="Snap", kind="snapshot", rules=LONDON, actor=Actor(system="tests")
     )
-    response = marketer_client.post(f"/segments/{snap.pk}/refresh/", follow=True)
-    assert "Counted: 3 people." in response.content.decode()
+    with run_jobs():
+        marketer_client.post(f"/segments/{snap.pk}/refresh/")
+    marketer_client.get(f"/segments/{snap.pk}/refresh/status/", HTTP_HX_REQUEST="true")
+    page = marketer_client.get(f"/segments/{snap.pk}/").content.decode()
+    assert "Counted “Snap”: 3 people." in page
+
+
+def test_refresh_now_queues_one_job_the_pages_show_it_waiting_then_the_count(
+    marketer_client, workspace, people, run_jobs
+):
+    live = segment_create(
+        workspace=workspace, name="Live", kind="realtime", rules=LONDON, actor=Actor(system="tests")
+    )
+    person_upsert(
+        workspace=workspace, external_id="c", data={"city": "London"}, actor=Actor(system="tests")
+    )
+    # no worker has run it yet: asking twice is one job, and both pages say it waits
+    marketer_client.post(f"/segments/{live.pk}/refresh/")
+    marketer_client.post(f"/segments/{live.pk}/refresh/")
+    pending = SegmentRefresh.objects.get(segment=live, status=RefreshStatus.QUEUED)
+    page = marketer_client.get(f"/segments/{live.pk}/").content.decode()
+    assert 'id="refresh-pending"' in page and "Waiting for a worker to refresh it" in page
+    assert f'hx-get="/segments/{live.pk}/refresh/status/"' in page
+    listing = marketer_client.get("/segments/").content.decode()
+    assert f'data-pending="queued" hx-get="/segments/{live.pk}/refresh/status/?row=1"' in listing
+    poll = marketer_client.get(f"/segments/{live.pk}/refresh/status/", HTTP_HX_REQUEST="true")
+    assert "HX-Refresh" not in poll and "Waiting for a worker" in poll.content.decode()
+    # the worker runs it (as after the request's commit): the row stops polling, counted
+    with run_jobs():
+        transaction.on_commit(lambda: segment_refresh_task.delay(pending.pk))
+    pending.refresh_from_db()
+    assert pending.status == RefreshStatus.OK and pending.attempts == 1
+    assert (pending.entered, pending.people_count) == (1, 3)
+    row = marketer_client.get(f"/segments/{live.pk}/refresh/status/?row=1").content.decode()
+    assert "data-pending" not in row and ">3</td>" in row
+
+
+def test_saving_new_rules_of_a_snapshot_recounts_it_so_the_list_tells_the_truth(
+    marketer_client, workspace, people, run_jobs
+):
+    snap = segment_create(
+        workspace=workspace, name="Snap", kind="snapshot", rules=LONDON, actor=Actor(system="tests")
+    )
+    assert snap.people_count == 2 and snap.computed_at is not None
+    edit = {"name": "Snap", "kind": "snapshot", "n-0.0-attribute": "city"}
+    marketer_client.post(
+        f"/segments/{snap.pk}/edit/", edit | {"n-0.0-op": "is", "n-0.0-value": "Paris"}
+    )
+    listing = marketer_client.get("/segments/").content.decode()
+    assert "counting…" in listing  # never the old count with its old time
+    pending = SegmentRefresh.objects.get(segment=snap, status=RefreshStatus.QUEUED)
+    with run_jobs():  # the worker runs it
+        transaction.on_commit(lambda: segment_refresh_task.delay(pending.pk))
+    snap.refresh_from_db()
+    assert snap.people_count == 1 and snap.refresh_status == RefreshStatus.OK
+    listing = marketer_client.get("/segments/").content.decode()
+    assert "counting…" not in listing and f'data-count="{snap.pk}">1</td>' in listing
+
+
+def test_a_refresh_whose_worker_keeps_dying_gives_up_and_says_why(workspace, people, run_jobs):
+    from accounts.jobs import MAX_ATTEMPTS
+    from segments.services import reclaim_stale_refreshes, segment_recount_start
+
+    seg = segment_create(
+        workspace=workspace, name="Q", kind="snapshot", rules=LONDON, actor=Actor(system="tests")
+    )
+    refresh = segment_recount_start(segment=seg, actor=Actor(system="tests"))
+    assert segment_recount_start(segment=seg, actor=Actor(system="tests")) == refresh
+    # each delivery that started it died: the attempts are spent
+    SegmentRefresh.objects.filter(pk=refresh.pk).update(
+        status=RefreshStatus.RUNNING, attempts=MAX_ATTEMPTS
+    )
+    # the beat finds it stale and delivers it again; the delivery gives up, saying why
+    later = timezone.now() + timedelta(minutes=11)
+    with run_jobs():
+        assert reclaim_stale_refreshes(now=later) == [refresh.pk]
+    refresh.refresh_from_db()
+    seg.refresh_from_db()
+    assert refresh.status == seg.refresh_status == RefreshStatus.FAILED
+    assert f"Gave up after {MAX_ATTEMPTS} attempts" in refresh.error
+    assert reclaim_stale_refreshes(now=later) == []
+
+
+def test_a_re_delivered_refresh_leaves_a_live_attempt_alone(workspace, people):
+    from segments.services import _LOCK_NAMESPACE, segment_recount_start, segment_refresh_run
+    from tests.accounts.test_jobs import other_connection
+
+    seg = segment_create(
+        workspace=workspace, name="Q", kind="snapshot", rules=LONDON, actor=Actor(system="tests")
+    )
+    refresh = segment_recount_start(segment=seg, actor=Actor(system="tests"))
+    key = _LOCK_NAMESPACE + refresh.pk
+    with other_connection() as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [key])  # the first delivery still works
+        segment_refresh_run(refresh.pk)
+        refresh.refresh_from_db()
+        assert refresh.status == RefreshStatus.QUEUED and refresh.attempts == 0
+        other.execute("SELECT pg_advisory_unlock(%s)", [key])  # it died
+    segment_refresh_run(refresh.pk)
+    refresh.refresh_from_db()
+    assert refresh.status == RefreshStatus.OK and refresh.people_count == 2
 
 
 def test_members_of_a_static_segment_can_be_removed_on_its_page(marketer_client, workspace, people):

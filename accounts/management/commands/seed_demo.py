@@ -172,7 +172,8 @@ def seed_activity(workspace: Workspace) -> None:
                 },
             ]
         },
-        now=now, actor=ACTOR
+        now=now,
+        actor=ACTOR,
     )
     for name, kind, rules in DEMO_SEGMENTS:
         segment = segment_create(
@@ -231,7 +232,7 @@ def demo_contact_csv(workspace: Workspace) -> bytes:
         "not-an-email,Broken,Address,,London,free,10",
         "zoe.quinn.fair@example.org,Zoe,Quinn,12,Paris,free,5",
         "max.fair@example.org,Max,Power,,Berlin,pro,lots",
-        "=HYPERLINK(\"http://example.com\"),Formula,Cell,,Madrid,free,1",
+        '=HYPERLINK("http://example.com"),Formula,Cell,,Madrid,free,1',
     ]
     return ("\n".join(lines) + "\n").encode()
 
