@@ -13,7 +13,8 @@ import io
 from django import forms
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Count, Q
 from import_export import resources, widgets
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats import base_formats
@@ -267,6 +268,62 @@ class WorkspaceScopedAdmin(SafeImportExportAdmin):
 
     def get_export_queryset(self, request):
         return self.get_queryset(request)
+
+    # --- the audit log: an admin edit is a write like any other (accounts.audit) ---------
+    # One entry per action, inside the admin's own transaction: "admin.<model>.create" or
+    # ".change" with the names of the fields changed, ".delete", and an import as one
+    # entry per workspace with its counts. Ids and field names only, never values.
+
+    def _audit(self, request, *, workspace_id, action: str, obj=None, summary=None):
+        from accounts.audit import Actor, audit_record
+
+        audit_record(
+            workspace=workspace_id,
+            actor=Actor.from_request(request),
+            action=f"admin.{self.opts.model_name}.{action}",
+            obj=obj,
+            summary=summary,
+        )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        self._audit(
+            request,
+            workspace_id=obj.workspace_id,
+            action="change" if change else "create",
+            obj=obj,
+            summary={"fields": sorted(form.changed_data)} if change else None,
+        )
+
+    def delete_model(self, request, obj):
+        self._audit(request, workspace_id=obj.workspace_id, action="delete", obj=obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            counts = queryset.order_by().values("workspace_id").annotate(n=Count("pk"))
+            for row in counts:
+                self._audit(
+                    request,
+                    workspace_id=row["workspace_id"],
+                    action="delete_many",
+                    summary={"rows": row["n"]},
+                )
+            super().delete_queryset(request, queryset)
+
+    def generate_log_entries(self, result, request):
+        super().generate_log_entries(result, request)
+        # the import committed already (import-export's own transaction): record it now
+        per_workspace: dict[int, dict[str, int]] = {}
+        for row in result.rows:
+            instance = row.instance or row.original
+            workspace_id = getattr(instance, "workspace_id", None)
+            if workspace_id is None or row.import_type == "skip":
+                continue
+            counts = per_workspace.setdefault(workspace_id, {})
+            counts[row.import_type] = counts.get(row.import_type, 0) + 1
+        for workspace_id, counts in per_workspace.items():
+            self._audit(request, workspace_id=workspace_id, action="import", summary=counts)
 
 
 class ReadOnlyScopedAdmin(WorkspaceScopedAdmin):

@@ -6,7 +6,7 @@ from django import forms
 from config.forms import StyledFormMixin
 from people.models import AttributeType, ContactChannel
 from people.selectors import QuickFilters
-from segments.rules.operators import OP_LABELS, offered_ops, op_label, value_kind
+from segments.rules.operators import offered_ops, op_label, value_kind
 from segments.rules.schema import RELATIVE_UNITS
 
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
@@ -88,10 +88,8 @@ class AttributeForm(StyledFormMixin, forms.Form):
 # it produces is the one of shared/API.md, compiled by segments.rules like any segment.
 
 # The operators offered for each type and their labels come from the rule tree's one table
-# (segments.rules.schema, with labels in segments.rules.operators); people.selection reads
-# them under these two names. Built-in attributes: people.attributes.BUILTIN_ATTRIBUTES.
-OPS_BY_TYPE = {attr_type: offered_ops(attr_type) for attr_type in AttributeType}
-OPERATORS = OP_LABELS
+# (segments.rules.schema, with labels in segments.rules.operators), as in the segment
+# builder. Built-in attributes: people.attributes.BUILTIN_ATTRIBUTES.
 
 
 class BuilderError(ValueError):

@@ -102,3 +102,10 @@ def run_jobs(django_capture_on_commit_callbacks):
             app.conf.task_always_eager = previous
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Test users' passwords hash with MD5: PBKDF2's 1.2 million iterations cost a third
+    of a second per user made, and the suite makes hundreds. Sign-in still checks them."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

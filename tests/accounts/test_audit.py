@@ -285,3 +285,45 @@ def test_a_finished_import_job_is_one_entry_by_its_worker(workspace, ops_user):
     assert done.object_id == job.pk and done.actor_user_id == ops_user.pk
     assert done.actor_system == "audience_import worker"
     assert done.summary["matched"] == 1
+
+
+def test_admin_edits_deletes_and_imports_are_audited_by_the_staff_user(client, workspace):
+    from tests.accounts.test_admin_security import (
+        ALL,
+        _change_form_data,
+        _import,
+        _model_perms,
+        _staff,
+    )
+
+    tag = tag_create(workspace=workspace, name="Old", actor=SYSTEM)
+    staff = _staff(workspace, perms=_model_perms("people.tag", *ALL))
+    client.force_login(staff)
+    page = client.get(f"/admin/people/tag/{tag.pk}/change/")
+    data = _change_form_data(page) | {"name": "Renamed"}
+    assert client.post(f"/admin/people/tag/{tag.pk}/change/", data).status_code == 302
+    rows = f"workspace,name\n{workspace.id},A\n{workspace.id},B\n"
+    assert _import(client, "/admin/people/tag/", rows).status_code == 302
+    doomed = list(Tag.objects.for_workspace(workspace).filter(name__in=["A", "B"]))
+    assert len(doomed) == 2
+    response = client.post(
+        "/admin/people/tag/",
+        {"action": "delete_selected", "_selected_action": [t.pk for t in doomed], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not Tag.objects.filter(pk__in=[t.pk for t in doomed]).exists()
+    got = [
+        (e.action, e.object_id, e.summary)
+        for e in entries(workspace)
+        if e.action.startswith("admin.")
+    ]
+    assert got == [
+        ("admin.tag.change", tag.pk, {"fields": ["name"]}),
+        ("admin.tag.import", None, {"new": 2}),
+        ("admin.tag.delete_many", None, {"rows": 2}),
+    ]
+    assert all(
+        e.actor_user_id == staff.pk and e.ip == "127.0.0.1"
+        for e in entries(workspace)
+        if e.action.startswith("admin.")
+    )

@@ -10,10 +10,9 @@ PROXY = "10.0.0.2"  # the TLS proxy: every request reaches Django from it
 
 
 @pytest.fixture
-def member(workspace, settings):
-    # Tests here fail to sign in twenty times: a fast hasher, since the lockout is tested,
-    # not the password hash (set before the user, whose hash uses the first hasher).
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def member(workspace):
+    # Tests here fail to sign in twenty times: the suite's fast hasher (tests/conftest.py)
+    # keeps that quick.
     user = UserFactory(email="maya@acme.test")
     MembershipFactory(workspace=workspace, user=user, role="marketer")
     return user

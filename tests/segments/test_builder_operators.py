@@ -3,7 +3,6 @@ advanced filters and the segment builder) and the descriptions."""
 
 import pytest
 
-from people import forms as people_forms
 from people.attributes import BUILTIN_ATTRIBUTES, BUILTIN_LABELS
 from people.models import BUILTIN_FIELDS, AttributeType
 from segments import forms as segment_forms
@@ -28,9 +27,13 @@ def test_a_builder_offers_only_operators_the_schema_accepts(attr_type):
 
 
 def test_both_builders_offer_the_same_operators_with_the_same_labels():
+    """The People page's filters (people.selection) and the segment builder read one table."""
+    from people import selection
+
     for attr_type in AttributeType:
-        assert people_forms.OPS_BY_TYPE[attr_type] == segment_forms._attribute_ops(attr_type)
-    assert people_forms.OPERATORS is operators.OP_LABELS
+        assert segment_forms._attribute_ops(attr_type) == operators.offered_ops(attr_type)
+    assert selection.offered_ops is operators.offered_ops
+    assert selection.op_choices is operators.op_choices
 
 
 def test_what_the_builders_offer_for_each_type():
