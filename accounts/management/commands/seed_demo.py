@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.audit import Actor
@@ -113,6 +113,16 @@ def demo_people(workspace: Workspace, count: int) -> list[Person]:
     return people
 
 
+ANALYZED_TABLES = (
+    "people_person",
+    "people_event",
+    "people_persontag",
+    "people_tag",
+    "people_eventtype",
+    "people_attributedefinition",
+)
+
+
 def seed_activity(workspace: Workspace) -> None:
     """Typed attributes, tags and a few weeks of events, through the same services the
     API uses, so the demo's profiles, filters and segments have something to show."""
@@ -157,6 +167,12 @@ def seed_activity(workspace: Workspace) -> None:
     for start in range(0, len(events), 1000):
         batch = events[start : start + 1000]
         event_ingest_batch(workspace=workspace, items=batch, now=now, actor=ACTOR)
+    # Fresh tables have no statistics until autovacuum comes by (a minute or more later):
+    # without them PostgreSQL plans the segment queries below, and the demo's first
+    # pages, as if the tables were empty (a 7 s count instead of 90 ms).
+    with connection.cursor() as cursor:
+        for table in ANALYZED_TABLES:
+            cursor.execute(f"ANALYZE {table}")  # noqa: S608 - our own table names
     for segment in Segment.objects.for_workspace(workspace).exclude(predefined=""):
         segment_count(segment=segment, now=now)
     segment_create(
