@@ -7,11 +7,12 @@ from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
+from pydantic import StrictInt
 
 from accounts.audit import Actor
 from audiences import selectors, services
 from audiences.models import MemberSource
-from config.api import CursorPagination
+from config.api import CursorPagination, InputSchema, also_answers
 from people.schemas import PersonOut, with_person_related
 
 router = Router(tags=["Target audiences"])
@@ -24,12 +25,14 @@ class AudienceOut(Schema):
     created_at: datetime
 
 
-class AudienceIn(Schema):
+class AudienceIn(InputSchema):
     name: str = Field(..., min_length=1, max_length=200)
 
 
-class MembersIn(Schema):
-    people: list[str | int] = Field(..., max_length=10000)
+class MembersIn(InputSchema):
+    people: list[str | StrictInt] = Field(
+        ..., max_length=10000, description="External ids, ids, emails or phones (identifier)."
+    )
     identifier: Literal["external_id", "id", "email", "phone"] = "external_id"
 
 
@@ -44,7 +47,12 @@ def audiences_list(request, q: str | None = None):
     return selectors.audience_list(workspace=request.workspace, q=q)
 
 
-@router.post("/audiences", response={201: AudienceOut}, summary="Create an audience")
+@router.post(
+    "/audiences",
+    response={201: AudienceOut},
+    summary="Create an audience",
+    openapi_extra=also_answers(409),
+)
 def audiences_create(request, payload: AudienceIn):
     try:
         audience = services.audience_create(

@@ -7,6 +7,7 @@ Registered before the audiences router, so /audiences/imports is never read as
 """
 
 from datetime import datetime
+from typing import Literal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,7 +24,7 @@ from audiences.import_services import ImportTooLarge, audience_import_start
 from audiences.imports.report import first_problems, report_response
 from audiences.imports.uploads import declared_over_limit, limit_uploads
 from audiences.models import AudienceImport
-from config.api import ApiKeyAuth, error_response
+from config.api import ApiKeyAuth, also_answers, error_response
 
 router = Router(tags=["Target audiences"])
 
@@ -119,6 +120,7 @@ def _out(request, job: AudienceImport) -> dict:
     auth=ImportUploadAuth(),
     response={202: ImportCreated},
     summary="Import a CSV file into audiences",
+    openapi_extra=also_answers(413),
     description=(
         "Multipart: `file`; `mode` single (one identifier per line, all into `audience`, "
         "created if new) or per_row (`identifier;audience name`, audiences created as "
@@ -130,8 +132,8 @@ def _out(request, job: AudienceImport) -> dict:
 def audience_imports_create(
     request,
     file: File[UploadedFile],
-    mode: Form[str],
-    identifier: Form[str] = "external_id",
+    mode: Form[Literal["single", "per_row"]],
+    identifier: Form[Literal["id", "external_id", "email", "phone"]] = "external_id",
     audience: Form[str] = "",
     dry_run: Form[bool] = False,
     replace: Form[bool] = False,

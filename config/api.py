@@ -9,15 +9,17 @@ import json
 import logging
 import math
 import time
+import uuid
 from functools import lru_cache
 from typing import Any
 
 from axes.helpers import get_client_ip_address
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q
 from django.http import Http404, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 from limits import RateLimitItemPerSecond
 from limits.errors import StorageError
 from limits.storage import RedisStorage
@@ -25,11 +27,15 @@ from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.pagination import PaginationBase
+from ninja.parser import Parser
 from ninja.renderers import JSONRenderer
 from ninja.security import HttpBearer
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 from redis.exceptions import RedisError
 
 from accounts.selectors import api_key_authenticate
+from accounts.text import has_forbidden_character
 from config.env import parse_rate
 
 log = logging.getLogger(__name__)
@@ -159,9 +165,21 @@ def error_response(request, status: int, detail: str, errors: list | None = None
     return response
 
 
+def _location(loc) -> list[str]:
+    """ninja's error location as the API names it: ("body", "payload", "name") is
+    body.name (the operation's parameter name is ours, not the client's), and form fields
+    are in the body too."""
+    parts = [str(part) for part in loc]
+    if parts[:1] == ["form"]:
+        parts[0] = "body"
+    if parts[:1] == ["body"] and len(parts) > 1 and parts[1] == "payload":
+        del parts[1]
+    return parts
+
+
 def _validation_error(request, exc: ValidationError):
     errors = [
-        {"loc": [str(part) for part in e.get("loc", [])], "msg": e.get("msg", "Invalid value.")}
+        {"loc": _location(e.get("loc", [])), "msg": e.get("msg", "Invalid value.")}
         for e in exc.errors
     ]
     first = errors[0] if errors else None
@@ -199,6 +217,9 @@ def _throttled(request, exc: Throttled):
 
 
 def _http_error(request, exc: HttpError):
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValidationError):
+        # the body parsed, and StorableTextParser refused a text in it
+        return _validation_error(request, exc.__cause__)
     if exc.status_code == 400:  # ninja's "Cannot parse request body"
         return error_response(
             request, 422, "The body is not valid JSON.", [{"loc": ["body"], "msg": str(exc)}]
@@ -215,8 +236,38 @@ def _forbidden(request, exc):
     return error_response(request, 403, str(exc) or "Forbidden.")
 
 
+def _server_error(request, exc: Exception):
+    """Anything unexpected: logged with a request id that the JSON body names, so a
+    client's report leads to the log line (an HTML page would break every client)."""
+    request_id = uuid.uuid4().hex[:16]
+    log.exception("API %s %s failed (request id %s)", request.method, request.path, request_id)
+    return error_response(
+        request,
+        500,
+        f"Something went wrong on our side; it was logged. Request id: {request_id}.",
+        headers={"X-Request-ID": request_id},
+    )
+
+
+def _bad_multipart(request, exc: MultiPartParserError):
+    return error_response(
+        request,
+        422,
+        "The body is not valid multipart/form-data (send the file as a form field named "
+        "`file`, with the boundary in the Content-Type).",
+        [{"loc": ["body"], "msg": str(exc)}],
+    )
+
+
+def _too_big(request, exc: RequestDataTooBig):
+    return error_response(request, 413, "The request body is larger than the limit.")
+
+
 def install_exception_handlers(api: NinjaAPI) -> None:
     """The error format of shared/API.md for every exception an operation can raise."""
+    api.add_exception_handler(Exception, _server_error)
+    api.add_exception_handler(MultiPartParserError, _bad_multipart)
+    api.add_exception_handler(RequestDataTooBig, _too_big)
     api.add_exception_handler(ValidationError, _validation_error)
     api.add_exception_handler(DjangoValidationError, _django_validation_error)
     api.add_exception_handler(AuthenticationError, _unauthorized)
@@ -224,6 +275,164 @@ def install_exception_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(Http404, _not_found)
     api.add_exception_handler(PermissionDenied, _forbidden)
+
+
+# --- Text PostgreSQL can store, checked once for every operation ---------------------------
+
+
+class StorableTextParser(Parser):
+    """Request bodies (JSON, and form fields) for every operation: a NUL or a lone
+    surrogate anywhere, in a key or a value, is refused with a 422 naming where it is,
+    before any operation sees it (the path and the query are BadCharacterMiddleware's)."""
+
+    def parse_body(self, request):
+        data = super().parse_body(request)
+        _refuse_unstorable(data, ("body",))
+        return data
+
+    def parse_querydict(self, data, list_fields, request):
+        result = super().parse_querydict(data, list_fields, request)
+        _refuse_unstorable(result, ("body",) if request.method != "GET" else ("query",))
+        return result
+
+
+def _refuse_unstorable(data, prefix: tuple[str, ...]) -> None:
+    stack = [(data, prefix)]
+    while stack:  # iterative: a deep body must meet a 422, never the recursion limit
+        value, where = stack.pop()
+        if isinstance(value, str):
+            if has_forbidden_character(value):
+                raise ValidationError([{"loc": list(where), "msg": UNSTORABLE}])
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and has_forbidden_character(key):
+                    raise ValidationError([{"loc": list(where), "msg": UNSTORABLE_KEY}])
+                stack.append((item, (*where, str(key))))
+        elif isinstance(value, list | tuple):
+            stack.extend((item, (*where, str(i))) for i, item in enumerate(value))
+
+
+UNSTORABLE = "Text cannot contain a NUL character or a lone surrogate (half a UTF-16 pair)."
+UNSTORABLE_KEY = "A key cannot contain a NUL character or a lone surrogate."
+
+
+# --- Request bodies ---------------------------------------------------------------------
+
+
+class InputSchema(Schema):
+    """A JSON request body: an object with the fields its schema names and no others (a
+    misspelt field is a 422 naming it, never silently dropped), not a list or a scalar."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _an_object(cls, value, handler):
+        # ninja's Schema reads a non-dict's attributes (a list would give every default)
+        if not isinstance(value, dict) and not isinstance(value, BaseModel):
+            raise PydanticCustomError("model_type", "expected a JSON object")
+        return handler(value)
+
+
+# --- The OpenAPI document: every status an operation answers -----------------------------
+
+
+class ErrorItem(Schema):
+    loc: list[str | int] = Field(
+        description="Where: body, query or path, then the field (a list position as a number)."
+    )
+    msg: str
+
+
+class ErrorOut(Schema):
+    """Every error of the API (shared/API.md): what went wrong in words, and for invalid
+    input the fields at fault."""
+
+    detail: str
+    errors: list[ErrorItem] | None = None
+
+
+_ERROR_WORDS = {
+    401: "Missing, unknown or revoked API key.",
+    403: "The key may not do this (a read-only key writes nothing).",
+    404: "No such object in the key's workspace.",
+    409: "The object's state refuses the change; the detail says why and what to do.",
+    413: "The upload or body is larger than the limit.",
+    422: "Invalid input: `errors` names each field at fault.",
+    429: "Too many requests: retry after `Retry-After` seconds.",
+    500: "A server error, logged under the request id the detail names.",
+}
+
+
+def component_ref(name: str) -> dict:
+    """A field's JSON schema that is a schema of HeraldAPI's `components`, by name
+    (pydantic cannot emit a $ref to a schema it does not know; HeraldAPI writes it)."""
+    return {"x-herald-ref": name}
+
+
+def _write_refs(document) -> None:
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "x-herald-ref" in node:
+                name = node.pop("x-herald-ref")
+                node.clear()
+                node["$ref"] = f"#/components/schemas/{name}"
+                continue
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def also_answers(*statuses: int) -> dict:
+    """`openapi_extra=also_answers(409)`: statuses an operation answers beyond those every
+    operation documents (HeraldAPI.get_openapi_schema adds them with the error schema)."""
+    return {"x-herald-errors": list(statuses)}
+
+
+class HeraldAPI(NinjaAPI):
+    """NinjaAPI whose OpenAPI document lists every status each operation can answer, each
+    error with the error schema: 401, 422, 429 and 500 everywhere, 403 for writes, 404
+    where the path names an object, 413 where there is a body, and what an operation
+    declares (also_answers)."""
+
+    def __init__(self, *args, components: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.extra_components = components or {}  # schemas fields name by $ref
+
+    def get_openapi_schema(self, *args, **kwargs):
+        schema = super().get_openapi_schema(*args, **kwargs)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(self.extra_components)
+        _write_refs(schema)
+        error_schema = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(error_schema.pop("$defs", {}))
+        components["ErrorOut"] = error_schema
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                statuses = {401, 422, 429, 500}
+                if method != "get":
+                    statuses.add(403)
+                if "{" in path:
+                    statuses.add(404)
+                if "requestBody" in operation:
+                    statuses.add(413)
+                statuses.update(operation.pop("x-herald-errors", []))
+                responses = operation.setdefault("responses", {})
+                for status in sorted(statuses):
+                    responses.setdefault(
+                        str(status),
+                        {
+                            "description": _ERROR_WORDS[status],
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/ErrorOut"}
+                                }
+                            },
+                        },
+                    )
+        return schema
 
 
 # --- Cursor pagination ------------------------------------------------------------------

@@ -1,21 +1,22 @@
 """The HTTP API at /api/v1/: the NinjaAPI instance with the plumbing of config/api.py
 (auth, error format) and every app's router. Only config/urls.py imports this module."""
 
-from ninja import NinjaAPI
-
 from accounts.api import router as accounts_router
 from audiences.api import router as audiences_router
 from audiences.import_api import router as audience_imports_router
-from config.api import ApiKeyAuth, install_exception_handlers
+from config.api import ApiKeyAuth, HeraldAPI, StorableTextParser, install_exception_handlers
 from people.api import router as people_router
 from segments.api import router as segments_router
+from segments.rules.openapi import COMPONENTS as RULE_TREE_COMPONENTS
 
-api = NinjaAPI(
+api = HeraldAPI(
     title="Herald API",
     version="1",
     description="Audiences, segments and campaigns. Contract: shared/API.md.",
     urls_namespace="api",
     auth=ApiKeyAuth(),
+    parser=StorableTextParser(),
+    components=RULE_TREE_COMPONENTS,
     docs_url="/docs",
     openapi_url="/openapi.json",
 )

@@ -16,3 +16,6 @@ urlpatterns = [
     path("", include("segments.urls")),
     path("", include("accounts.urls")),
 ]
+
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"

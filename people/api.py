@@ -1,16 +1,16 @@
 """People, Events, Tags and Do Not Contact of the HTTP API (shared/API.md, exactly)."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.utils import timezone
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Path, Query, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
 
 from accounts.audit import Actor
-from config.api import CursorPagination, error_response
+from config.api import CursorPagination, InputSchema, also_answers, error_response
 from people import selectors
 from people.erasure import erase_person
 from people.models import ContactChannel, DncSource, TagSource
@@ -27,7 +27,7 @@ router = Router()
 # --- Schemas ----------------------------------------------------------------------------
 
 
-class PersonIn(Schema):
+class PersonIn(InputSchema):
     """Every field is optional on update: fields not sent are kept."""
 
     email: str | None = None
@@ -51,7 +51,7 @@ class PersonBatchItem(PersonIn):
     external_id: str
 
 
-class BatchIn(Schema):
+class BatchIn(InputSchema):
     people: list[dict[str, Any]] = Field(
         ..., description="Up to 1000 people (PersonIn plus external_id).", max_length=1000
     )
@@ -149,7 +149,13 @@ def person_delete(request, external_id: str):
     return Status(204, None)
 
 
-@router.get("/people", response=list[PersonOut], tags=["People"], summary="List people")
+@router.get(
+    "/people",
+    response=list[PersonOut],
+    tags=["People"],
+    summary="List people",
+    openapi_extra=also_answers(404),  # ?segment= names no segment of the workspace
+)
 @paginate(CursorPagination)
 def people_list(request, filters: Query[PeopleFilters]):
     people = selectors.person_list(
@@ -171,7 +177,7 @@ def people_list(request, filters: Query[PeopleFilters]):
 # --- Events -----------------------------------------------------------------------------
 
 
-class EventsIn(Schema):
+class EventsIn(InputSchema):
     events: list[dict[str, Any]] = Field(
         ...,
         max_length=1000,
@@ -227,8 +233,12 @@ class TagList(Schema):
     items: list[TagOut]
 
 
-class TagIn(Schema):
+class TagIn(InputSchema):
     name: str = Field(..., min_length=1, max_length=100)
+
+
+# A tag's name in a path: what a tag name may be (tag_services.tag_create).
+TagName = Annotated[str, Path(..., min_length=1, max_length=100, pattern=r"\S")]
 
 
 class TagAssigned(Schema):
@@ -246,7 +256,13 @@ def tags_list(request):
     return {"items": list(selectors.tag_list(workspace=request.workspace))}
 
 
-@router.post("/tags", response={201: TagOut}, tags=["Tags"], summary="Create a tag")
+@router.post(
+    "/tags",
+    response={201: TagOut},
+    tags=["Tags"],
+    summary="Create a tag",
+    openapi_extra=also_answers(409),
+)
 def tags_create(request, payload: TagIn):
     try:
         tag = tag_services.tag_create(
@@ -260,7 +276,7 @@ def tags_create(request, payload: TagIn):
 
 
 @router.delete("/tags/{name}", response={204: None}, tags=["Tags"], summary="Delete a tag")
-def tags_delete(request, name: str):
+def tags_delete(request, name: TagName):
     tag_services.tag_delete(
         tag=selectors.get_tag_or_404(workspace=request.workspace, name=name),
         actor=Actor.from_request(request),
@@ -269,7 +285,7 @@ def tags_delete(request, name: str):
 
 
 @router.post("/tags/{name}/people", response=TagAssigned, tags=["Tags"], summary="Tag people")
-def tags_assign(request, name: str, payload: PeopleRef):
+def tags_assign(request, name: TagName, payload: PeopleRef):
     try:
         changed, unknown = tag_services.tag_people_by_external_ids(
             workspace=request.workspace,
@@ -284,7 +300,7 @@ def tags_assign(request, name: str, payload: PeopleRef):
 
 
 @router.delete("/tags/{name}/people", response=TagRemoved, tags=["Tags"], summary="Untag people")
-def tags_unassign(request, name: str, payload: PeopleRef):
+def tags_unassign(request, name: TagName, payload: PeopleRef):
     selectors.get_tag_or_404(workspace=request.workspace, name=name)
     changed, unknown = tag_services.tag_people_by_external_ids(
         workspace=request.workspace,
@@ -299,7 +315,7 @@ def tags_unassign(request, name: str, payload: PeopleRef):
 # --- Do Not Contact ---------------------------------------------------------------------
 
 
-class DncIn(Schema):
+class DncIn(InputSchema):
     channel: Literal["email", "sms", "push"]
     address: str = Field(..., min_length=1, max_length=512)
     reason: str = Field("", max_length=255)

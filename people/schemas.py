@@ -8,6 +8,7 @@ from django.db.models import Prefetch
 from ninja import Field, Schema
 
 from audiences.models import AudienceMember
+from config.api import InputSchema
 from people.models import PersonTag
 
 
@@ -52,7 +53,7 @@ class PersonOut(Schema):
         return sorted((m.audience.name for m in obj.audience_memberships.all()), key=str.lower)
 
 
-class PeopleRef(Schema):
+class PeopleRef(InputSchema):
     people: list[str] = Field(..., max_length=10000, description="External ids.")
 
 

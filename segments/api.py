@@ -1,21 +1,22 @@
 """Segments of the HTTP API (shared/API.md, exactly)."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.utils import timezone
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
 from ninja.pagination import paginate
 from ninja.responses import Status
+from pydantic import WithJsonSchema
 
 from accounts.audit import Actor
-from accounts.text import has_forbidden_character
-from config.api import CursorPagination, error_response
+from config.api import CursorPagination, InputSchema, also_answers, component_ref, error_response
 from people.schemas import PeopleRef, PersonOut, with_person_related
 from people.selectors import get_person_or_404, person_list
 from segments import selectors, services
 from segments.rules import RuleError, parse_rules
+from segments.services import MAX_REFRESH_MINUTES, MIN_REFRESH_MINUTES
 
 router = Router(tags=["Segments"])
 
@@ -38,21 +39,29 @@ class SegmentOut(Schema):
         return bool(obj.predefined)
 
 
-class SegmentIn(Schema):
-    name: str = Field(..., min_length=1, max_length=200)
+# A rule tree: checked by segments.rules.parse_rules (a 422 with the path of the bad
+# node), documented as the RuleNode schema (segments.rules.openapi).
+RuleTree = Annotated[dict[str, Any], WithJsonSchema(component_ref("RuleNode"))]
+SegmentName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+
+
+class SegmentIn(InputSchema):
+    name: SegmentName
     kind: Literal["snapshot", "realtime", "static", "query", "everyone"]
-    rules: dict[str, Any] | None = None
-    refresh_every_minutes: int | None = Field(None, ge=1)
+    rules: RuleTree | None = Field(None, description="Required for snapshot, realtime, query.")
+    refresh_every_minutes: int | None = Field(
+        None, ge=MIN_REFRESH_MINUTES, le=MAX_REFRESH_MINUTES, description="Query segments only."
+    )
 
 
-class SegmentPatch(Schema):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    rules: dict[str, Any] | None = None
-    refresh_every_minutes: int | None = Field(None, ge=1)
+class SegmentPatch(InputSchema):
+    name: SegmentName | None = None
+    rules: RuleTree | None = None
+    refresh_every_minutes: int | None = Field(None, ge=MIN_REFRESH_MINUTES, le=MAX_REFRESH_MINUTES)
 
 
-class PreviewIn(Schema):
-    rules: dict[str, Any]
+class PreviewIn(InputSchema):
+    rules: RuleTree
 
 
 class PreviewOut(Schema):
@@ -69,11 +78,15 @@ class ContainsOut(Schema):
     member: bool
 
 
-class ToAudienceIn(Schema):
-    # Checked in the view after the segment lookup, so that another workspace's segment
-    # answers 404 whatever the body says.
-    audience: str | None = Field(None, description="Audience name (created when adding).")
-    action: str | None = Field(None, description='"add" or "remove".')
+class ToAudienceIn(InputSchema):
+    audience: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",
+        description="Audience name (created when adding).",
+    )
+    action: Literal["add", "remove"]
 
 
 class Changed(Schema):
@@ -102,7 +115,12 @@ def segments_list(request, q: str | None = None, kind: str | None = None):
     return selectors.segment_list(workspace=request.workspace, q=q, kind=kind)
 
 
-@router.post("/segments", response={201: SegmentOut}, summary="Create a segment")
+@router.post(
+    "/segments",
+    response={201: SegmentOut},
+    summary="Create a segment",
+    openapi_extra=also_answers(409),
+)
 def segments_create(request, payload: SegmentIn):
     try:
         segment = services.segment_create(
@@ -139,7 +157,12 @@ def segments_get(request, segment_id: int):
     return selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
 
 
-@router.patch("/segments/{int:segment_id}", response=SegmentOut, summary="Change a segment")
+@router.patch(
+    "/segments/{int:segment_id}",
+    response=SegmentOut,
+    summary="Change a segment",
+    openapi_extra=also_answers(409),
+)
 def segments_patch(request, segment_id: int, payload: SegmentPatch):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     try:
@@ -156,7 +179,12 @@ def segments_patch(request, segment_id: int, payload: SegmentPatch):
         raise HttpError(409, str(e)) from None
 
 
-@router.delete("/segments/{int:segment_id}", response={204: None}, summary="Delete a segment")
+@router.delete(
+    "/segments/{int:segment_id}",
+    response={204: None},
+    summary="Delete a segment",
+    openapi_extra=also_answers(409),
+)
 def segments_delete(request, segment_id: int):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     try:
@@ -206,9 +234,7 @@ def segments_contains(request, segment_id: int, external_id: str):
 def _static_change(request, segment_id, payload, add: bool):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     wanted = list(dict.fromkeys(payload.people))
-    # An id holding a NUL names nobody (and PostgreSQL cannot compare it): it is unknown.
-    storable = [e for e in wanted if not has_forbidden_character(e)]
-    people = person_list(workspace=request.workspace).filter(external_id__in=storable)
+    people = person_list(workspace=request.workspace).filter(external_id__in=wanted)
     known = set(people.values_list("external_id", flat=True))
     try:
         changed = services.static_members_change(
@@ -220,7 +246,10 @@ def _static_change(request, segment_id, payload, add: bool):
 
 
 @router.post(
-    "/segments/{int:segment_id}/members", response=MembersChanged, summary="Add to a static segment"
+    "/segments/{int:segment_id}/members",
+    response=MembersChanged,
+    summary="Add to a static segment",
+    openapi_extra=also_answers(409),
 )
 def segments_members_add(request, segment_id: int, payload: PeopleRef):
     return _static_change(request, segment_id, payload, add=True)
@@ -230,6 +259,7 @@ def segments_members_add(request, segment_id: int, payload: PeopleRef):
     "/segments/{int:segment_id}/members",
     response=MembersChanged,
     summary="Remove from a static segment",
+    openapi_extra=also_answers(409),
 )
 def segments_members_remove(request, segment_id: int, payload: PeopleRef):
     return _static_change(request, segment_id, payload, add=False)
@@ -240,21 +270,6 @@ def segments_members_remove(request, segment_id: int, payload: PeopleRef):
 )
 def segments_to_audience(request, segment_id: int, payload: ToAudienceIn):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
-    if not (payload.audience or "").strip() or payload.action not in ("add", "remove"):
-        return error_response(
-            request,
-            422,
-            'Send {"audience": "<name>", "action": "add" | "remove"}.',
-            [
-                {
-                    "loc": [
-                        "body",
-                        "audience" if payload.action in ("add", "remove") else "action",
-                    ],
-                    "msg": "required",
-                }
-            ],
-        )
     try:
         changed = services.segment_to_audience(
             segment=segment,

@@ -36,6 +36,7 @@ from segments.rules.schema import AttributeCondition, SegmentCondition
 from segments.selectors import current_members, rules_people, segment_people, segment_users
 
 MIN_REFRESH_MINUTES = 5
+MAX_REFRESH_MINUTES = 366 * 24 * 60  # a year
 
 PREDEFINED = {
     "active_mobile_users": (
@@ -145,6 +146,16 @@ def _lock_named_segments(*, workspace, rules, path: str = "rules") -> None:
         raise RuleError(path, f"there is no segment {missing[0]} in this workspace")
 
 
+def _check_schedule(minutes) -> None:
+    if not minutes or minutes < MIN_REFRESH_MINUTES:
+        raise RuleError(
+            "refresh_every_minutes",
+            f"a scheduled query refreshes every {MIN_REFRESH_MINUTES} minutes or more",
+        )
+    if minutes > MAX_REFRESH_MINUTES:
+        raise RuleError("refresh_every_minutes", "a scheduled query refreshes at least once a year")
+
+
 def segment_create(
     *,
     workspace,
@@ -165,11 +176,7 @@ def segment_create(
     if kind not in SegmentKind.values:
         raise RuleError("kind", f"“{kind}” is not a kind of segment")
     if kind == SegmentKind.QUERY:
-        if not refresh_every_minutes or refresh_every_minutes < MIN_REFRESH_MINUTES:
-            raise RuleError(
-                "refresh_every_minutes",
-                f"a scheduled query refreshes every {MIN_REFRESH_MINUTES} minutes or more",
-            )
+        _check_schedule(refresh_every_minutes)
     elif refresh_every_minutes:
         raise RuleError("refresh_every_minutes", "only query segments refresh on a schedule")
     _check_rules(workspace=workspace, kind=kind, rules=rules)
@@ -237,11 +244,7 @@ def segment_update(
     if refresh_every_minutes is not None:
         if segment.kind != SegmentKind.QUERY:
             raise RuleError("refresh_every_minutes", "only query segments refresh on a schedule")
-        if refresh_every_minutes < MIN_REFRESH_MINUTES:
-            raise RuleError(
-                "refresh_every_minutes",
-                f"a scheduled query refreshes every {MIN_REFRESH_MINUTES} minutes or more",
-            )
+        _check_schedule(refresh_every_minutes)
         segment.refresh_every_minutes = refresh_every_minutes
         segment.next_refresh_at = now
         fields += ["refresh_every_minutes", "next_refresh_at"]

@@ -101,16 +101,17 @@ def test_a_file_over_the_limit_within_the_envelope_is_413_too(api_client, settin
 @pytest.mark.parametrize(
     ("fields", "content", "loc", "msg"),
     [
-        ({"mode": "both"}, b"1\n", ["body", "mode"], "is not a mode"),
-        ({"identifier": "uuid"}, b"1\n", ["body", "identifier"], "is not an identifier type"),
+        ({"mode": "both"}, b"1\n", ["body", "mode"], "'single' or 'per_row'"),
+        ({"identifier": "uuid"}, b"1\n", ["body", "identifier"],
+         "'id', 'external_id', 'email' or 'phone'"),
         ({"mode": "single"}, b"1\n", ["body", "audience"], "Name the audience"),
         ({"audience": "VIP"}, b"1;a\n", ["body", "audience"], "leave `audience` out"),
-        ({"dry_run": "perhaps"}, b"1;a\n", ["form", "dry_run"], "valid boolean"),
+        ({"dry_run": "perhaps"}, b"1;a\n", ["body", "dry_run"], "valid boolean"),
         ({}, b"", ["body", "file"], "The file is empty"),
         ({}, "1;Покупатели\n".encode("cp1251") * 20, ["body", "file"], "not UTF-8"),
         ({}, b"\x89PNG\r\n\x1a\n" + bytes(256), ["body", "file"], "a PNG image"),
     ],
-)
+)  # fmt: skip
 def test_bad_fields_are_422_saying_which(api_client, fields, content, loc, msg):
     response = post(api_client, content, **fields)
     assert response.status_code == 422, response.content

@@ -281,7 +281,10 @@ def test_a_bad_attribute_key_is_a_422_and_nothing_is_written(api_client, workspa
     )
     assert r.status_code == 422
     assert r.json()["errors"][0]["loc"][:2] == ["body", "attributes"]
-    assert repr(key) in r.json()["detail"]
+    if "\x00" in key or "\ud800" in key:  # refused for every operation (config.api)
+        assert "NUL character or a lone surrogate" in r.json()["detail"]
+    else:
+        assert repr(key) in r.json()["detail"]
     assert not Person.objects.for_workspace(workspace).exists()
     assert not AttributeDefinition.objects.for_workspace(workspace).exists()
 
@@ -320,12 +323,12 @@ def test_text_postgresql_cannot_store_is_a_422_naming_the_field(api_client, work
     assert not AttributeDefinition.objects.for_workspace(workspace).exists()
 
 
-def test_an_external_id_postgresql_cannot_store_is_refused_by_index(api_client, workspace):
+def test_an_external_id_postgresql_cannot_store_refuses_the_batch_naming_it(api_client, workspace):
     r = api_client.post(
         "/api/v1/people/batch",
-        data='{"people": [{"external_id": "x\\u0000"}, {"external_id": "ok"}]}',
+        data='{"people": [{"external_id": "ok"}, {"external_id": "x\\u0000"}]}',
         content_type="application/json",
     )
-    assert r.status_code == 200
-    assert r.json()["created"] == 1 and [e["index"] for e in r.json()["errors"]] == [0]
-    assert "external_id" in r.json()["errors"][0]["msg"]
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["loc"] == ["body", "people", "1", "external_id"]
+    assert not Person.objects.for_workspace(workspace).exists()
