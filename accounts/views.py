@@ -167,20 +167,28 @@ def member_remove(request, member_id):
     return redirect("settings_members")
 
 
+_NEW_KEY = "herald_new_api_key"  # session: the raw key, until the page after the POST shows it
+
+
 @never_cache
 @role_required(MANAGE_SETTINGS)
 def settings_api_keys(request):
+    """Create a key, then redirect (post/redirect/get): the next page shows the raw key
+    once, taken out of the session, so reloading it neither shows it again nor makes a
+    second key."""
     form = ApiKeyForm(request.POST or None)
-    new_key = None
     if request.method == "POST" and form.is_valid():
-        key, new_key = services.api_key_create(
+        key, raw = services.api_key_create(
             workspace=request.workspace,
             name=form.cleaned_data["name"],
             kind=form.cleaned_data["kind"],
             actor=Actor.from_request(request),
         )
-        form = ApiKeyForm()
+        request.session[_NEW_KEY] = {"workspace": request.workspace.pk, "raw": raw}
         messages.success(request, f"API key “{key.name}” created. Copy it now: it is shown once.")
+        return redirect("settings_api_keys")
+    shown = request.session.pop(_NEW_KEY, None)
+    new_key = shown["raw"] if shown and shown.get("workspace") == request.workspace.pk else None
     return render(
         request,
         "accounts/settings_api_keys.html",

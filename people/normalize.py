@@ -23,7 +23,9 @@ def normalize_email(value: str) -> str:
     try:
         validate_email(email)
     except ValidationError:
-        raise InvalidAddress(f"“{value.strip()}” is not a valid email address.") from None
+        shown = value.strip()
+        shown = shown if len(shown) <= 80 else shown[:77] + "…"
+        raise InvalidAddress(f"“{shown}” is not a valid email address.") from None
     return email
 
 

@@ -14,7 +14,14 @@ from accounts.audit import Actor, audit_record
 from accounts.jobs import UploadEmpty, UploadTooLarge, store_upload
 from people.imports import staging
 from people.imports.checking import copy_line
-from people.imports.source import LineSource, SourceError, iter_records, open_text
+from people.imports.source import (
+    LineSource,
+    LineTooLong,
+    SourceError,
+    detect_separator,
+    open_text,
+    read_sample,
+)
 from people.models import ContactChannel, DncSource, DoNotContact
 from people.normalize import InvalidAddress, normalize_address
 
@@ -95,8 +102,12 @@ def dnc_import(
     actor: Actor,
     reason: str = "",
     source: str = DncSource.IMPORT,
+    separator: str = ",",
 ) -> DncImportResult:
-    """Import addresses from a text stream: one per line, or the first CSV column.
+    """Import addresses from a text stream: one per line, or the first column of a file
+    separated by `separator` (dnc_import_file detects it, as the contact import does).
+    Each physical line is read on its own: an address never spans lines, so a stray quote
+    cannot swallow the lines after it.
 
     Streamed with bounded memory (the contact import's reader: one physical line of at
     most MAX_LINE_CHARS at a time): valid addresses are COPYed DNC_IMPORT_BATCH at a time
@@ -114,19 +125,18 @@ def dnc_import(
         stage = staging.Stage(cursor, _DNC_STAGE, ["line", "key"])
         stage.create()
         batch: list[str] = []
-        for record in iter_records(stream, lines, ","):
-            if record.error:
-                result.refuse(record.line, lines.raw(), record.error)
+        for line, raw, error in _address_lines(lines, separator):
+            if error:
+                result.refuse(line, raw, error)
                 continue
-            raw = record.cells[0].strip()
-            if not raw or (record.line == 1 and raw.lower() in _DNC_HEADERS):
+            if not raw or (line == 1 and raw.lower() in _DNC_HEADERS):
                 continue
             try:
                 address = normalize_address(channel, raw)
             except InvalidAddress as e:
-                result.refuse(record.line, raw, str(e))
+                result.refuse(line, raw, str(e))
                 continue
-            batch.append(copy_line(record.line, [address]))
+            batch.append(copy_line(line, [address]))
             if len(batch) >= DNC_IMPORT_BATCH:
                 _dnc_stage_batch(stage, batch)
                 batch = []
@@ -177,6 +187,29 @@ def _dnc_stage_batch(stage, batch: list[str]) -> None:
         stage.flush()
 
 
+def _address_lines(lines: LineSource, separator: str):
+    """(line number, the address cell, error) for each physical line: the first cell,
+    with the quotes a spreadsheet puts around it taken off."""
+    while True:
+        try:
+            text = next(lines)
+        except StopIteration:
+            return
+        except LineTooLong as e:
+            yield e.line, lines.raw(), str(e)
+            continue
+        except UnicodeDecodeError:
+            raise SourceError(NOT_UTF8) from None
+        lines.current = []
+        cell = text.rstrip("\r\n").split(separator, 1)[0].strip()
+        if len(cell) >= 2 and cell[0] == cell[-1] == '"':
+            cell = cell[1:-1].replace('""', '"').strip()
+        elif cell.startswith('"'):
+            yield lines.line, text.rstrip("\r\n"), "a quote opens the address and never closes"
+            continue
+        yield lines.line, cell, None
+
+
 def dnc_import_too_large(size: int | None) -> ValidationError:
     """The error for an upload over the limit, which is the contact import's
     (CONTACT_IMPORT_MAX_BYTES): both take lists of addresses of the same size."""
@@ -205,8 +238,15 @@ def dnc_import_file(*, workspace, channel: str, file, **kwargs) -> DncImportResu
             raise ValidationError("The file is empty.") from None
         except UploadTooLarge as e:
             raise dnc_import_too_large(e.size) from None
+        separator = detect_separator(read_sample(str(path)).decode("utf-8-sig", "replace"))
         with open_text(str(path), "utf-8-sig") as stream:
             try:
-                return dnc_import(workspace=workspace, channel=channel, stream=stream, **kwargs)
+                return dnc_import(
+                    workspace=workspace,
+                    channel=channel,
+                    stream=stream,
+                    separator=separator,
+                    **kwargs,
+                )
             except SourceError:
                 raise ValidationError(NOT_UTF8) from None

@@ -175,12 +175,16 @@ def test_remove_member(owner_client, workspace, viewer):
 
 def test_api_key_is_shown_once_and_stored_hashed(owner_client, workspace):
     response = owner_client.post("/settings/api-keys/", {"name": "CRM sync"})
-    raw = re.search(r'value="(hk_[^"]+)"', response.text).group(1)
+    # post/redirect/get: reloading the page that shows the key makes no second key
+    assert response.status_code == 302 and response.url == "/settings/api-keys/"
+    shown = owner_client.get("/settings/api-keys/")
+    raw = re.search(r'value="(hk_[^"]+)"', shown.text).group(1)
     key = ApiKey.objects.get(workspace=workspace, name="CRM sync")
     assert raw not in key.key_hash and key.matches(raw)
-    listing = owner_client.get("/settings/api-keys/")
-    assert raw not in listing.text and "CRM sync" in listing.text
-    assert "no-store" in listing.headers["Cache-Control"]
+    assert "no-store" in shown.headers["Cache-Control"]
+    reloaded = owner_client.get("/settings/api-keys/")
+    assert raw not in reloaded.text and "CRM sync" in reloaded.text
+    assert ApiKey.objects.filter(workspace=workspace).count() == 1
 
 
 def test_api_key_needs_a_name(owner_client, workspace):
@@ -200,7 +204,9 @@ def test_workspace_slugs_stay_unique(name, owner):
 def test_api_key_can_be_made_read_only(owner_client, workspace):
     page = owner_client.get("/settings/api-keys/")
     assert 'name="kind"' in page.text
-    response = owner_client.post("/settings/api-keys/", {"name": "BI export", "kind": "read"})
+    response = owner_client.post(
+        "/settings/api-keys/", {"name": "BI export", "kind": "read"}, follow=True
+    )
     raw = re.search(r'value="(hk_[^"]+)"', response.text).group(1)
     key = ApiKey.objects.get(workspace=workspace, name="BI export")
     assert key.kind == "read" and key.matches(raw)
