@@ -202,6 +202,8 @@ class Node:
     fields: dict[str, str] = field(default_factory=dict)
     children: list["Node"] = field(default_factory=list)
     error: str = ""
+    # Left out of the live count while editing: what the row still needs.
+    unfinished: str = ""
     # filled by RuleBuilder.prepare() for the template
     ui: dict = field(default_factory=dict)
 
@@ -406,6 +408,11 @@ class RuleBuilder:
     def has_errors(self) -> bool:
         return bool(self.error or self.errors)
 
+    @property
+    def unfinished(self) -> list[Node]:
+        """Rows started but not complete, which the live count leaves out (tree(strict=False))."""
+        return [node for node in self.root.walk() if node.unfinished]
+
     def first_error(self) -> str:
         if self.error or not self.errors:
             return self.error
@@ -418,7 +425,7 @@ class RuleBuilder:
         also refuses a row that is started but not finished; otherwise (the live count,
         while editing) such a row is left out."""
         for node in self.root.walk():
-            node.error = ""
+            node.error = node.unfinished = ""
         if self.error:
             return None
         self._strict = strict
@@ -463,6 +470,8 @@ class RuleBuilder:
         except _Unfinished as e:
             if self._strict:
                 node.error = str(e)
+            else:
+                node.unfinished = str(e)
             return None
         except _RowError as e:
             node.error = str(e)

@@ -163,7 +163,8 @@ def _preview(request, builder: RuleBuilder) -> dict:
     """The live count's context: how many people the builder's complete conditions match,
     a sample of them and the rules in words, or why it cannot tell."""
     tree = builder.tree(strict=False)
-    context = {"count_ready": True}
+    waiting = [f"condition {node.label}: {node.unfinished}" for node in builder.unfinished]
+    context = {"count_ready": True, "waiting": waiting}
     if builder.has_errors:
         return context | {"preview_error": builder.first_error()}
     if tree is None:

@@ -395,6 +395,38 @@ def test_live_count_shows_count_words_and_a_sample_linking_to_profiles(marketer_
     assert 'id="row-error-0-1" class="invalid-feedback d-block" hx-swap-oob="true"></div>' in html
 
 
+def test_a_half_filled_condition_is_marked_and_the_count_says_it_waits_for_it(
+    marketer_client, people
+):
+    page = marketer_client.post(
+        "/segments/preview/",
+        {
+            "n-0.0-attribute": "city",
+            "n-0.0-op": "is",
+            "n-0.0-value": "London",
+            "n-0.1-type": "event",
+            "n-0.1-event": "App Launch",
+            "n-0.1-time_op": "within_last",
+            "n-0.1-unit": "days",  # the amount is not typed yet
+        },
+    )
+    html = page.content.decode()
+    assert page.context["count"] == Counted(2, True)  # the Londoners, said to be partial
+    assert 'id="count-waiting"' in html and "Not counting 1 incomplete condition yet" in html
+    assert "condition 2: " in html
+    assert 'id="row-error-0-1" class="small text-warning-emphasis" data-unfinished' in html
+    assert "Incomplete: " in html
+    # saving refuses it, at the row
+    saved = marketer_client.post(
+        "/segments/new/",
+        {"name": "Half", "kind": "snapshot", "n-0.0-attribute": "city", "n-0.0-op": "is",
+         "n-0.0-value": "London", "n-0.1-type": "event", "n-0.1-event": "App Launch",
+         "n-0.1-time_op": "within_last", "n-0.1-unit": "days"},
+    )  # fmt: skip
+    assert saved.status_code == 200
+    assert 'id="row-error-0-1" class="invalid-feedback d-block">' in saved.content.decode()
+
+
 def test_live_count_is_labelled_an_estimate_when_it_is_one(marketer_client, people, monkeypatch):
     monkeypatch.setattr("segments.views.count_people", lambda people: Counted(1_234_567, False))
     page = marketer_client.post(
