@@ -162,6 +162,37 @@ def member_invite(
     )
 
 
+def invitation_pending(membership: Membership) -> bool:
+    """An invitation not taken up yet: its user has never signed in (nor set a password,
+    for a user the invitation created)."""
+    user = membership.user
+    return user.last_login is None
+
+
+def member_invite_resend(*, membership: Membership, actor: Actor, base_url: str) -> None:
+    """Send a pending invitation's email again, with a fresh link to set the password.
+    audit: "member.invite_resend" """
+    if not invitation_pending(membership):
+        raise ValidationError(f"{membership.user.email} has accepted the invitation already.")
+    user = membership.user
+    with transaction.atomic():
+        audit_record(
+            workspace=membership.workspace_id,
+            actor=actor,
+            action="member.invite_resend",
+            obj=membership,
+        )
+        transaction.on_commit(
+            lambda: _send_invitation(
+                user=user,
+                workspace=membership.workspace,
+                invited_by=actor.user,
+                base_url=base_url,
+                new_user=not user.has_usable_password(),
+            )
+        )
+
+
 def _guard_owner_change(*, membership: Membership, actor_role: str, new_role: str | None):
     workspace = membership.workspace
     touches_owner = membership.role == Role.OWNER or new_role == Role.OWNER

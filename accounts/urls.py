@@ -12,6 +12,11 @@ urlpatterns = [
     path("settings/members/", views.settings_members, name="settings_members"),
     path("settings/members/<int:member_id>/role/", views.member_role, name="member_role"),
     path("settings/members/<int:member_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "settings/members/<int:member_id>/resend/",
+        views.member_invite_resend,
+        name="member_invite_resend",
+    ),
     path("settings/api-keys/", views.settings_api_keys, name="settings_api_keys"),
     path(
         "settings/api-keys/<int:api_key_id>/revoke/",

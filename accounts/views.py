@@ -125,7 +125,7 @@ def settings_members(request):
         "accounts/settings_members.html",
         {
             "form": form,
-            "members": selectors.member_list(workspace=request.workspace),
+            "members": _with_pending(selectors.member_list(workspace=request.workspace)),
             "roles": Role.choices,
             "role_descriptions": [(Role(r).label, d) for r, d in ROLE_DESCRIPTIONS.items()],
             "tab": "members",
@@ -151,6 +151,30 @@ def member_role(request, member_id):
         messages.success(
             request, f"{membership.user.email} is now {membership.get_role_display()}."
         )
+    return redirect("settings_members")
+
+
+def _with_pending(members):
+    members = list(members)
+    for membership in members:
+        membership.pending = services.invitation_pending(membership)
+    return members
+
+
+@require_POST
+@role_required(MANAGE_SETTINGS)
+def member_invite_resend(request, member_id):
+    membership = selectors.get_membership_or_404(workspace=request.workspace, pk=member_id)
+    try:
+        services.member_invite_resend(
+            membership=membership,
+            actor=Actor.from_request(request),
+            base_url=request.build_absolute_uri("/"),
+        )
+    except ValidationError as e:
+        messages.info(request, _error_text(e))
+    else:
+        messages.success(request, f"The invitation to {membership.user.email} was sent again.")
     return redirect("settings_members")
 
 

@@ -96,8 +96,8 @@ KIND_CHOICES = [
     (SegmentKind.QUERY, "Scheduled query"),
 ]
 KIND_HELP = {
-    SegmentKind.SNAPSHOT: "Computed whenever it is used; a campaign freezes its members "
-    "when it starts.",
+    SegmentKind.SNAPSHOT: "Worked out afresh from the rules each time; a campaign or flow "
+    "that uses it freezes its members when it starts.",
     SegmentKind.REALTIME: "People enter and leave as their data changes, with history. "
     "Its rules cannot change after creation.",
     SegmentKind.QUERY: "Recomputed on a schedule, every N minutes.",

@@ -73,5 +73,5 @@ def test_viewer_sees_the_dashboard_but_not_settings(workspace, member_client):
 def test_admin_manages_members_and_keys(workspace, member_client):
     client = member_client(Role.ADMIN)
     assert client.get("/settings/members/").status_code == 200
-    r = client.post("/settings/api-keys/", {"name": "CRM sync"})
+    r = client.post("/settings/api-keys/", {"name": "CRM sync"}, follow=True)
     assert r.status_code == 200 and b"hk_" in r.content

@@ -161,6 +161,7 @@ def ui_calls(workspace, ids):
         ("/settings/", {"name": "Acme 2", "time_zone": "Europe/Paris"}, ["workspace.update"]),
         ("/settings/members/", {"email": SECRET_EMAIL, "role": "viewer"}, ["member.invite"]),
         (f"/settings/members/{member}/role/", {"role": "ops"}, ["member.change_role"]),
+        (f"/settings/members/{member}/resend/", {}, ["member.invite_resend"]),
         (f"/settings/members/{member}/remove/", {}, ["member.remove"]),
         ("/settings/api-keys/", {"name": "CRM", "kind": "full"}, ["api_key.create"]),
         (f"/settings/api-keys/{key.pk}/revoke/", {}, ["api_key.revoke"]),

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.utils import timezone
 
 from accounts.audit import Actor
 from accounts.models import ApiKey, Membership, Role, Workspace
@@ -290,3 +291,26 @@ def test_an_invitation_from_a_workspace_with_an_old_multi_line_name_is_sent_on_o
     [mail] = smtp_inbox.messages
     assert mail["to"] == ["new@example.com"]
     assert mail["subject"] == "You have been invited to Acme Bcc: victim@example.com on Herald"
+
+
+def test_an_invitation_is_pending_until_the_invitee_signs_in(
+    owner_client, workspace, mailoutbox, django_capture_on_commit_callbacks
+):
+    owner_client.post("/settings/members/", {"email": "new@acme.test", "role": "marketer"})
+    membership = Membership.objects.get(workspace=workspace, user__email="new@acme.test")
+    page = owner_client.get("/settings/members/").text
+    assert "invitation pending" in page and f"/settings/members/{membership.pk}/resend/" in page
+    assert "Revoke the invitation to new@acme.test?" in page
+    sent = len(mailoutbox)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(f"/settings/members/{membership.pk}/resend/", follow=True)
+    assert "was sent again" in response.text
+    assert len(mailoutbox) == sent + 1 and "/reset/" in mailoutbox[-1].body
+    # once they sign in, they are a member like any other: nothing to resend
+    membership.user.last_login = timezone.now()
+    membership.user.save(update_fields=["last_login"])
+    page = owner_client.get("/settings/members/").text
+    assert "invitation pending" not in page and f"/{membership.pk}/resend/" not in page
+    response = owner_client.post(f"/settings/members/{membership.pk}/resend/", follow=True)
+    assert "accepted the invitation already" in response.text
+    assert len(mailoutbox) == sent + 1
