@@ -8,6 +8,9 @@ breaks a DDE call, so the file opens as text. defusedcsv applies that rule, exce
 cell starting with a tab or carriage return, which spreadsheets strip before reading a
 formula: those are escaped the same way here.
 
+A phone number in E.164 (+447700900123) is not escaped: nothing but digits follows its +,
+so no spreadsheet can run it, and the ' would end up in the phone column.
+
 defusedcsv also leaves numbers alone ("-12.5", and number values). Our downloads and
 reports escape a negative number too ("-1" -> "'-1"); only an export that is read back as
 data (the admin's, which django-import-export imports again) keeps numbers as they are,
@@ -26,6 +29,9 @@ from defusedcsv.csv import _escape as _defusedcsv_escape
 _ESCAPE = "'"
 _BLANK_START = ("\t", "\r")  # stripped by spreadsheets, then the cell is read as a formula
 _NUMBER = re.compile(r"-?[0-9,.]+")  # what defusedcsv leaves alone as a number
+# A phone number in E.164 (+447700900123): a + followed only by digits cannot call
+# anything (a formula needs an operator, a name or a reference), so it stays as it is.
+_E164 = re.compile(r"\+[0-9]{1,20}")
 
 
 def escape_cell(value, *, keep_numbers: bool = False) -> str:
@@ -35,6 +41,8 @@ def escape_cell(value, *, keep_numbers: bool = False) -> str:
     if keep_numbers and isinstance(value, Number):
         return str(value)
     text = str(value)
+    if _E164.fullmatch(text):
+        return text
     if text.startswith(_BLANK_START) or (
         not keep_numbers and text.startswith("-") and _NUMBER.fullmatch(text)
     ):

@@ -44,9 +44,19 @@ EXPORT_FIELDS = [
     "address",
     "company",
     "tags",
-    "attributes",
     "created_at",
-]
+]  # then one column per custom attribute, named by its key (as the contact import reads it)
+
+
+def _export_value(value) -> str:
+    """A custom attribute's value as a cell: lists joined by |, true/false, as stored."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "|".join(_export_value(item) for item in value)
+    return str(value)
 
 
 @role_required(VIEW)
@@ -122,9 +132,11 @@ def people_export(request):
     view = FilteredPeople(request, request.POST)
     people = selected_people(request, view)
 
+    keys = sorted(selectors.attribute_catalogue(workspace=request.workspace))
+
     def rows():
         writer = csv.writer(Echo())
-        yield "\ufeff" + writer.writerow(EXPORT_FIELDS)
+        yield "\ufeff" + writer.writerow(EXPORT_FIELDS + keys)
         last_id = None
         while True:  # keyset batches: bounded memory however many people match
             batch_qs = people.order_by("-id")
@@ -147,8 +159,8 @@ def people_export(request):
                     p.address,
                     p.company.name if p.company_id else "",
                     "|".join(tags[p.pk]),
-                    ";".join(f"{k}={v}" for k, v in sorted(p.attributes.items())),
                     p.created_at.isoformat(),
+                    *(_export_value(p.attributes.get(key)) for key in keys),
                 ]
                 yield writer.writerow([csv_safe(v) for v in values])
             last_id = batch[-1].pk

@@ -159,6 +159,30 @@ def test_export_csv_escapes_formula_cells(ops_client, workspace):
     assert by_id["plain"][3] == "Ann"
 
 
+def test_export_writes_each_custom_attribute_in_its_column_and_phones_as_they_are(
+    ops_client, workspace
+):
+    from people.services.attributes import attribute_declare
+
+    attribute_declare(workspace=workspace, key="plan", type="string", actor=Actor(system="tests"))
+    attribute_declare(workspace=workspace, key="langs", type="list", actor=Actor(system="tests"))
+    person_upsert(
+        workspace=workspace,
+        external_id="p1",
+        data={"phone": "+447911123456", "attributes": {"plan": "pro", "langs": ["en", "fr"]}},
+        actor=Actor(system="tests"),
+    )
+    PersonFactory(workspace=workspace, external_id="p2")
+    r = ops_client.post("/people/export/", {"all_matching": "1"})
+    rows = list(csv.reader(io.StringIO(b"".join(r.streaming_content).decode("utf-8-sig"))))
+    header = rows[0]
+    assert header[-2:] == ["langs", "plan"] and "attributes" not in header
+    by_id = {row[0]: dict(zip(header, row, strict=True)) for row in rows[1:]}
+    assert by_id["p1"]["phone"] == "+447911123456"
+    assert (by_id["p1"]["plan"], by_id["p1"]["langs"]) == ("pro", "en|fr")
+    assert (by_id["p2"]["plan"], by_id["p2"]["langs"]) == ("", "")
+
+
 def test_filter_by_target_audience_then_tag_all_of_them(ops_client, workspace, other_workspace):
     from audiences.models import TargetAudience
     from audiences.services import audience_add_people, audience_create
