@@ -20,9 +20,9 @@ from segments.rules import RuleError, compile_rules, parse_rules
 from segments.rules.operators import offered_ops, op_choices, value_kind
 
 
-def _attribute_types(workspace) -> dict[str, str]:
+def _attribute_types(catalogue) -> dict[str, str]:
     types = dict(BUILTIN_ATTRIBUTES)
-    for key, definition in selectors.attribute_catalogue(workspace=workspace).items():
+    for key, definition in catalogue.items():
         types[key] = definition.type
     return types
 
@@ -35,7 +35,8 @@ class FilteredPeople:
     def __init__(self, request, data):
         workspace = request.workspace
         self.form = QuickFilterForm(data)
-        self.types = _attribute_types(workspace)
+        self.catalogue = selectors.attribute_catalogue(workspace=workspace)
+        self.types = _attribute_types(self.catalogue)
         self.groups = apply_builder_action(parse_builder(data), data.get("builder", ""))
         self.builder_error: BuilderError | None = None
         self.rule_error: str = ""
@@ -87,6 +88,38 @@ class FilteredPeople:
                     if value:
                         pairs.append((f"c-{g}-{r}-{name}", value))
         return pairs
+
+    @property
+    def has_conditions(self) -> bool:
+        """Whether an advanced condition has anything filled in (the empty row every
+        submit of the page posts back does not open the advanced filters)."""
+        return any(any(row.values()) for rows in self.groups for row in rows)
+
+    @property
+    def segment_rules(self) -> dict | None:
+        """The page's filters as one rule tree, for "Save as segment" (the search box has
+        no rule: it is left out, and the page says so). None when nothing filters."""
+        if self.filter_error or self.builder_error or self.rule_error or self.audience_error:
+            return None
+        data = self.form.cleaned_data
+        nodes = []
+        for name in self.form.filters().tags:
+            nodes.append({"tag": name, "op": "has"})
+        for name in ("gender", "country", "city", "company"):
+            value = (data.get(name) or "").strip()
+            if value:
+                nodes.append({"attribute": name, "op": "is", "value": value})
+        if (data.get("address") or "").strip():
+            nodes.append(
+                {"attribute": "address", "op": "contains", "value": data["address"].strip()}
+            )
+        if self.form.audience_name():
+            nodes.append({"audience": self.form.audience_name(), "op": "in"})
+        if self.tree is not None:
+            nodes.append(self.tree)
+        if not nodes:
+            return None
+        return nodes[0] if len(nodes) == 1 else {"all": nodes}
 
     @property
     def querystring(self) -> str:

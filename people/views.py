@@ -1,6 +1,7 @@
 """UI for people: the People page, profiles, tags, Do Not Contact and the attribute catalogue."""
 
 import csv
+import json
 from datetime import datetime
 
 from django.conf import settings
@@ -16,13 +17,20 @@ from django.views.decorators.http import require_POST
 from accounts.audit import Actor
 from accounts.csv_safe import Echo
 from accounts.csv_safe import escape_cell as csv_safe
+from accounts.models import role_at_least
 from accounts.pages import keyset_page
-from accounts.permissions import MANAGE_PEOPLE, VIEW, role_required
+from accounts.permissions import MANAGE_PEOPLE, MANAGE_SEGMENTS, VIEW, role_required
 from audiences import selectors as audience_selectors
 from audiences.imports.uploads import limit_uploads
 from people import selectors
 from people.forms import AttributeForm, DncAddForm, DncImportForm, TagForm, whole_number
-from people.models import AttributeType, ContactChannel, DncSource, TagSource
+from people.models import (
+    BUILTIN_FIELD_LABELS,
+    AttributeType,
+    ContactChannel,
+    DncSource,
+    TagSource,
+)
 from people.normalize import InvalidAddress
 from people.selection import FilteredPeople, page_key, selected_people
 from people.services import attributes as attribute_services
@@ -59,6 +67,20 @@ def _export_value(value) -> str:
     return str(value)
 
 
+def _attribute_choices(view) -> list[tuple[str, str]]:
+    """(key, label) for the advanced filters: built-in fields by their names, custom
+    attributes by the label their catalogue gives them (else the key)."""
+    catalogue = view.catalogue
+    labelled = []
+    for key in view.types:
+        if key in BUILTIN_FIELD_LABELS:
+            labelled.append((key, BUILTIN_FIELD_LABELS[key]))
+        else:
+            definition = catalogue.get(key)
+            labelled.append((key, (definition.label if definition else "") or key))
+    return sorted(labelled, key=lambda pair: pair[1].lower())
+
+
 @role_required(VIEW)
 def people_list(request):
     view = FilteredPeople(request, request.GET)
@@ -81,7 +103,9 @@ def people_list(request):
         "next_after": page.next_key,
         "prev_before": page.prev_key,
         "qs": view.querystring,
-        "attribute_choices": sorted(view.types),
+        "attribute_choices": _attribute_choices(view),
+        "segment_rules": json.dumps(view.segment_rules) if view.segment_rules else "",
+        "can_save_segment": role_at_least(request.membership.role, MANAGE_SEGMENTS),
         "large_selection": LARGE_SELECTION,
         "all_tags": selectors.tag_choices(workspace=request.workspace),
         "all_audiences": audience_selectors.audience_list(workspace=request.workspace)[:500],

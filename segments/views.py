@@ -2,6 +2,7 @@
 page (members, rules in words, refresh history, into a target audience, why a person is
 in or out), and the People page's selection into a static segment."""
 
+import json
 import re
 from datetime import datetime
 
@@ -43,6 +44,7 @@ from segments.forms import (
 )
 from segments.models import RULE_KINDS, RefreshStatus, Segment, SegmentKind
 from segments.rules import RuleError, describe_rules, parse_rules
+from segments.rules.schema import MAX_JSON_BYTES
 
 _ID = re.compile(r"[0-9]{1,18}")
 PAGE_SIZE = 50
@@ -297,9 +299,10 @@ def _builder_page(request, *, segment: Segment | None = None, source: Segment | 
             }
         else:
             initial = {"refresh_every_minutes": 60}
+        rules = origin.rules if origin else _posted_rules(request)
         form = SegmentForm(initial=initial, segment=segment)
         try:
-            builder = RuleBuilder.from_rules(origin.rules if origin else None, catalogue)
+            builder = RuleBuilder.from_rules(rules, catalogue)
         except RuleError as e:
             builder = RuleBuilder.empty(catalogue)
             builder.error = f"The stored rules cannot be shown: {e.message}"
@@ -313,6 +316,19 @@ def _builder_page(request, *, segment: Segment | None = None, source: Segment | 
         conflict=conflict,
     )
     return render(request, BUILDER, context)
+
+
+def _posted_rules(request):
+    """?rules=<a JSON rule tree>: a new segment from the People page's filters ("Save as
+    segment"). Unreadable JSON starts an empty builder; bad rules are shown at their row."""
+    text = request.GET.get("rules", "")
+    if not text or len(text) > MAX_JSON_BYTES:
+        return None
+    try:
+        rules = json.loads(text)
+    except ValueError:
+        return None
+    return rules if isinstance(rules, dict) else None
 
 
 @role_required(MANAGE_SEGMENTS)

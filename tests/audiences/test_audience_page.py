@@ -219,7 +219,7 @@ def test_csv_has_every_member_once_with_membership_and_escaped_formulas(ops_clie
     assert rows[1:] == [
         [str(plain.pk), "plain", plain.email, "", "Ann", plain.last_name,
          "2026-11-25T10:30:00-05:00", "Manual"],
-        [str(risky.pk), "'=HYPERLINK(1)", "risky@x.test", "'+447911123456", "'+cmd", "'@evil",
+        [str(risky.pk), "'=HYPERLINK(1)", "risky@x.test", "+447911123456", "'+cmd", "'@evil",
          "2026-11-25T10:30:00-05:00", "Segment"],
     ]  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 
 import pytest
 
@@ -399,3 +400,46 @@ def test_attribute_types_are_declared_in_the_ui(ops_client, workspace):
             data={"attributes": {"score": "thirteen"}},
             actor=Actor(system="tests"),
         )
+
+
+def test_save_as_segment_opens_the_builder_with_the_pages_filters(client, workspace, marketer):
+    from segments.models import Segment
+
+    PersonFactory(workspace=workspace, external_id="a", city="London")
+    PersonFactory(workspace=workspace, external_id="b", city="Paris")
+    client.force_login(marketer)
+    page = client.get("/people/", {"city": "London", "c-0-0-attribute": "", "q": "a"})
+    html = page.content.decode()
+    # the empty advanced row a quick filter posts back does not open the advanced filters
+    assert 'class="collapse mt-3" id="advanced"' in html
+    assert 'id="save-as-segment"' in html and "The search box is not part of a segment" in html
+    rules = page.context["segment_rules"]
+    assert json.loads(rules) == {"attribute": "city", "op": "is", "value": "London"}
+    builder = client.get("/segments/new/", {"rules": rules})
+    assert 'name="n-0.0-value" value="London"' in builder.content.decode()
+    saved = client.post(
+        "/segments/new/",
+        {"name": "From people", "kind": "snapshot", "n-0.0-attribute": "city",
+         "n-0.0-op": "is", "n-0.0-value": "London"},
+    )  # fmt: skip
+    assert saved.status_code == 302
+    assert Segment.objects.for_workspace(workspace).get(name="From people").rules == json.loads(
+        rules
+    )
+
+
+def test_advanced_filters_name_attributes_by_their_labels(client, workspace, marketer):
+    from people.services.attributes import attribute_declare
+
+    attribute_declare(
+        workspace=workspace,
+        key="ltv",
+        type="number",
+        label="Lifetime value",
+        actor=Actor(system="t"),
+    )
+    client.force_login(marketer)
+    html = client.get("/people/").content.decode()
+    assert '<option value="ltv" >Lifetime value</option>' in html
+    assert '<option value="first_name" >First name</option>' in html
+    assert "or+" not in html and "Or group" in html
