@@ -17,11 +17,13 @@ from accounts import selectors, services
 from accounts.audit import Actor
 from accounts.forms import ApiKeyForm, AuditFilterForm, InviteForm, RoleForm, WorkspaceForm
 from accounts.middleware import SESSION_KEY
-from accounts.models import ROLE_DESCRIPTIONS, Role, Workspace
+from accounts.models import ROLE_DESCRIPTIONS, Role, Workspace, role_at_least
 from accounts.pages import keyset_page
 from accounts.permissions import MANAGE_SETTINGS, VIEW, role_required
+from audiences import selectors as audience_selectors
 from people import selectors as people_selectors
 from people.selection import page_key
+from segments import selectors as segment_selectors
 from segments import services as segment_services
 
 log = logging.getLogger(__name__)
@@ -36,14 +38,24 @@ def _error_text(error: ValidationError) -> str:
 def dashboard(request):
     ws = request.workspace
     people = people_selectors.count_people(people_selectors.person_list(workspace=ws))
+    admin = role_at_least(request.membership.role, MANAGE_SETTINGS)
+    # (label, value, icon, is an estimate, the page it opens: None when there is none or
+    # the member's role may not open it)
     stats = [
-        ("People", people.value, "people", not people.exact),
-        ("Events", people_selectors.event_total(workspace=ws), "activity", False),
-        ("Tags", people_selectors.tag_count(workspace=ws), "tags", False),
-        ("Do Not Contact", people_selectors.dnc_list(workspace=ws).count(), "slash-circle", False),
-        ("Members", selectors.member_list(workspace=ws).count(), "person-badge", False),
-        ("Active API keys", selectors.api_key_list(workspace=ws).active().count(), "key", False),
-    ]
+        ("People", people.value, "people", not people.exact, "people_list"),
+        ("Segments", segment_selectors.segment_list(workspace=ws).count(), "diagram-3", False,
+         "segment_list"),
+        ("Target audiences", audience_selectors.audience_list(workspace=ws).count(), "collection",
+         False, "audience_list"),
+        ("Events", people_selectors.event_total(workspace=ws), "activity", False, None),
+        ("Tags", people_selectors.tag_count(workspace=ws), "tags", False, "tag_list"),
+        ("Do Not Contact", people_selectors.dnc_list(workspace=ws).count(), "slash-circle", False,
+         "dnc_list"),
+        ("Members", selectors.member_list(workspace=ws).count(), "person-badge", False,
+         "settings_members" if admin else None),
+        ("Active API keys", selectors.api_key_list(workspace=ws).active().count(), "key", False,
+         "settings_api_keys" if admin else None),
+    ]  # fmt: skip
     return render(
         request,
         "accounts/dashboard.html",

@@ -5,7 +5,7 @@ from django.http import Http404
 
 from audiences.models import AudienceImport, AudienceMember, TargetAudience
 from people.models import Person
-from people.selectors import person_search_q
+from people.selectors import person_search
 
 
 def audience_list(*, workspace, q: str | None = None) -> QuerySet[TargetAudience]:
@@ -66,7 +66,7 @@ def audience_members(
         .order_by("-id")
     )
     if q and q.strip():
-        people = people.filter(person_search_q(q.strip()))
+        people = person_search(people, q)
     return people
 
 

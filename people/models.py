@@ -6,6 +6,7 @@ with workspace_id (see ARCHITECTURE.md, Tenancy).
 """
 
 from django.conf import settings
+from django.contrib.postgres.indexes import OpClass
 from django.db import models
 from django.db.models import F
 from django.db.models.functions import Lower, Upper
@@ -108,7 +109,10 @@ class Person(WorkspaceOwned):
         indexes = [
             # keyset pagination of the People page (newest first)
             models.Index(fields=["workspace", "-id"], name="person_ws_id_desc"),
-            models.Index(fields=["workspace", "email"], name="person_ws_email"),
+            # text_pattern_ops: exact lookups and the search's prefix LIKE (migration 0008)
+            models.Index(
+                F("workspace"), OpClass(F("email"), name="text_pattern_ops"), name="person_ws_email"
+            ),
             models.Index(fields=["workspace", "phone"], name="person_ws_phone"),
             # quick filters compare case-insensitively (UPPER(city) = UPPER(%s))
             # the city filter's index is PostgreSQL-only (migration 0004: covering, in id order)

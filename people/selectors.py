@@ -4,7 +4,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from django.core.exceptions import EmptyResultSet
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import CharField, Count, Exists, Func, OuterRef, Q, QuerySet, Sum, Value
 from django.db.models.functions import Lower
 from django.http import Http404
 
@@ -28,12 +28,12 @@ def person_list(
 ) -> QuerySet[Person]:
     """People of the workspace, newest first.
 
-    `q` matches an exact external id, email or phone, or the start of a first or last name;
+    `q` matches the start of a name, email or external id, or a phone (person_search);
     `tags` keeps people having every one of the tags (names, case-insensitive).
     """
     people = Person.objects.for_workspace(workspace).select_related("company").order_by("-id")
     if q and q.strip():
-        people = people.filter(person_search_q(q.strip()))
+        people = person_search(people, q)
     for name in tags or []:
         # The tag's ids are read first (one small query per tag): given them, the planner
         # knows from the column statistics how many people have the tag and merges two
@@ -57,16 +57,38 @@ def person_list(
     return people
 
 
-def person_search_q(q: str) -> Q:
-    condition = Q(external_id=q) | Q(email=q.lower())
+class Fold(Func):
+    """herald_fold(text): lower case without accents (people migration 0008), what the
+    search compares, through the indexes built on it."""
+
+    function = "public.herald_fold"
+    output_field = CharField()
+
+
+def person_search(people: QuerySet[Person], q: str) -> QuerySet[Person]:
+    """`people` whose first or last name, email or external id starts with `q` (any case,
+    any accents: "muller" finds Müller), or whose phone is `q` written as a number; a
+    first and last name ("ana gar") match together. Each part is served by an index."""
+    q = q.strip()
+    prefix = Fold(Value(q))
+    condition = (
+        Q(email__startswith=q.lower())
+        | Q(_external_id_lower__startswith=q.lower())
+        | Q(_first_folded__startswith=prefix)
+        | Q(_last_folded__startswith=prefix)
+    )
     with contextlib.suppress(InvalidAddress):
         condition |= Q(phone=normalize_address("sms", q))
     parts = q.split()
     if len(parts) >= 2:
-        condition |= Q(first_name__istartswith=parts[0], last_name__istartswith=" ".join(parts[1:]))
-    else:
-        condition |= Q(first_name__istartswith=q) | Q(last_name__istartswith=q)
-    return condition
+        condition |= Q(_first_folded__startswith=Fold(Value(parts[0]))) & Q(
+            _last_folded__startswith=Fold(Value(" ".join(parts[1:])))
+        )
+    return people.alias(
+        _external_id_lower=Lower("external_id"),
+        _first_folded=Fold("first_name"),
+        _last_folded=Fold("last_name"),
+    ).filter(condition)
 
 
 def person_recent(*, workspace, limit: int = 5) -> list[Person]:

@@ -75,3 +75,14 @@ def test_admin_manages_members_and_keys(workspace, member_client):
     assert client.get("/settings/members/").status_code == 200
     r = client.post("/settings/api-keys/", {"name": "CRM sync"}, follow=True)
     assert r.status_code == 200 and b"hk_" in r.content
+
+
+def test_dashboard_cards_open_their_pages_the_role_may_open(workspace, member_client):
+    viewer = member_client(Role.VIEWER).get("/").content.decode()
+    for url in ("/people/", "/segments/", "/audiences/", "/tags/", "/dnc/"):
+        assert f'href="{url}" class="stretched-link' in viewer, url
+    assert 'data-stat="segments"' in viewer and 'data-stat="target-audiences"' in viewer
+    assert 'href="/settings/members/" class="stretched-link' not in viewer
+    admin = member_client(Role.ADMIN).get("/").content.decode()
+    assert 'href="/settings/members/" class="stretched-link' in admin
+    assert 'href="/settings/api-keys/" class="stretched-link' in admin

@@ -63,6 +63,38 @@ def test_search_by_name_email_phone_or_external_id(ops_client, workspace):
         assert [p.external_id for p in rows] == ["crm-42"], q
 
 
+@pytest.mark.parametrize(
+    ("q", "found"),
+    [
+        ("noah.brown", ["acme-0301"]),  # the start of an email
+        ("ACME-030", ["acme-0302", "acme-0301"]),  # the start of an external id, any case
+        ("muller", ["acme-0302"]),  # names without their accents
+        ("MÜLLER", ["acme-0302"]),
+        ("jo mü", ["acme-0302"]),  # first and last name together
+        ("example.com", []),  # the middle of an email is not searched
+        ("100%", []),  # LIKE's wildcards are text like any other
+        ("acme_03", []),
+    ],
+)
+def test_search_matches_starts_whatever_the_case_and_accents(ops_client, workspace, q, found):
+    person_upsert(
+        workspace=workspace,
+        external_id="acme-0301",
+        data={"first_name": "Noah", "last_name": "Brown", "email": "noah.brown@example.com"},
+        actor=Actor(system="tests"),
+    )
+    person_upsert(
+        workspace=workspace,
+        external_id="acme-0302",
+        data={"first_name": "Jö", "last_name": "Müller", "email": "j.m@example.org"},
+        actor=Actor(system="tests"),
+    )
+    PersonFactory(workspace=workspace, external_id="other", first_name="Ann", last_name="Lee")
+    page = ops_client.get("/people/", {"q": q})
+    assert [p.external_id for p in page.context["rows"]] == found, q
+    assert "Matches the start of" in page.content.decode()
+
+
 def test_keyset_pages_walk_everyone_once(ops_client, workspace):
     Person.objects.bulk_create(
         [Person(workspace=workspace, external_id=f"p{i:03d}") for i in range(120)]
