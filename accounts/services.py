@@ -163,10 +163,11 @@ def member_invite(
 
 
 def invitation_pending(membership: Membership) -> bool:
-    """An invitation not taken up yet: its user has never signed in (nor set a password,
-    for a user the invitation created)."""
+    """An invitation not taken up yet: the invitation made the user, who has neither set
+    a password nor signed in. (An existing user is a member at once: they sign in as
+    before.)"""
     user = membership.user
-    return user.last_login is None
+    return user.last_login is None and not user.has_usable_password()
 
 
 def member_invite_resend(*, membership: Membership, actor: Actor, base_url: str) -> None:
@@ -188,7 +189,7 @@ def member_invite_resend(*, membership: Membership, actor: Actor, base_url: str)
                 workspace=membership.workspace,
                 invited_by=actor.user,
                 base_url=base_url,
-                new_user=not user.has_usable_password(),
+                new_user=True,
             )
         )
 

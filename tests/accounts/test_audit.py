@@ -155,6 +155,8 @@ def ui_calls(workspace, ids):
     old_tag = Tag.objects.for_workspace(workspace).get(name="Old tag").pk
     dnc = DoNotContact.objects.for_workspace(workspace).get().pk
     other = UserFactory(email="member@acme.test")
+    other.set_unusable_password()  # invited, not signed up yet: the invitation can be resent
+    other.save()
     member = Membership.objects.create(workspace=workspace, user=other, role=Role.VIEWER).pk
     key, _raw = api_key_create(workspace=workspace, name="Old", actor=SYSTEM)
     return [
