@@ -236,17 +236,24 @@ def _forbidden(request, exc):
     return error_response(request, 403, str(exc) or "Forbidden.")
 
 
-def _server_error(request, exc: Exception):
-    """Anything unexpected: logged with a request id that the JSON body names, so a
-    client's report leads to the log line (an HTML page would break every client)."""
+def server_error_response(request, *, exception: bool = True):
+    """The JSON error body of an unexpected failure under /api/, with a request id that
+    the log line names, so a client's report leads to it (an HTML page would break every
+    client). Also config.errors' handler500 for failures outside the API's views."""
     request_id = uuid.uuid4().hex[:16]
-    log.exception("API %s %s failed (request id %s)", request.method, request.path, request_id)
+    (log.exception if exception else log.error)(
+        "API %s %s failed (request id %s)", request.method, request.path, request_id
+    )
     return error_response(
         request,
         500,
         f"Something went wrong on our side; it was logged. Request id: {request_id}.",
         headers={"X-Request-ID": request_id},
     )
+
+
+def _server_error(request, exc: Exception):
+    return server_error_response(request)
 
 
 def _bad_multipart(request, exc: MultiPartParserError):

@@ -1,14 +1,9 @@
 """The site's 404 and 500 answers: the error body of shared/API.md under /api/ (a client
 parsing JSON must never get an HTML page), the site's pages elsewhere."""
 
-import logging
-import uuid
-
 from django.views import defaults
 
-from config.api import error_response
-
-log = logging.getLogger(__name__)
+from config.api import error_response, server_error_response
 
 
 def _is_api(request) -> bool:
@@ -23,12 +18,5 @@ def not_found(request, exception=None):
 
 def server_error(request):
     if _is_api(request):
-        request_id = uuid.uuid4().hex[:16]
-        log.error("API %s %s failed (request id %s)", request.method, request.path, request_id)
-        return error_response(
-            request,
-            500,
-            f"Something went wrong on our side; it was logged. Request id: {request_id}.",
-            headers={"X-Request-ID": request_id},
-        )
+        return server_error_response(request, exception=False)
     return defaults.server_error(request)

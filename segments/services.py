@@ -336,25 +336,11 @@ def segment_refresh(
     history with the reason. Raises RefreshPending when a refresh is already waiting or
     running. audit: "segment.refresh" with the counts, when it succeeds."""
     now = now or timezone.now()
-    try:
-        with transaction.atomic():
-            refresh = SegmentRefresh.objects.create(
-                workspace_id=segment.workspace_id,
-                segment=segment,
-                requested_by=actor.user,
-                queued_at=now,
-                started_at=now,
-                attempts=1,
-                status=RefreshStatus.RUNNING,
-            )
-    except IntegrityError:
+    refresh = _run_inline(segment=segment, now=now, actor=actor)
+    if refresh is None:
         raise RefreshPending(
             f"“{segment.name}” is being refreshed already; its count updates when that ends."
-        ) from None
-    with _attempt(refresh.pk) as got:
-        if not got:  # cannot happen: the row was created just now
-            return refresh
-        _compute(segment=segment, refresh=refresh, now=now, actor=actor)
+        )
     return refresh
 
 
@@ -362,20 +348,30 @@ def _refresh(*, segment: Segment, now: datetime) -> SegmentRefresh:
     """segment_refresh as part of an action audited by its caller (a create, an update).
     When a refresh is already pending, that one is returned: it reads the rules when it
     runs."""
+    refresh = _run_inline(segment=segment, now=now, actor=None)
+    if refresh is None:
+        return SegmentRefresh.objects.filter(segment=segment, status__in=PENDING).first()
+    return refresh
+
+
+def _run_inline(*, segment: Segment, now: datetime, actor: Actor | None):
+    """A refresh row in status running, computed here; None when another refresh of the
+    segment is pending (one per segment, by a constraint)."""
     try:
         with transaction.atomic():
             refresh = SegmentRefresh.objects.create(
                 workspace_id=segment.workspace_id,
                 segment=segment,
+                requested_by=actor.user if actor else None,
                 queued_at=now,
                 started_at=now,
                 attempts=1,
                 status=RefreshStatus.RUNNING,
             )
     except IntegrityError:
-        return SegmentRefresh.objects.filter(segment=segment, status__in=PENDING).first()
-    with _attempt(refresh.pk):
-        _compute(segment=segment, refresh=refresh, now=now, actor=None)
+        return None
+    with _attempt(refresh.pk):  # the row is new: its lock is free
+        _compute(segment=segment, refresh=refresh, now=now, actor=actor)
     return refresh
 
 
