@@ -63,6 +63,9 @@ class AudienceMember(WorkspaceOwned):
     source = models.CharField(
         max_length=16, choices=MemberSource.choices, default=MemberSource.MANUAL
     )
+    # For source "segment": which segment put them here (an id without a database key,
+    # like the others; a deleted segment leaves the id, shown as "a deleted segment").
+    source_segment_id = models.BigIntegerField(null=True, blank=True)
     added_at = models.DateTimeField(auto_now_add=True)
 
 

@@ -58,6 +58,7 @@ def audience_members(
         .annotate(
             member_added_at=F("audience_memberships__added_at"),
             member_source=F("audience_memberships__source"),
+            member_source_segment_id=F("audience_memberships__source_segment_id"),
             # = id, on the membership's side: ordering and paging on it walk the
             # membership key (audience, person) from the cursor on (the API's pages)
             member_person_id=F("audience_memberships__person_id"),

@@ -96,7 +96,7 @@ def audience_delete(*, audience: TargetAudience, actor: Actor) -> int:
 
 def audience_add_people(
     *, audience: TargetAudience, people: QuerySet[Person], actor: Actor,
-    source: str = MemberSource.MANUAL, audit: bool = True,
+    source: str = MemberSource.MANUAL, audit: bool = True, source_segment_id: int | None = None,
 ) -> int:  # fmt: skip
     """Add every person of `people` (any filter, "all N matching" included) in one
     INSERT ... SELECT; returns how many were not members yet. audit: one
@@ -105,9 +105,9 @@ def audience_add_people(
     with transaction.atomic():
         changed = insert_for_people(
             table="audiences_audiencemember",
-            columns="workspace_id, audience_id, person_id, source, added_at",
-            values="%s, %s, p.id, %s, %s",
-            params=[audience.workspace_id, audience.pk, source, timezone.now()],
+            columns="workspace_id, audience_id, person_id, source, source_segment_id, added_at",
+            values="%s, %s, p.id, %s, %s, %s",
+            params=[audience.workspace_id, audience.pk, source, source_segment_id, timezone.now()],
             people=people,
             on_conflict="ON CONFLICT (audience_id, person_id) DO NOTHING",
         )

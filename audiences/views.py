@@ -21,6 +21,7 @@ from audiences import selectors, services
 from audiences.forms import AudienceForm
 from audiences.models import MemberSource
 from people.selection import FilteredPeople, page_key, selected_people
+from segments import selectors as segment_selectors
 
 PAGE_SIZE = 50
 # Rows read per query of the CSV download (tests make it small to cross batches).
@@ -75,8 +76,17 @@ def audience_detail(request, audience_id):
         bounded=True,
     )
     rows = page.items
+    segment_names = segment_selectors.segment_names(
+        workspace=request.workspace,
+        ids={p.member_source_segment_id for p in rows if p.member_source_segment_id},
+    )
     for person in rows:
         person.member_source_label = SOURCE_LABELS.get(person.member_source, person.member_source)
+        person.member_source_segment = None
+        if person.member_source_segment_id:
+            person.member_source_segment = segment_names.get(
+                person.member_source_segment_id, "a deleted segment"
+            )
     return render(
         request,
         "audiences/audience_detail.html",

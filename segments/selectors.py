@@ -116,3 +116,11 @@ def last_refresh(*, segment: Segment) -> SegmentRefresh | None:
         .order_by("-started_at", "-pk")
         .first()
     )
+
+
+def segment_names(*, workspace, ids: set[int]) -> dict[int, str]:
+    """Names of the workspace's segments among `ids` (one query; none when empty)."""
+    if not ids:
+        return {}
+    rows = Segment.objects.for_workspace(workspace).filter(pk__in=ids)
+    return dict(rows.values_list("pk", "name"))

@@ -666,7 +666,7 @@ def segment_to_audience(
             )
             changed = audience_add_people(
                 audience=audience, people=people, actor=actor, source=MemberSource.SEGMENT,
-                audit=False,
+                source_segment_id=segment.pk, audit=False,
             )  # fmt: skip
         else:
             from audiences.selectors import get_audience_by_name

@@ -290,3 +290,26 @@ def test_a_search_holding_a_nul_byte_is_refused_and_a_mangled_page_link_ignored(
     response = ops_client.get(f"/audiences/{audience.pk}/", {"q": "abc", "after": "²"})
     assert response.status_code == 200
     assert "Nobody in this audience matches “abc”." in response.content.decode()
+
+
+def test_a_member_from_a_segment_names_and_links_the_segment(ops_client, workspace):
+    from segments.services import segment_create, segment_delete, segment_to_audience
+
+    PersonFactory(workspace=workspace, city="Oslo")
+    rules = {"attribute": "city", "op": "is", "value": "Oslo"}
+    oslo = segment_create(
+        workspace=workspace,
+        name="Oslo people",
+        kind="snapshot",
+        rules=rules,
+        actor=Actor(system="t"),
+    )
+    segment_to_audience(
+        segment=oslo, audience_name="Nordics", action="add", actor=Actor(system="t")
+    )
+    audience = views.selectors.get_audience_by_name(workspace=workspace, name="Nordics")
+    html = ops_client.get(f"/audiences/{audience.pk}/").content.decode()
+    assert f'Segment: <a href="/segments/{oslo.pk}/">Oslo people</a>' in html
+    segment_delete(segment=oslo, actor=Actor(system="t"))
+    html = ops_client.get(f"/audiences/{audience.pk}/").content.decode()
+    assert "Segment: a deleted segment" in html
