@@ -62,7 +62,9 @@ def sign_in(page):
 
 
 def open_import_page(page):
-    page.get_by_role("link", name="Audiences").click()
+    page.get_by_role("navigation", name="Main navigation").get_by_role(
+        "link", name="Audiences"
+    ).click()
     page.get_by_role("link", name="Import audiences").click()
     expect(page.get_by_role("heading", name="Import audiences")).to_be_visible()
 

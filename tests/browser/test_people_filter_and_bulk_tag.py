@@ -37,7 +37,9 @@ def test_filter_by_tag_and_city_then_bulk_tag_everyone_matching(page):
     page.get_by_label("Email").fill("ops@shop.test")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="People").click()
+    page.get_by_role("navigation", name="Main navigation").get_by_role(
+        "link", name="People"
+    ).click()
 
     page.get_by_label("Tags", exact=True).fill("VIP")
     page.get_by_label("City").fill("London")

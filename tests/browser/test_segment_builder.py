@@ -59,7 +59,9 @@ def test_build_a_real_time_segment_and_add_its_members_to_an_audience(page):
     page.get_by_label("Email").fill("mk@shop.test")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="Segments").click()
+    page.get_by_role("navigation", name="Main navigation").get_by_role(
+        "link", name="Segments"
+    ).click()
     page.get_by_role("link", name="New segment").click()
 
     # Condition 1: City is London
