@@ -26,7 +26,7 @@ class AudienceOut(Schema):
 
 
 class AudienceIn(InputSchema):
-    name: str = Field(..., min_length=1, max_length=200)
+    name: str = Field(..., min_length=1, max_length=200, pattern=r"\S")
 
 
 class MembersIn(InputSchema):

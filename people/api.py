@@ -234,7 +234,7 @@ class TagList(Schema):
 
 
 class TagIn(InputSchema):
-    name: str = Field(..., min_length=1, max_length=100)
+    name: str = Field(..., min_length=1, max_length=100, pattern=r"\S")
 
 
 # A tag's name in a path: what a tag name may be (tag_services.tag_create).
