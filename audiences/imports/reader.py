@@ -23,6 +23,7 @@ from charset_normalizer import from_bytes
 from accounts.jobs import MAX_RAW  # characters of a raw line kept for the error report
 from audiences.models import AudienceImport, Identifier
 from people.imports.source import (
+    BOMS,
     SAMPLE_BYTES,
     LineSource,
     LineTooLong,
@@ -33,6 +34,7 @@ from people.imports.source import (
     normalize_header,
     open_text,
     read_sample,
+    utf16_without_bom,
 )
 from people.normalize import InvalidAddress, normalize_email, normalize_phone
 
@@ -44,17 +46,11 @@ NAME_CACHE_MAX = 10_000
 AUDIENCES_MAX = 50_000
 PROGRESS_EVERY = 50_000  # rows between two progress updates (and two COPY statements)
 
-# Unicode with a byte order mark (or UTF-16 without one, which cannot be mistaken) is read
-# as it is. Any other encoding is a guess, and a wrong guess would create audiences with
-# garbled names, so such a file is refused with the encoding it looks like
-# (shared/API.md: UTF-8).
-_BOMS = [
-    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: it starts with the same two bytes
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-]
+# Unicode with a byte order mark (people.imports.source.BOMS) or UTF-16 without one
+# (utf16_without_bom, which cannot be mistaken) is read as it is. Any other encoding is a
+# guess, and a wrong guess would create audiences with garbled names, so such a file is
+# refused with the encoding it looks like (shared/API.md: UTF-8).
+
 # The 8-bit encodings a refusal may name, most common first (ties go to the first).
 _EIGHT_BIT = {
     codec_name(name): rank
@@ -154,25 +150,6 @@ def _not_unicode(data: bytes, where: str = "") -> ImportRefused:
     return ImportRefused(f"The file is not UTF-8{where}{looks}. {SAVE_AS_UTF8}")
 
 
-def _utf16_without_bom(sample: bytes, *, whole_file: bool) -> str | None:
-    """UTF-16 without a byte order mark. The high bytes of text's code units take a few
-    values (00 for ASCII digits, separators and line ends, 04 for Cyrillic...); where the
-    zeros are says the byte order, and a binary file's bytes are not so regular."""
-    data = sample if whole_file else sample[: len(sample) // 2 * 2]
-    if len(data) < 4 or len(data) % 2:
-        return None
-    even, odd = data[0::2], data[1::2]
-    name, high = ("utf-16-le", odd) if odd.count(0) >= even.count(0) else ("utf-16-be", even)
-    top_two = sum(count for _, count in Counter(high).most_common(2))
-    if not high.count(0) or top_two < 0.9 * len(high):
-        return None
-    try:
-        text = codecs.getincrementaldecoder(name)().decode(data, final=whole_file)
-    except UnicodeDecodeError:
-        return None
-    return name if not _CONTROL.search(text) else None
-
-
 def _refuse_binary(sample: bytes) -> None:
     """ImportRefused naming what the file is, when it is not text at all (an image, a
     workbook, an archive, NUL bytes)."""
@@ -186,11 +163,11 @@ def choose_encoding(sample: bytes, *, whole_file: bool) -> str:
     """The codec to read the file with, or ImportRefused saying what the file is."""
     if not sample:
         raise ImportRefused("The file is empty: it needs one identifier per line.")
-    for bom, name in _BOMS:
+    for bom, name in BOMS:
         if sample.startswith(bom):
             return name
     if b"\x00" in sample:
-        name = _utf16_without_bom(sample, whole_file=whole_file)
+        name = utf16_without_bom(sample, whole_file=whole_file)
         if name:
             return name
         _refuse_binary(sample)

@@ -61,8 +61,9 @@ _MAGIC = [
     (b"Rar!", "a RAR archive"),
     (b"SQLite format 3", "an SQLite database"),
 ]
-_BOMS = [
-    (codecs.BOM_UTF32_LE, "utf-32"),
+# Unicode with a byte order mark, for both imports.
+BOMS = [
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: it starts with the same two bytes
     (codecs.BOM_UTF32_BE, "utf-32"),
     (codecs.BOM_UTF8, "utf-8-sig"),
     (codecs.BOM_UTF16_LE, "utf-16"),
@@ -117,24 +118,38 @@ def _refuse_binary(sample: bytes) -> None:
             raise SourceError(f"This file is not a CSV text file: it looks like {what}.")
 
 
-def _utf16_without_bom(sample: bytes) -> str | None:
-    """UTF-16 text without a BOM has a NUL in every other byte (for Latin text)."""
-    even, odd = sample[0::2], sample[1::2]
-    if len(sample) >= 4 and odd.count(0) > 0.4 * len(odd) and even.count(0) == 0:
-        return "utf-16-le"
-    if len(sample) >= 4 and even.count(0) > 0.4 * len(even) and odd.count(0) == 0:
-        return "utf-16-be"
-    return None
+_UTF16_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def utf16_without_bom(sample: bytes, *, whole_file: bool) -> str | None:
+    """UTF-16 without a byte order mark, for both imports. The high bytes of text's code
+    units take a few values (00 for ASCII digits, separators and line ends, 04 for
+    Cyrillic...); where the zeros are says the byte order, and a binary file's bytes are
+    not so regular. `whole_file`: the sample is the whole file (else its end may cut a
+    character)."""
+    data = sample if whole_file else sample[: len(sample) // 2 * 2]
+    if len(data) < 4 or len(data) % 2:
+        return None
+    even, odd = data[0::2], data[1::2]
+    name, high = ("utf-16-le", odd) if odd.count(0) >= even.count(0) else ("utf-16-be", even)
+    top_two = sum(count for _, count in Counter(high).most_common(2))
+    if not high.count(0) or top_two < 0.9 * len(high):
+        return None
+    try:
+        text = codecs.getincrementaldecoder(name)().decode(data, final=whole_file)
+    except UnicodeDecodeError:
+        return None
+    return name if not _UTF16_CONTROL.search(text) else None
 
 
 def detect_encoding(sample: bytes) -> tuple[str, str]:
     """(codec, language) of the sample, or SourceError saying the file is not text."""
     _refuse_binary(sample)
-    for bom, name in _BOMS:
+    for bom, name in BOMS:
         if sample.startswith(bom):
             return name, ""
     if b"\x00" in sample:
-        name = _utf16_without_bom(sample)
+        name = utf16_without_bom(sample, whole_file=len(sample) < SAMPLE_BYTES)
         if name:
             return name, ""
         raise SourceError("This file is not a CSV text file: it contains binary data (NUL bytes).")

@@ -502,7 +502,7 @@ def test_a_mapping_problem_blocks_confirmation(workspace):
         (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20, "looks like a PNG image"),
         (b"PK\x03\x04" + b"\x00" * 300, "Excel workbook (.xlsx)"),
         (bytes(range(256)) * 40, "binary data"),
-        (b"\x00\x01\x02\x03" * 500, "control characters"),
+        (b"\x00\x01\x02\x03" * 500, "binary data (NUL bytes)"),
     ],
 )
 def test_a_file_that_is_not_text_is_refused_clearly(workspace, data, message):
