@@ -82,11 +82,8 @@ def audience_detail(request, audience_id):
     )
     for person in rows:
         person.member_source_label = SOURCE_LABELS.get(person.member_source, person.member_source)
-        person.member_source_segment = None
-        if person.member_source_segment_id:
-            person.member_source_segment = segment_names.get(
-                person.member_source_segment_id, "a deleted segment"
-            )
+        # the segment that added them: its name, or None once it is deleted
+        person.member_source_segment = segment_names.get(person.member_source_segment_id)
     return render(
         request,
         "audiences/audience_detail.html",
