@@ -154,11 +154,10 @@ class SegmentRefresh(WorkspaceOwned):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # When it was asked for; started_at is when a worker began it (equal for inline runs).
-    queued_at = models.DateTimeField(null=True, blank=True)
     # Deliveries that started it: a worker that died mid-refresh leaves it to be delivered
     # again (acks_late), at most accounts.jobs.MAX_ATTEMPTS times.
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When it was asked for, then when a worker began it (the same for inline runs).
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=RefreshStatus.choices)

@@ -363,7 +363,6 @@ def _run_inline(*, segment: Segment, now: datetime, actor: Actor | None):
                 workspace_id=segment.workspace_id,
                 segment=segment,
                 requested_by=actor.user if actor else None,
-                queued_at=now,
                 started_at=now,
                 attempts=1,
                 status=RefreshStatus.RUNNING,
@@ -392,7 +391,6 @@ def segment_recount_start(*, segment: Segment, actor: Actor) -> SegmentRefresh:
             workspace_id=segment.workspace_id,
             segment=segment,
             requested_by=actor.user,
-            queued_at=now,
             started_at=now,
             status=RefreshStatus.QUEUED,
         )

@@ -28,11 +28,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="segmentrefresh",
-            name="queued_at",
-            field=models.DateTimeField(blank=True, null=True),
-        ),
-        migrations.AddField(
-            model_name="segmentrefresh",
             name="requested_by",
             field=models.ForeignKey(
                 blank=True,
