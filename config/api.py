@@ -299,7 +299,8 @@ class StorableTextParser(Parser):
 
     def parse_querydict(self, data, list_fields, request):
         result = super().parse_querydict(data, list_fields, request)
-        _refuse_unstorable(result, ("body",) if request.method != "GET" else ("query",))
+        # ninja parses the query string and form bodies alike: say which one holds it
+        _refuse_unstorable(result, ("query",) if data is request.GET else ("body",))
         return result
 
 

@@ -192,7 +192,7 @@ def test_why_with_a_nul_matches_nobody(marketer_client, londoners, no_query_guar
 
 def test_api_list_search_with_a_nul_is_a_422_naming_it(api_client, londoners, no_query_guard):
     r = api_client.get("/api/v1/segments", {"q": NUL})
-    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "q"
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "q"]
 
 
 @pytest.mark.parametrize(
