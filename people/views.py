@@ -36,24 +36,13 @@ from people.selection import FilteredPeople, page_key, selected_people
 from people.services import attributes as attribute_services
 from people.services import dnc as dnc_services
 from people.services import tags as tag_services
+from people.services.people import PERSON_TEXT_FIELDS
 from segments.explain import segment_explanations
 
 PAGE_SIZE = 50
 LARGE_SELECTION = 10_000
-EXPORT_FIELDS = [
-    "external_id",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "gender",
-    "country",
-    "city",
-    "address",
-    "company",
-    "tags",
-    "created_at",
-]  # then one column per custom attribute, named by its key (as the contact import reads it)
+# then one column per custom attribute, named by its key (as the contact import reads it)
+EXPORT_FIELDS = ["external_id", *PERSON_TEXT_FIELDS, "company", "tags", "created_at"]
 
 
 def _export_value(value) -> str:
@@ -173,14 +162,7 @@ def people_export(request):
             for p in batch:
                 values = [
                     p.external_id,
-                    p.email,
-                    p.phone,
-                    p.first_name,
-                    p.last_name,
-                    p.gender,
-                    p.country,
-                    p.city,
-                    p.address,
+                    *(getattr(p, name) for name in PERSON_TEXT_FIELDS),
                     p.company.name if p.company_id else "",
                     "|".join(tags[p.pk]),
                     p.created_at.isoformat(),
