@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import math
+import re
 import time
 import uuid
 from functools import lru_cache
@@ -287,6 +288,9 @@ def install_exception_handlers(api: NinjaAPI) -> None:
 # --- Text PostgreSQL can store, checked once for every operation ---------------------------
 
 
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]|\x00")
+
+
 class StorableTextParser(Parser):
     """Request bodies (JSON, and form fields) for every operation: a NUL or a lone
     surrogate anywhere, in a key or a value, is refused with a 422 naming where it is,
@@ -294,7 +298,12 @@ class StorableTextParser(Parser):
 
     def parse_body(self, request):
         data = super().parse_body(request)
-        _refuse_unstorable(data, ("body",))
+        # The walk costs a Python step per value (an event batch holds thousands): only a
+        # body whose bytes could hold such text is walked. In JSON a NUL is the escape
+        # \u0000 and a surrogate an escape \ud800-\udfff or its UTF-8 bytes (which json
+        # passes through); a NUL byte means UTF-16 or UTF-32 text, walked as well.
+        if _MAYBE_UNSTORABLE.search(request.body):
+            _refuse_unstorable(data, ("body",))
         return data
 
     def parse_querydict(self, data, list_fields, request):

@@ -83,3 +83,17 @@ def test_a_server_error_answers_the_json_error_body_with_a_request_id(rf, caplog
     request_id = response["X-Request-ID"]
     assert request_id in body["detail"] and "kaboom" not in body["detail"]
     assert any(request_id in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "x\\uD800"}',  # an escape in capitals
+        b'{"name": "x\xed\xa0\x80"}',  # a surrogate's UTF-8 bytes, which json lets through
+        '{"name": "x\\u0000"}'.encode("utf-16"),  # UTF-16 text: NUL bytes everywhere
+    ],
+)
+def test_every_spelling_of_unstorable_text_is_refused(api_client, body):
+    response = api_client.post("/api/v1/tags", data=body, content_type="application/json")
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"][0]["loc"] == ["body", "name"]
