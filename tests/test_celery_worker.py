@@ -86,3 +86,35 @@ def test_reliable_task_defaults():
     assert task.max_retries == 5 and task.retry_backoff
     assert app.conf.worker_prefetch_multiplier == 1
     assert set(app.conf.beat_schedule) >= {"clear-expired-sessions", "clear-old-login-attempts"}
+
+
+@pytest.mark.celery_worker
+def test_a_queued_segment_refresh_is_run_by_the_worker(worker):
+    """ "Refresh now" queues a job after its commit; the worker claims and computes it."""
+    from accounts.audit import Actor
+    from segments.models import RefreshStatus
+    from segments.services import segment_create, segment_recount_start
+    from tests.factories import PersonFactory, WorkspaceFactory
+
+    workspace = WorkspaceFactory()
+    PersonFactory(workspace=workspace, city="Oslo")
+    PersonFactory(workspace=workspace, city="Rome")
+    segment = segment_create(
+        workspace=workspace, name="Oslo", kind="realtime",
+        rules={"attribute": "city", "op": "is", "value": "Oslo"}, actor=Actor(system="t"),
+    )  # fmt: skip
+    PersonFactory(workspace=workspace, city="Oslo")
+    refresh = segment_recount_start(segment=segment, actor=Actor(system="t"))  # sent on commit
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        refresh.refresh_from_db()
+        if refresh.status not in (RefreshStatus.QUEUED, RefreshStatus.RUNNING):
+            break
+        assert worker.poll() is None, worker.stdout.read()
+        time.sleep(0.3)
+    else:
+        worker.terminate()
+        pytest.fail("the worker did not run the refresh within 60 s:\n" + worker.stdout.read())
+    segment.refresh_from_db()
+    assert (refresh.status, refresh.attempts, refresh.entered) == (RefreshStatus.OK, 1, 1)
+    assert segment.people_count == 2 and segment.refresh_status == RefreshStatus.OK
