@@ -150,7 +150,7 @@ ROLE_DESCRIPTIONS = {
     Role.VIEWER: "Reads everything, changes nothing.",
     Role.OPS: "Manages people, tags, Do Not Contact, audiences and imports.",
     Role.MARKETER: "Also builds segments, campaigns and flows.",
-    Role.ADMIN: "Also manages workspace settings, members and API keys.",
+    Role.ADMIN: "Also manages workspace settings, the team and API keys.",
     Role.OWNER: "Everything, including other owners.",
 }
 

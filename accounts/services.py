@@ -225,7 +225,7 @@ def member_change_role(*, membership: Membership, role: str, actor: Actor) -> Me
         raise ValidationError(f"“{role}” is not a role.")
     actor_role = _actor_role(workspace=membership.workspace, actor=actor)
     if not role_at_least(actor_role, Role.ADMIN):
-        raise ValidationError("Only admins and owners manage members.")
+        raise ValidationError("Only admins and owners manage the team.")
     _guard_owner_change(membership=membership, actor_role=actor_role, new_role=role)
     old = membership.role
     membership.role = role
@@ -246,7 +246,7 @@ def member_remove(*, membership: Membership, actor: Actor) -> None:
     """audit: "member.remove" """
     actor_role = _actor_role(workspace=membership.workspace, actor=actor)
     if not role_at_least(actor_role, Role.ADMIN):
-        raise ValidationError("Only admins and owners manage members.")
+        raise ValidationError("Only admins and owners manage the team.")
     _guard_owner_change(membership=membership, actor_role=actor_role, new_role=None)
     audit_record(
         workspace=membership.workspace,

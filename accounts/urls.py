@@ -6,6 +6,7 @@ from accounts.forms import LoginForm, StyledPasswordResetForm, StyledSetPassword
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("glossary/", views.glossary, name="glossary"),
     path("workspaces/switch/", views.workspace_switch, name="workspace_switch"),
     path("workspaces/new/", views.workspace_create, name="workspace_create"),
     path("settings/", views.settings_workspace, name="settings_workspace"),

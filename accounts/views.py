@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import selectors, services
 from accounts.audit import Actor
 from accounts.forms import ApiKeyForm, AuditFilterForm, InviteForm, RoleForm, WorkspaceForm
+from accounts.glossary import TERMS
 from accounts.middleware import SESSION_KEY
 from accounts.models import ROLE_DESCRIPTIONS, Role, Workspace, role_at_least
 from accounts.pages import keyset_page
@@ -51,7 +52,7 @@ def dashboard(request):
         ("Tags", people_selectors.tag_count(workspace=ws), "tags", False, "tag_list"),
         ("Do Not Contact", people_selectors.dnc_list(workspace=ws).count(), "slash-circle", False,
          "dnc_list"),
-        ("Members", selectors.member_list(workspace=ws).count(), "person-badge", False,
+        ("Team", selectors.member_list(workspace=ws).count(), "person-badge", False,
          "settings_members" if admin else None),
         ("Active API keys", selectors.api_key_list(workspace=ws).active().count(), "key", False,
          "settings_api_keys" if admin else None),
@@ -61,6 +62,12 @@ def dashboard(request):
         "accounts/dashboard.html",
         {"stats": stats, "recent_people": people_selectors.person_recent(workspace=ws)},
     )
+
+
+@require_GET
+@role_required(VIEW)
+def glossary(request):
+    return render(request, "accounts/glossary.html", {"terms": TERMS})
 
 
 @require_POST
@@ -128,7 +135,7 @@ def settings_members(request):
         else:
             email = result.membership.user.email
             if result.already_member:
-                messages.info(request, f"{email} is already a member; their role is unchanged.")
+                messages.info(request, f"{email} is already on the team; their role is unchanged.")
             else:
                 messages.success(request, f"Invited {email}. They will receive an email.")
             return redirect("settings_members")

@@ -77,6 +77,7 @@ class FilteredPeople:
         if self.builder_error:
             people = people.none()
         self.people = people
+        self.sort = selectors.person_sort(data.get("sort"))
 
     @property
     def pairs(self) -> list[tuple[str, str]]:
@@ -87,7 +88,34 @@ class FilteredPeople:
                 for name, value in row.items():
                     if value:
                         pairs.append((f"c-{g}-{r}-{name}", value))
+        if self.sort is not selectors.DEFAULT_PERSON_SORT:
+            pairs.append(("sort", self.sort.key))
         return pairs
+
+    @property
+    def filter_pairs(self) -> list[tuple[str, str]]:
+        """The filters without the order: for the links and form that change the order."""
+        return [(name, value) for name, value in self.pairs if name != "sort"]
+
+    def sort_links(self) -> list[dict]:
+        """The People table's sortable columns: a click sorts by one (A to Z first, then
+        Z to A), keeping the filters."""
+        base = urlencode(self.filter_pairs)
+        links = {}
+        for column in ("external_id", "name", "email", "city"):
+            current = self.sort.column == column
+            key = f"-{column}" if current and not self.sort.descending else column
+            aria = ""
+            if current:
+                aria = "descending" if self.sort.descending else "ascending"
+            links[column] = {
+                "href": "?" + (f"{base}&" if base else "") + urlencode({"sort": key}),
+                "aria_sort": aria,
+                "icon": ("bi-sort-down" if self.sort.descending else "bi-sort-up")
+                if current
+                else "",
+            }
+        return links
 
     @property
     def has_conditions(self) -> bool:

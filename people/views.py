@@ -40,6 +40,18 @@ from people.services.people import PERSON_TEXT_FIELDS
 from segments.explain import segment_explanations
 
 PAGE_SIZE = 50
+PEOPLE_SORT_CHOICES = [
+    ("-created", "Newest first"),
+    ("created", "Oldest first"),
+    ("name", "Name, A to Z"),
+    ("-name", "Name, Z to A"),
+    ("email", "Email, A to Z"),
+    ("-email", "Email, Z to A"),
+    ("external_id", "External ID, A to Z"),
+    ("-external_id", "External ID, Z to A"),
+    ("city", "City, A to Z"),
+    ("-city", "City, Z to A"),
+]
 LARGE_SELECTION = 10_000
 # then one column per custom attribute, named by its key (as the contact import reads it)
 EXPORT_FIELDS = ["external_id", *PERSON_TEXT_FIELDS, "company", "tags", "created_at"]
@@ -75,7 +87,8 @@ def people_list(request):
     view = FilteredPeople(request, request.GET)
     people = view.people
     page = keyset_page(
-        people,
+        selectors.sorted_people(people, view.sort),
+        order=view.sort.order,
         after=page_key(request.GET.get("after", "")),
         before=page_key(request.GET.get("before", "")),
         size=PAGE_SIZE,
@@ -92,6 +105,12 @@ def people_list(request):
         "next_after": page.next_key,
         "prev_before": page.prev_key,
         "qs": view.querystring,
+        "sort": view.sort,
+        "sort_links": view.sort_links(),
+        "sort_choices": PEOPLE_SORT_CHOICES,
+        "pager_labels": ("← Previous", "Next →")
+        if view.sort is not selectors.DEFAULT_PERSON_SORT
+        else ("← Newer", "Older →"),
         "attribute_choices": _attribute_choices(view),
         "segment_rules": json.dumps(view.segment_rules) if view.segment_rules else "",
         "can_save_segment": role_at_least(request.membership.role, MANAGE_SEGMENTS),

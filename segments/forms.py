@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from django import forms
 
+from accounts import glossary
 from config.forms import StyledFormMixin
 from people.attributes import BUILTIN_ATTRIBUTES, BUILTIN_LABELS
 from people.models import AttributeType
@@ -96,11 +97,8 @@ KIND_CHOICES = [
     (SegmentKind.QUERY, "Scheduled query"),
 ]
 KIND_HELP = {
-    SegmentKind.SNAPSHOT: "Worked out afresh from the rules each time; a campaign or flow "
-    "that uses it freezes its members when it starts.",
-    SegmentKind.REALTIME: "People enter and leave as their data changes, with history. "
-    "Its rules cannot change after creation.",
-    SegmentKind.QUERY: "Recomputed on a schedule, every N minutes.",
+    kind: glossary.definition(kind)
+    for kind in (SegmentKind.SNAPSHOT, SegmentKind.REALTIME, SegmentKind.QUERY)
 }
 
 

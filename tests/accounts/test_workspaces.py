@@ -118,7 +118,7 @@ def test_inviting_an_existing_member_keeps_their_role(owner_client, workspace, v
     response = owner_client.post(
         "/settings/members/", {"email": viewer.email, "role": "admin"}, follow=True
     )
-    assert "already a member" in response.text
+    assert "already on the team" in response.text
     assert Membership.objects.get(workspace=workspace, user=viewer).role == Role.VIEWER
 
 

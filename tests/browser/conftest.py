@@ -17,6 +17,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Every journey runs on a laptop and on a phone (issue: "the journeys run at both widths").
+VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
 @pytest.fixture(scope="session")
@@ -41,15 +43,19 @@ def chromium():
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+@pytest.fixture(params=list(VIEWPORTS))
+def viewport(request):
+    """The width a journey runs at: each browser test runs once per entry of VIEWPORTS."""
+    return request.param
+
+
 @pytest.fixture
-def page(chromium, live_server, settings, request):
+def page(chromium, live_server, settings, request, viewport):
     # The live server speaks plain http on localhost.
     settings.SESSION_COOKIE_SECURE = False
     settings.CSRF_COOKIE_SECURE = False
     settings.SECURE_SSL_REDIRECT = False
-    context = chromium.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 860}
-    )
+    context = chromium.new_context(base_url=live_server.url, viewport=VIEWPORTS[viewport])
     context.set_default_timeout(15_000)
     # Every journey proves the Content-Security-Policy holds: what the browser refuses under
     # it (an inline script or style, a foreign source), and any script error, fails the test.

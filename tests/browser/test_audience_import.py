@@ -15,6 +15,7 @@ from audiences.import_services import audience_import_run
 from audiences.models import AudienceImport
 from audiences.services import audience_add_people, audience_create
 from people.models import Person
+from tests.browser.journey import nav_to
 from tests.factories import (
     PASSWORD,
     MembershipFactory,
@@ -62,9 +63,7 @@ def sign_in(page):
 
 
 def open_import_page(page):
-    page.get_by_role("navigation", name="Main navigation").get_by_role(
-        "link", name="Audiences"
-    ).click()
+    nav_to(page, "Audiences")
     page.get_by_role("link", name="Import audiences").click()
     expect(page.get_by_role("heading", name="Import audiences")).to_be_visible()
 

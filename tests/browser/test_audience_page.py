@@ -12,6 +12,7 @@ from accounts.models import Role
 from audiences.models import AudienceMember, MemberSource
 from audiences.services import audience_add_people, audience_create
 from people.models import Person, PersonTag
+from tests.browser.journey import nav_to
 from tests.factories import (
     PASSWORD,
     MembershipFactory,
@@ -131,9 +132,7 @@ def test_browse_search_download_tag_and_import_into_an_audience(page, tmp_path):
     sign_in(page)
 
     # 1. The audiences list leads to the audience, its count and its newest 50 members.
-    page.get_by_role("navigation", name="Main navigation").get_by_role(
-        "link", name="Audiences"
-    ).click()
+    nav_to(page, "Audiences")
     expect(page.locator("#audience-table [data-count='Spring newsletter']")).to_have_text("60")
     page.get_by_role("link", name="Spring newsletter").click()
     expect(page.get_by_role("heading", name="Spring newsletter")).to_be_visible()
@@ -192,9 +191,7 @@ def test_browse_search_download_tag_and_import_into_an_audience(page, tmp_path):
     assert tagged == set(members)
 
     # 6. From the audience page, an import starts with this audience chosen.
-    page.get_by_role("navigation", name="Main navigation").get_by_role(
-        "link", name="Audiences"
-    ).click()
+    nav_to(page, "Audiences")
     page.get_by_role("link", name="Spring newsletter").click()
     page.locator("#audience-import").click()
     expect(page.get_by_role("heading", name="Import audiences")).to_be_visible()

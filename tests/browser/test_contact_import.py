@@ -46,7 +46,8 @@ def sign_in(page, email):
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Main navigation")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    expect(page).not_to_have_url(re.compile("/login/"))
 
 
 def test_ops_user_imports_contacts_tagged_vip_2026(page, ops_user, workspace, media, eager_tasks):

@@ -7,6 +7,7 @@ from accounts.audit import Actor
 from accounts.models import Role
 from people.models import Person, PersonTag
 from people.services.tags import tag_get_or_create, tags_assign
+from tests.browser.journey import nav_to
 from tests.factories import (
     PASSWORD,
     MembershipFactory,
@@ -37,9 +38,7 @@ def test_filter_by_tag_and_city_then_bulk_tag_everyone_matching(page):
     page.get_by_label("Email").fill("ops@shop.test")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("navigation", name="Main navigation").get_by_role(
-        "link", name="People"
-    ).click()
+    nav_to(page, "People")
 
     page.get_by_label("Tags", exact=True).fill("VIP")
     page.get_by_label("City").fill("London")

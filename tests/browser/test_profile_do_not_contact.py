@@ -7,6 +7,7 @@ from accounts.audit import Actor
 from accounts.models import Role
 from people.models import DoNotContact
 from people.services.people import person_upsert
+from tests.browser.journey import nav_to
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -46,9 +47,7 @@ def test_open_a_profile_and_add_its_email_to_do_not_contact(page):
     expect(page.locator("[data-dnc=email]")).to_have_text("blocked")
     expect(page.locator("[data-dnc=sms]")).to_have_text("reachable")
 
-    page.get_by_role("navigation", name="Main navigation").get_by_role(
-        "link", name="Do Not Contact"
-    ).click()
+    nav_to(page, "Do Not Contact")
     expect(page.locator("#dnc-table")).to_contain_text("ada@example.com")
     entry = DoNotContact.objects.get(workspace=ws)
     assert (entry.channel, entry.address, entry.source) == ("email", "ada@example.com", "manual")

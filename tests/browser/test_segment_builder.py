@@ -15,6 +15,7 @@ from people.services.events import event_ingest_batch
 from people.services.people import person_upsert
 from segments.models import Segment, SegmentKind, SegmentRefresh
 from segments.services import segment_refresh_run
+from tests.browser.journey import nav_to
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -59,9 +60,7 @@ def test_build_a_real_time_segment_and_add_its_members_to_an_audience(page):
     page.get_by_label("Email").fill("mk@shop.test")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("navigation", name="Main navigation").get_by_role(
-        "link", name="Segments"
-    ).click()
+    nav_to(page, "Segments")
     page.get_by_role("link", name="New segment").click()
 
     # Condition 1: City is London

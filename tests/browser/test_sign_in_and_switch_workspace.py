@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 
 from accounts.models import Workspace
 from people.models import Person
+from tests.browser.journey import open_menu
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,6 +29,7 @@ def test_marketer_signs_in_switches_workspace_and_sees_the_dashboard(page):
 
     expect(page.get_by_role("heading", level=1)).to_have_text("Acme Retail")
     expect(page.locator("[data-stat=people]")).to_have_text(acme)
+    open_menu(page)
     nav = page.get_by_role("navigation", name="Main navigation")
     expect(nav.get_by_role("link", name="Dashboard")).to_be_visible()
     expect(nav.get_by_role("link", name="Settings")).to_have_count(0)  # marketers have none

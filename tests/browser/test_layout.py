@@ -1,0 +1,129 @@
+"""Every page of the demo, at 1366 px and at 390 px: nothing makes the page scroll
+sideways, no button, field or badge sticks out of its card, no button's words are cut,
+and no select hides its chosen option ("Admi..."). The long email of a teammate and of a
+person are part of the demo here, because they are what broke these pages before."""
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from accounts.audit import Actor
+from accounts.management.commands.seed_demo import DEMO_PASSWORD
+from accounts.models import Membership, Role, User, Workspace
+from audiences.models import AudienceImport, TargetAudience
+from people.models import ContactImport, DoNotContact
+from people.services.dnc import dnc_add
+from people.services.people import person_upsert
+from segments.models import Segment, SegmentKind
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LONG_EMAIL = "bartholomew.featherstonehaugh-montgomery@very-long-subsidiary.example.co.uk"
+
+# the function of layout_problems.js, without its comment lines (page.evaluate takes it)
+LAYOUT_PROBLEMS = "\n".join(
+    line
+    for line in (Path(__file__).parent / "layout_problems.js").read_text().splitlines()
+    if not line.startswith("//")
+)
+
+
+def demo_pages():
+    """The demo's pages: every list, one of each detail page, the forms."""
+    call_command("seed_demo", stdout=StringIO())
+    ws = Workspace.objects.get(slug="acme-retail")
+    actor = Actor(system="tests")
+    owner = User.objects.get(email="owner@demo.herald")
+    Membership.objects.create(workspace=ws, user=UserFactory(email=LONG_EMAIL), role=Role.MARKETER)
+    person, _ = person_upsert(
+        workspace=ws,
+        external_id="crm-long-email",
+        data={"first_name": "Bartholomew", "last_name": "Featherstonehaugh", "email": LONG_EMAIL},
+        actor=actor,
+    )
+    dnc_add(workspace=ws, channel="email", address=LONG_EMAIL, reason="tests", actor=actor)
+    snapshot = Segment.objects.filter(workspace=ws, kind=SegmentKind.SNAPSHOT).first()
+    realtime = Segment.objects.filter(workspace=ws, kind=SegmentKind.REALTIME).first()
+    static = Segment.objects.filter(workspace=ws, kind=SegmentKind.STATIC).first()
+    audience = TargetAudience.objects.filter(workspace=ws).order_by("-people_count").first()
+    pages = [
+        reverse("dashboard"),
+        reverse("people_list"),
+        reverse("people_list") + "?city=London&c-0-0-attribute=city&c-0-0-op=is&c-0-0-value=Paris",
+        reverse("person_detail", kwargs={"person_id": person.pk}),
+        reverse("attribute_list"),
+        reverse("tag_list"),
+        reverse("dnc_list"),
+        reverse("contact_import_new"),
+        reverse(
+            "contact_import_detail",
+            kwargs={"import_id": ContactImport.objects.filter(workspace=ws).first().pk},
+        ),
+        reverse("segment_list"),
+        reverse("segment_new"),
+        reverse("audience_list"),
+        reverse("audience_detail", kwargs={"audience_id": audience.pk}),
+        reverse("audience_import_new"),
+        reverse(
+            "audience_import_detail",
+            kwargs={"audience_import_id": AudienceImport.objects.filter(workspace=ws).first().pk},
+        ),
+        reverse("settings_workspace"),
+        reverse("settings_members"),
+        reverse("settings_api_keys"),
+        reverse("settings_audit"),
+        reverse("glossary"),
+    ]
+    for segment in (snapshot, realtime, static):
+        if segment is not None:
+            pages.append(reverse("segment_detail", kwargs={"segment_id": segment.pk}))
+            pages.append(reverse("segment_edit", kwargs={"segment_id": segment.pk}))
+    assert DoNotContact.objects.filter(workspace=ws, address=LONG_EMAIL).exists()
+    return owner, pages
+
+
+def test_every_page_fits_the_screen(page, viewport):
+    owner, pages = demo_pages()
+    page.goto("/login/")
+    page.get_by_label("Email").fill(owner.email)
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+    found = {}
+    for url in pages:
+        response = page.goto(url)
+        assert response.status == 200, (url, response.status)
+        page.wait_for_load_state("networkidle")
+        problems = page.evaluate(LAYOUT_PROBLEMS)
+        if problems:
+            found[url] = problems
+    assert not found, f"at {viewport}:\n" + "\n".join(
+        f"{url}\n  " + "\n  ".join(problems) for url, problems in found.items()
+    )
+
+
+BROKEN = """<!doctype html><html><head><style>
+  body { margin: 0; font: 16px sans-serif; } .card { width: 200px; border: 1px solid; }
+  .btn { display: inline-block; white-space: nowrap; } .narrow { width: 60px; overflow: hidden; }
+</style></head><body><main>
+  <div class="card"><span class="btn" style="margin-left: 150px">Block email</span></div>
+  <div class="card"><span class="btn narrow">Remove selected people</span></div>
+  <div class="card"><select style="width: 50px"><option>Administrator</option></select></div>
+  <div style="width: 900px">a wide row</div>
+</main></body></html>"""
+
+
+def test_the_layout_check_sees_what_broke_these_pages(page, viewport):
+    """The check above can fail: a button out of its card (the profile's "Block email"),
+    a button whose words are cut, a select cut to "Admi…" and a row wider than a phone."""
+    page.set_content(BROKEN)
+    problems = "\n".join(page.evaluate(LAYOUT_PROBLEMS))
+    assert 'span "Block email" sticks out of its card' in problems
+    assert 'span "Remove selected people": its words are cut' in problems
+    assert 'cuts its chosen option "Administrator"' in problems
+    if viewport == "phone":
+        assert "the page scrolls sideways" in problems
