@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
 from audiences.models import AudienceMember, Identifier, MemberSource, TargetAudience
+from people.changes import audience_key, record_change
 from people.models import Person
 from people.normalize import InvalidAddress, normalize_email, normalize_phone
 from people.sql import insert_for_people
@@ -89,6 +90,13 @@ def audience_delete(*, audience: TargetAudience, actor: Actor) -> int:
     """Deletes the audience and its memberships; returns how many memberships went.
     audit: "audience.delete" with that count."""
     count = AudienceMember.objects.filter(audience=audience).count()
+    record_change(
+        workspace=audience.workspace_id,
+        keys=[audience_key(audience.name)],
+        people=Person.objects.filter(
+            pk__in=AudienceMember.objects.filter(audience=audience).values("person_id")
+        ),
+    )
     _audit(audience=audience, actor=actor, action="audience.delete", people=count)
     audience.delete()
     return count
@@ -103,6 +111,9 @@ def audience_add_people(
     "audience.add_people" entry with the count (not with audit=False: for a service
     recording the whole action itself)."""
     with transaction.atomic():
+        record_change(
+            workspace=audience.workspace_id, keys=[audience_key(audience.name)], people=people
+        )
         changed = insert_for_people(
             table="audiences_audiencemember",
             columns="workspace_id, audience_id, person_id, source, source_segment_id, added_at",
@@ -127,6 +138,9 @@ def audience_remove_people(
 ) -> int:
     """audit: one "audience.remove_people" entry with the count (see audience_add_people)."""
     with transaction.atomic():
+        record_change(
+            workspace=audience.workspace_id, keys=[audience_key(audience.name)], people=people
+        )
         removed, _ = AudienceMember.objects.filter(
             audience=audience, person_id__in=people.order_by().values("id")
         ).delete()

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.forms",
@@ -327,6 +328,11 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
+    # real-time segments: the outbox no task took, then what time changes (segments.realtime)
+    "real-time-segments-clock": {
+        "task": "segments.tasks.realtime_clock_task",
+        "schedule": 30.0,
+    },
     "refresh-due-query-segments": {
         "task": "segments.tasks.refresh_due_segments_task",
         "schedule": 60.0,

@@ -14,6 +14,7 @@ from people.models import (
     Event,
     EventType,
     Person,
+    PersonChange,
     PersonTag,
     PushToken,
     Tag,
@@ -124,3 +125,11 @@ class PushTokenAdmin(ReadOnlyScopedAdmin):
 @admin.register(ContactImport)
 class ContactImportAdmin(ReadOnlyScopedAdmin):
     list_display = ("original_name", "status", "stage", "total_rows", "created_count", "workspace")
+
+
+@admin.register(PersonChange)
+class PersonChangeAdmin(ReadOnlyScopedAdmin):
+    """The real-time outbox: what is waiting for evaluation (processed_at empty)."""
+
+    list_display = ("id", "keys", "everyone", "created_at", "processed_at", "workspace")
+    show_full_result_count = False

@@ -6,10 +6,11 @@ with workspace_id (see ARCHITECTURE.md, Tenancy).
 """
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import OpClass
 from django.db import models
 from django.db.models import F
-from django.db.models.functions import Lower, Upper
+from django.db.models.functions import Lower, Now, Upper
 
 from accounts.jobs import ImportJob
 from accounts.models import Workspace, WorkspaceOwned
@@ -308,3 +309,36 @@ class ContactImport(ImportJob):
 
     class Meta(ImportJob.Meta):
         indexes = [models.Index(fields=["workspace", "-created_at"], name="contactimport_ws")]
+
+
+class PersonChange(WorkspaceOwned):
+    """The outbox of real-time segments: which people changed and what changed, written
+    in the transaction of the change (people.changes.record_change), so that a change
+    committed is a change evaluated, whether the broker is up or not. segments.realtime
+    re-checks the people against the real-time segments whose rules name what changed,
+    then marks the row processed in the same transaction as the membership changes.
+
+    keys name what changed: "attr:<key>", "event:<name>", "tag:<name, lower case>",
+    "audience:<name, lower case>", "segment:<id>", or "*" (a person created: any rule,
+    a negated one too, may now hold for them). everyone: too many people to list (an
+    import, a bulk action over "all matching"): the named segments are re-checked whole.
+    """
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    person_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    everyone = models.BooleanField(default=False)
+    keys = ArrayField(models.CharField(max_length=300))
+    created_at = models.DateTimeField(db_default=Now())
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=models.Q(processed_at__isnull=True),
+                name="personchange_pending",
+            ),
+            models.Index(fields=["workspace", "processed_at"], name="personchange_ws_done"),
+        ]

@@ -5,7 +5,14 @@ from accounts.admin_scoping import (
     WorkspaceScopedAdmin,
     WorkspaceScopedResource,
 )
-from segments.models import Segment, SegmentMember, SegmentRefresh, SegmentSnapshot, SnapshotMember
+from segments.models import (
+    Segment,
+    SegmentMember,
+    SegmentRefresh,
+    SegmentSnapshot,
+    SegmentTransition,
+    SnapshotMember,
+)
 
 
 class SegmentResource(WorkspaceScopedResource):
@@ -57,3 +64,10 @@ class SnapshotMemberAdmin(ReadOnlyScopedAdmin):
 @admin.register(SegmentRefresh)
 class SegmentRefreshAdmin(ReadOnlyScopedAdmin):
     list_display = ("segment", "status", "started_at", "entered", "exited", "people_count")
+
+
+@admin.register(SegmentTransition)
+class SegmentTransitionAdmin(ReadOnlyScopedAdmin):
+    list_display = ("segment", "person", "kind", "at", "workspace")
+    raw_id_fields = ("segment", "person")
+    show_full_result_count = False

@@ -177,3 +177,47 @@ class SegmentRefresh(WorkspaceOwned):
                 name="segmentrefresh_one_pending",
             )
         ]
+
+
+class TransitionKind(models.TextChoices):
+    ENTERED = "entered", "Entered"
+    EXITED = "exited", "Exited"
+
+
+class CurrentTransactionId(models.Func):
+    """pg_current_xact_id() as a bigint (an xid8 is 64 bits: the epoch and the xid)."""
+
+    template = "(pg_current_xact_id()::text::bigint)"
+    output_field = models.BigIntegerField()
+
+
+class SegmentTransition(WorkspaceOwned):
+    """A person entering or leaving a stored segment: the stream flows read with a cursor
+    (segments.transitions.read_transitions).
+
+    txid is the id of the transaction that wrote the row (pg_current_xact_id(), the
+    column's database default). Ids are taken when a row is inserted, not when it
+    commits, so a reader going by id alone could pass a row that commits later; a reader
+    goes by (txid, id) and only below the oldest transaction still running, where no row
+    can appear any more.
+    """
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="transitions", db_constraint=False
+    )
+    person = models.ForeignKey(
+        Person, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    kind = models.CharField(max_length=8, choices=TransitionKind.choices)
+    at = models.DateTimeField()
+    txid = models.BigIntegerField(editable=False, db_default=CurrentTransactionId())
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "txid", "id"], name="transition_ws_cursor"),
+            models.Index(fields=["segment", "at"], name="transition_segment_at"),
+            models.Index(fields=["person"], name="transition_person"),
+        ]

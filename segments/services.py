@@ -3,7 +3,6 @@ one set-based statement per step; never a loop over people."""
 
 from datetime import datetime, timedelta
 
-from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -18,8 +17,10 @@ from audiences.services import (
     audience_remove_people,
     get_or_create_unaudited,
 )
+from people.changes import record_change, segment_key
 from people.models import AttributeType, Person
 from people.sql import insert_for_people
+from segments import realtime
 from segments.models import (
     PENDING,
     RULE_KINDS,
@@ -33,7 +34,7 @@ from segments.models import (
 from segments.rules import RuleError, check_catalogue, iter_nodes, parse_rules
 from segments.rules.compiler import check_inlining
 from segments.rules.schema import AttributeCondition, SegmentCondition
-from segments.selectors import current_members, rules_people, segment_people, segment_users
+from segments.selectors import current_members, segment_people, segment_users
 
 MIN_REFRESH_MINUTES = 5
 MAX_REFRESH_MINUTES = 366 * 24 * 60  # a year
@@ -489,21 +490,13 @@ def _compute(*, segment: Segment, refresh: SegmentRefresh, now: datetime, actor:
 
 
 def _apply_rules(segment: Segment, *, now: datetime) -> tuple[int, int, int]:
-    """(entered, exited, members now) of a stored segment brought up to its rules."""
-    target = rules_people(workspace=segment.workspace, rules=segment.rules, now=now)
-    try:
-        target_sql, params = _people_sql(target)
-    except EmptyResultSet:
-        target_sql, params = "SELECT NULL::bigint AS id WHERE false", []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE segments_segmentmember SET exited_at = %s "  # noqa: S608
-            "WHERE segment_id = %s AND exited_at IS NULL "
-            "AND person_id NOT IN (" + target_sql + ")",
-            [now, segment.pk, *params],
-        )
-        exited = cursor.rowcount
-    entered = _enter(segment, target, now=now)
+    """(entered, exited, members now) of a stored segment brought up to its rules, with
+    its transitions, under the workspace's real-time lock (segments.realtime); the
+    real-time segments naming it re-check after commit."""
+    realtime.lock_workspace(segment.workspace_id)
+    entered, exited = realtime.apply_membership(segment, now=now)
+    if entered or exited:
+        record_change(workspace=segment.workspace_id, everyone=True, keys=[segment_key(segment.pk)])
     return entered, exited, current_members(segment).count()
 
 
@@ -622,6 +615,7 @@ def static_members_change(
         raise SegmentConflict("Only static segments take people by hand; the others follow rules.")
     now = now or timezone.now()
     with transaction.atomic():
+        record_change(workspace=segment.workspace_id, keys=[segment_key(segment.pk)], people=people)
         if add:
             changed = _enter(segment, people, now=now)
         else:
@@ -704,9 +698,20 @@ def workspace_setup(
     return workspace
 
 
+EVERYONE_KEY = "everyone"  # the built-in Everyone segment (kind everyone, no rules)
+
+
 def ensure_predefined(*, workspace) -> None:
     """The built-in segments every workspace has (idempotent). Called by workspace_setup,
     seed_demo and the test factories; nothing creates them behind a caller's back."""
+    if not Segment.objects.for_workspace(workspace).filter(predefined=EVERYONE_KEY).exists():
+        taken = Segment.objects.for_workspace(workspace).filter(name__iexact="Everyone").exists()
+        Segment.objects.create(
+            workspace=workspace,
+            name="Everyone (built-in)" if taken else "Everyone",
+            kind=SegmentKind.EVERYONE,
+            predefined=EVERYONE_KEY,
+        )
     for key, (name, rules) in PREDEFINED.items():
         if Segment.objects.for_workspace(workspace).filter(predefined=key).exists():
             continue

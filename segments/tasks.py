@@ -25,3 +25,21 @@ def segment_refresh_task(refresh_id: int) -> None:
     from segments.services import segment_refresh_run
 
     segment_refresh_run(refresh_id)
+
+
+@shared_task(name="segments.tasks.evaluate_changes_task")
+def evaluate_changes_task() -> int:
+    """After a write commits (people.changes): evaluate the real-time outbox."""
+    from segments.realtime import evaluate_pending
+
+    return evaluate_pending()
+
+
+@shared_task(name="segments.tasks.realtime_clock_task")
+def realtime_clock_task() -> int:
+    """Beat, every 30 seconds: the outbox rows no task took (a broker that was down), then
+    the real-time segments that time changes ("in the last 30 days")."""
+    from segments.realtime import evaluate_pending, recheck_time_windows
+
+    evaluate_pending()
+    return recheck_time_windows()

@@ -33,7 +33,8 @@ from audiences.imports.reader import (
     sniff,
 )
 from audiences.imports.report import report_relative_path, write_report
-from audiences.models import AudienceImport
+from audiences.models import AudienceImport, TargetAudience
+from people.changes import audience_key, record_change
 from people.models import Person
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,18 @@ def run_job(job: AudienceImport, *, now=None, progress=_progress) -> Outcome:
             read_seconds = time.monotonic() - started
             with transaction.atomic():
                 merged = _merge(cursor, t, job, reader, single=single, now=now)
+                # which audiences the rows named is the staging table's business: the
+                # real-time segments naming any audience of the workspace re-check whole
+                record_change(
+                    workspace=job.workspace_id,
+                    everyone=True,
+                    keys=[
+                        audience_key(name)
+                        for name in TargetAudience.objects.unscoped()
+                        .filter(workspace_id=job.workspace_id)
+                        .values_list("name", flat=True)
+                    ],
+                )
                 problems = stats.invalid + merged.unmatched
                 relative = ""
                 if problems:

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audiences', '0005_audienceimport_attempts'),
+        ("audiences", "0005_audienceimport_attempts"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='audiencemember',
-            name='source_segment_id',
+            model_name="audiencemember",
+            name="source_segment_id",
             field=models.BigIntegerField(blank=True, null=True),
         ),
     ]

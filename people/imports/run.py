@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from psycopg import sql
 
 from accounts.jobs import job_done, media_path
+from people.changes import ANY_RULE, record_change
 from people.imports import staging
 from people.imports.checking import helper_count, stage_file
 from people.imports.report import error_report
@@ -296,6 +297,10 @@ def run_import(job: ContactImport, *, now, progress, helpers: int | None = None)
                 result.companies_created = merged["companies_created"]
                 result.attributes_created = merged["attributes_created"]
                 result.tags = list(options.get("tags", []))
+                if result.created or result.updated:
+                    # people created and attributes and tags changed by the thousand: the
+                    # real-time segments re-check whole (set-based, one statement each)
+                    record_change(workspace=job.workspace_id, everyone=True, keys=[ANY_RULE])
                 finished = job_done(
                     ContactImport.objects.unscoped().filter(pk=job.id),
                     total_rows=result.rows,

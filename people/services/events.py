@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.audit import Actor, audit_record
 from accounts.text import has_forbidden_character
 from people.attributes import NOT_STORABLE, unstorable
+from people.changes import ANY_RULE, event_key, record_change
 from people.models import Person
 from people.services._common import MAX_BATCH
 
@@ -80,11 +81,22 @@ def event_ingest_batch(*, workspace, items: list[dict], actor: Actor, now=None) 
     if not rows:
         return result
     with transaction.atomic():
-        ids = _person_ids_creating_unknown(workspace=workspace, external_ids={r[0] for r in rows})
+        external_ids = {r[0] for r in rows}
+        known = _person_ids(workspace=workspace, external_ids=list(external_ids))
+        ids = _person_ids_creating_unknown(
+            workspace=workspace, external_ids=external_ids, known=known
+        )
         _insert_events(
             workspace=workspace, rows=[(ids[e], n, at, p) for e, n, at, p in rows], received_at=now
         )
         _update_event_catalogue(workspace=workspace, rows=rows)
+        record_change(
+            workspace=workspace,
+            keys=[event_key(name) for name in {r[1] for r in rows}],
+            person_ids=ids.values(),
+        )
+        created = [pk for external_id, pk in ids.items() if external_id not in known]
+        record_change(workspace=workspace, keys=[ANY_RULE], person_ids=created)
         audit_record(
             workspace=workspace,
             actor=actor,
@@ -113,7 +125,9 @@ def _person_ids(*, workspace, external_ids: list[str]) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
-def _person_ids_creating_unknown(*, workspace, external_ids: set[str]) -> dict[str, int]:
+def _person_ids_creating_unknown(
+    *, workspace, external_ids: set[str], known: dict[str, int] | None = None
+) -> dict[str, int]:
     """{external_id: id} of the batch's people; the unknown ones are created first.
 
     Hot path: events nearly always come from people who exist, so they are read first and
@@ -121,7 +135,9 @@ def _person_ids_creating_unknown(*, workspace, external_ids: set[str]) -> dict[s
     Person for every id of a 1000-event batch was ~70% of a request's time
     (benchmarks/event_ingest.py).
     """
-    ids = _person_ids(workspace=workspace, external_ids=list(external_ids))
+    if known is None:
+        known = _person_ids(workspace=workspace, external_ids=list(external_ids))
+    ids = dict(known)
     missing = sorted(external_ids.difference(ids))
     if missing:
         # Sorted: concurrent batches creating the same unknown people insert them in the

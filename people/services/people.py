@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.audit import Actor, audit_record
 from accounts.text import has_forbidden_character
 from people.attributes import NOT_STORABLE, AttributeTypeError, check_value
+from people.changes import ANY_RULE, attr_key, record_change
 from people.models import AttributeDefinition, Company, Person, PushToken
 from people.normalize import InvalidAddress, normalize_address, normalize_email, normalize_phone
 from people.services._common import MAX_BATCH, PersonInputError
@@ -287,6 +288,10 @@ def _apply_people(*, workspace, valid: dict[str, tuple[int, dict]], result: Batc
     }
     if tokens:
         _replace_push_tokens(workspace=workspace, tokens=tokens)
+    keys = {attr_key(name) for name in changed_fields if name != "attributes"}
+    keys |= {attr_key(k) for _, clean in valid.values() for k in clean.get("attributes", {})}
+    record_change(workspace=workspace, keys=keys, person_ids=[p.pk for p in to_update])
+    record_change(workspace=workspace, keys=[ANY_RULE], person_ids=[p.pk for p in to_create])
 
 
 def _replace_push_tokens(*, workspace, tokens: dict[int, list[tuple[str, str]]]):

@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
+from people.changes import record_change, tag_key
 from people.models import Person, PersonTag, Tag, TagSource
 from people.sql import insert_for_people
 
@@ -66,12 +67,18 @@ def tag_delete(*, tag: Tag, actor: Actor) -> int:
     """Removes the tag from everyone and deletes it; returns how many people had it.
     audit: "tag.delete" with that count."""
     count = PersonTag.objects.filter(tag=tag).count()
+    record_change(
+        workspace=tag.workspace_id,
+        keys=[tag_key(tag.name)],
+        people=Person.objects.filter(pk__in=PersonTag.objects.filter(tag=tag).values("person_id")),
+    )
     _audit_tag(workspace=tag.workspace_id, actor=actor, action="tag.delete", tag=tag, people=count)
     tag.delete()
     return count
 
 
 def _tags_assign(*, workspace, tag: Tag, people: QuerySet[Person], source: str) -> int:
+    record_change(workspace=workspace, keys=[tag_key(tag.name)], people=people)
     return insert_for_people(
         table="people_persontag",
         columns="workspace_id, person_id, tag_id, source, created_at",
@@ -111,6 +118,7 @@ def tag_assign_by_name(
 @transaction.atomic
 def tags_unassign(*, workspace, tag: Tag, people: QuerySet[Person], actor: Actor) -> int:
     """audit: one "tag.unassign" entry with the count."""
+    record_change(workspace=workspace, keys=[tag_key(tag.name)], people=people)
     deleted, _ = (
         PersonTag.objects.for_workspace(workspace)
         .filter(tag=tag, person_id__in=people.order_by().values("id"))

@@ -18,7 +18,7 @@ def test_create_workspace_creates_the_owner_and_prints_the_slug(db):
     ws = Workspace.objects.get(slug=slug)
     owner = User.objects.get(email="boss@northwind.test")
     assert Membership.objects.get(workspace=ws, user=owner).role == Role.OWNER
-    assert Segment.objects.for_workspace(ws).exclude(predefined="").count() == 2
+    assert Segment.objects.for_workspace(ws).exclude(predefined="").count() == 3
 
 
 def test_create_workspace_refuses_a_bad_email(db):

@@ -42,6 +42,7 @@ def test_a_user_without_workspace_is_sent_to_create_one(client, db):
     ws = Workspace.objects.get(name="Fresh Start")
     assert Membership.objects.get(workspace=ws, user=user).role == Role.OWNER
     assert set(Segment.objects.for_workspace(ws).values_list("predefined", flat=True)) == {
+        "everyone",
         "active_mobile_users",
         "inactive_mobile_users",
     }
@@ -54,7 +55,7 @@ def test_workspace_setup_gives_the_built_in_segments_and_no_signal_does(owner):
     bare = workspace_create(name="Bare", owner=owner, actor=Actor(system="tests"))
     assert not Segment.objects.for_workspace(bare).exists()  # no hidden write on save
     ws = workspace_setup(name="Set up", owner=owner, actor=Actor(system="tests"))
-    assert Segment.objects.for_workspace(ws).exclude(predefined="").count() == 2
+    assert Segment.objects.for_workspace(ws).exclude(predefined="").count() == 3
 
 
 def test_workspace_settings_save_name_and_time_zone(owner_client, workspace):

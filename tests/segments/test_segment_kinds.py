@@ -15,6 +15,7 @@ from segments.rules import RuleError
 from segments.selectors import segment_contains, segment_people
 from segments.services import (
     SegmentConflict,
+    ensure_predefined,
     segment_create,
     segment_freeze,
     segment_refresh,
@@ -50,7 +51,17 @@ def test_every_workspace_has_the_built_in_segments(workspace):
         .exclude(predefined="")
         .values_list("name", flat=True)
     )
-    assert names == {"Active Mobile Users", "Inactive Mobile Users"}
+    assert names == {"Everyone", "Active Mobile Users", "Inactive Mobile Users"}
+
+
+def test_the_built_in_everyone_segment_holds_every_person(workspace, people):
+    everyone = Segment.objects.for_workspace(workspace).get(predefined="everyone")
+    assert everyone.kind == SegmentKind.EVERYONE and everyone.rules is None
+    assert sorted(ids(segment_people(segment=everyone, now=NOW))) == sorted(
+        Person.objects.for_workspace(workspace).values_list("external_id", flat=True)
+    )
+    ensure_predefined(workspace=workspace)  # idempotent: still one
+    assert Segment.objects.for_workspace(workspace).filter(kind=SegmentKind.EVERYONE).count() == 1
 
 
 def test_built_in_mobile_segments_follow_app_launches(workspace, people):

@@ -166,7 +166,11 @@ def test_static_members_and_to_audience(api_client, people):
 def test_built_in_segments_are_listed_and_cannot_be_deleted(api_client, people):
     items = api_client.get("/api/v1/segments").json()["items"]
     builtin = [s for s in items if s["predefined"]]
-    assert {s["name"] for s in builtin} == {"Active Mobile Users", "Inactive Mobile Users"}
+    assert {s["name"] for s in builtin} == {
+        "Everyone",
+        "Active Mobile Users",
+        "Inactive Mobile Users",
+    }
     active = next(s for s in builtin if s["name"] == "Active Mobile Users")
     assert api_client.get(f"/api/v1/segments/{active['id']}/count").json()["count"] == 1
     assert api_client.delete(f"/api/v1/segments/{active['id']}").status_code == 409

@@ -1,0 +1,102 @@
+"""The real-time outbox's door (PersonChange): every write path that can move a person
+into or out of a real-time segment calls record_change in its own transaction.
+
+After commit one message asks a worker to evaluate (segments.realtime, by task name:
+people sits below segments in the app chain and imports nothing of it). A broker that is
+down loses nothing: the row is there, and the beat sweep takes what no task took.
+"""
+
+import logging
+from collections.abc import Iterable
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from people.models import Person, PersonChange
+
+log = logging.getLogger(__name__)
+
+EVALUATE_TASK = "segments.tasks.evaluate_changes_task"
+ANY_RULE = "*"  # a person created: any rule may now hold for them, a negated one too
+
+
+def attr_key(name: str) -> str:
+    return f"attr:{name}"
+
+
+def event_key(name: str) -> str:
+    return f"event:{name}"
+
+
+def tag_key(name: str) -> str:
+    return f"tag:{name.lower()}"
+
+
+def audience_key(name: str) -> str:
+    return f"audience:{name.lower()}"
+
+
+def segment_key(segment_id: int) -> str:
+    return f"segment:{segment_id}"
+
+
+def record_change(
+    *,
+    workspace,
+    keys: Iterable[str],
+    person_ids: Iterable[int] | None = None,
+    people: QuerySet[Person] | None = None,
+    everyone: bool = False,
+) -> None:
+    """One outbox row: `person_ids` (or the ids of `people`, read by the database in the
+    same statement, or everyone) changed in what `keys` name. Nothing is written for no
+    key or no person."""
+    keys = sorted(set(keys))
+    workspace_id = getattr(workspace, "pk", workspace)
+    if not keys:
+        return
+    if everyone:
+        PersonChange.objects.create(workspace_id=workspace_id, everyone=True, keys=keys)
+    elif people is not None:
+        try:
+            sql, params = people.order_by().values("id").query.sql_with_params()
+        except EmptyResultSet:  # a filter that matches nobody (people.none())
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO people_personchange "  # noqa: S608 - the ORM's own SQL
+                "(workspace_id, person_ids, everyone, keys, created_at) "
+                "SELECT %s, array_agg(DISTINCT p.id), false, %s, now() "
+                f"FROM ({sql}) p HAVING count(*) > 0",
+                [workspace_id, keys, *params],
+            )
+            if not cursor.rowcount:
+                return
+    else:
+        ids = sorted(set(person_ids or ()))
+        if not ids:
+            return
+        PersonChange.objects.create(workspace_id=workspace_id, person_ids=ids, keys=keys)
+    _kick_after_commit()
+
+
+def _kick_after_commit() -> None:
+    """One evaluation message per transaction, however many changes it records."""
+    conn = transaction.get_connection()
+    if conn.in_atomic_block and any(func is _kick for _, func, _ in conn.run_on_commit):
+        return
+    transaction.on_commit(_kick)
+
+
+def _kick() -> None:
+    from celery import current_app
+
+    if current_app.conf.task_always_eager:  # send_task ignores it: run here, as .delay would
+        current_app.loader.import_default_modules()  # the apps' tasks modules, by name
+        current_app.tasks[EVALUATE_TASK].apply()
+        return
+    try:
+        current_app.send_task(EVALUATE_TASK, ignore_result=True, retry=False)
+    except Exception:  # noqa: BLE001 - the outbox row waits for the beat sweep
+        log.warning("could not queue the real-time evaluation; the beat sweep will", exc_info=True)

@@ -1,0 +1,325 @@
+"""Real-time segments kept current (shared/ARCHITECTURE.md, Data flow 2).
+
+Every write path records who changed and what in the outbox (people.changes, the
+PersonChange table) in the transaction of the change. evaluate_pending, run by a task
+after commit and by the beat sweep, takes the outbox rows of one workspace at a time and,
+in one transaction with them:
+
+- re-checks only those people against only the real-time segments whose rules name what
+  changed (references), with the segment compiler restricted to their ids: one statement
+  per segment per batch, never one per person;
+- in dependency order (a segment whose rules name another comes after it, and is
+  re-checked when that one's members changed);
+- writes the entries and exits as membership changes plus SegmentTransition rows;
+- marks the outbox rows processed.
+
+A worker that dies mid-batch rolls the whole transaction back: the rows are taken again,
+and nothing was written twice. The workspace's advisory lock keeps two workers from
+applying an older evaluation over a newer one. recheck_time_windows (beat) re-checks the
+segments whose rules hold for a time ("in the last 30 days"): time changes them without
+any write.
+"""
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.core.exceptions import EmptyResultSet
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from people.changes import ANY_RULE, attr_key, audience_key, event_key, segment_key, tag_key
+from people.models import PersonChange
+from segments.models import RefreshStatus, Segment, SegmentKind
+from segments.rules import RuleError, parse_rules
+from segments.rules.schema import (
+    RELATIVE_DATE_OPS,
+    AttributeCondition,
+    AudienceCondition,
+    EventCondition,
+    RelativeDate,
+    SegmentCondition,
+    TagCondition,
+    iter_nodes,
+)
+from segments.selectors import rules_people
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 500  # outbox rows taken at once (one transaction)
+WHOLE_SEGMENT_ABOVE = 50_000  # more people than this in a batch: re-check segments whole
+_LOCK_NAMESPACE = 0x4853_5254  # "HSRT": advisory locks of real-time evaluation, per workspace
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a segment's rules read, for deciding which changes concern it."""
+
+    references: frozenset[str]
+    segments: frozenset[int]
+    timed: bool  # holds for a time: re-checked by the clock
+
+
+def rules_of(rules) -> Rules:
+    """The references of a rule tree (raises RuleError for a tree that does not parse)."""
+    refs, segments, timed = set(), set(), False
+    for node in iter_nodes(parse_rules(rules)):
+        if isinstance(node, AttributeCondition):
+            refs.add(attr_key(node.attribute))
+            if node.op in RELATIVE_DATE_OPS or isinstance(node.value, RelativeDate):
+                timed = True
+        elif isinstance(node, EventCondition):
+            refs.add(event_key(node.event))
+            timed = timed or node.time.op != "any_time"
+        elif isinstance(node, TagCondition):
+            refs.add(tag_key(node.tag))
+        elif isinstance(node, AudienceCondition):
+            refs.add(audience_key(node.audience))
+        elif isinstance(node, SegmentCondition):
+            refs.add(segment_key(node.segment))
+            segments.add(node.segment)
+    return Rules(frozenset(refs), frozenset(segments), timed)
+
+
+@dataclass
+class Outcome:
+    entered: int = 0
+    exited: int = 0
+    segments: dict[int, tuple[int, int]] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def _target_sql(segment: Segment, *, now: datetime) -> tuple[str, list]:
+    people = rules_people(workspace=segment.workspace, rules=segment.rules, now=now)
+    try:
+        return people.order_by().values("id").query.sql_with_params()
+    except EmptyResultSet:
+        return "SELECT NULL::bigint AS id WHERE false", []
+
+
+def apply_membership(
+    segment: Segment, *, now: datetime, person_ids: list[int] | None = None
+) -> tuple[int, int]:
+    """Bring the stored members of `segment` up to its rules, for `person_ids` only or
+    (None) for everybody: one statement that exits who no longer matches, enters who now
+    matches (again, for those who had left) and writes a SegmentTransition per change.
+    Returns (entered, exited). The caller holds the workspace's evaluation lock."""
+    target, params = _target_sql(segment, now=now)
+    # %(name)s placeholders: the compiler's %s are renamed p0, p1... (its %% stay as they are)
+    names = {f"p{i}": value for i, value in enumerate(params)}
+    counter = iter(names)
+    target = re.sub(
+        r"%%|%s", lambda m: m.group() if m.group() == "%%" else f"%({next(counter)})s", target
+    )
+    only = ""
+    if person_ids is not None:
+        # inside the target, where the planner takes it down to the people's primary key:
+        # the rules are evaluated for these people only
+        target = f"SELECT q.id FROM ({target}) q WHERE q.id = ANY(%(ids)s)"  # noqa: S608
+        only = "AND m.person_id = ANY(%(ids)s)"
+    statement = f"""
+        WITH target AS MATERIALIZED ({target}),
+        gone AS (
+            UPDATE segments_segmentmember m SET exited_at = %(now)s
+            WHERE m.segment_id = %(segment)s AND m.exited_at IS NULL {only}
+              AND NOT EXISTS (SELECT 1 FROM target t WHERE t.id = m.person_id)
+            RETURNING m.person_id
+        ),
+        came AS (
+            INSERT INTO segments_segmentmember
+                (workspace_id, segment_id, person_id, entered_at, exited_at)
+            SELECT %(workspace)s, %(segment)s, t.id, %(now)s, NULL FROM target t
+            ON CONFLICT (segment_id, person_id) DO UPDATE
+                SET entered_at = EXCLUDED.entered_at, exited_at = NULL
+                WHERE segments_segmentmember.exited_at IS NOT NULL
+            RETURNING person_id
+        ),
+        moves AS (
+            SELECT person_id, 'exited' AS kind FROM gone
+            UNION ALL SELECT person_id, 'entered' FROM came
+        ),
+        written AS (
+            INSERT INTO segments_segmenttransition (workspace_id, segment_id, person_id, kind, at)
+            SELECT %(workspace)s, %(segment)s, person_id, kind, %(now)s FROM moves
+            RETURNING kind
+        )
+        SELECT count(*) FILTER (WHERE kind = 'entered'), count(*) FILTER (WHERE kind = 'exited')
+        FROM written
+    """  # noqa: S608 - the compiler's SQL and fixed text; values are parameters
+    values = {**names, "now": now, "segment": segment.pk, "workspace": segment.workspace_id}
+    if person_ids is not None:
+        values["ids"] = person_ids
+    with connection.cursor() as cursor:
+        cursor.execute(statement, values)
+        entered, exited = cursor.fetchone()
+    if entered or exited:
+        Segment.objects.filter(pk=segment.pk).update(
+            people_count=F("people_count") + entered - exited
+        )
+    return entered, exited
+
+
+def lock_workspace(workspace_id: int) -> None:
+    """The workspace's evaluation lock, until the transaction ends."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, workspace_id])
+
+
+def _in_dependency_order(segments: list[Segment], rules: dict[int, Rules]) -> list[Segment]:
+    """Each segment after the real-time segments its rules name (a cycle cannot be saved:
+    segments.services refuses one)."""
+    by_id = {s.pk: s for s in segments}
+    done, ordered = set(), []
+
+    def visit(segment, path=()):
+        if segment.pk in done or segment.pk in path:
+            return
+        for other in rules[segment.pk].segments:
+            if other in by_id:
+                visit(by_id[other], (*path, segment.pk))
+        done.add(segment.pk)
+        ordered.append(segment)
+
+    for segment in segments:
+        visit(segment)
+    return ordered
+
+
+def _realtime_segments(workspace_id: int) -> list[Segment]:
+    return list(
+        Segment.objects.unscoped()
+        .select_related("workspace")
+        .filter(workspace_id=workspace_id, kind=SegmentKind.REALTIME)
+        .exclude(rules__isnull=True)
+        .order_by("id")
+    )
+
+
+def _mark_failed(segment: Segment, reason: str) -> None:
+    log.warning("real-time segment %s failed: %s", segment.pk, reason)
+    Segment.objects.filter(pk=segment.pk).update(
+        refresh_status=RefreshStatus.FAILED, refresh_error=reason[:2000]
+    )
+
+
+def evaluate(
+    *,
+    workspace_id: int,
+    keys: set[str],
+    person_ids: set[int] | None,
+    now: datetime,
+    force: set[int] = frozenset(),
+) -> Outcome:
+    """Re-check `person_ids` (None: everybody) against the workspace's real-time
+    segments whose rules name one of `keys` (all of them for ANY_RULE), those in `force`
+    whatever changed, and those naming a segment whose members this pass changed; in
+    dependency order. Inside the caller's transaction, under the
+    workspace lock. A segment whose rules no longer compile (a deleted tag or audience)
+    is marked failed with the reason; the others go on."""
+    outcome = Outcome()
+    segments = _realtime_segments(workspace_id)
+    rules: dict[int, Rules] = {}
+    for segment in segments:
+        try:
+            rules[segment.pk] = rules_of(segment.rules)
+        except RuleError as e:
+            _mark_failed(segment, str(e))
+    ids = sorted(person_ids) if person_ids is not None else None
+    changed = set(keys)
+    for segment in _in_dependency_order([s for s in segments if s.pk in rules], rules):
+        concerned = ANY_RULE in changed or rules[segment.pk].references & changed
+        if segment.pk not in force and not concerned:
+            continue
+        try:
+            with transaction.atomic():
+                entered, exited = apply_membership(segment, now=now, person_ids=ids)
+        except (RuleError, DatabaseError) as e:
+            _mark_failed(segment, str(e))
+            outcome.failed[segment.pk] = str(e)
+            continue
+        if segment.refresh_status == RefreshStatus.FAILED:
+            Segment.objects.filter(pk=segment.pk).update(
+                refresh_status=RefreshStatus.OK, refresh_error=""
+            )
+        if entered or exited:
+            changed.add(segment_key(segment.pk))
+            outcome.segments[segment.pk] = (entered, exited)
+            outcome.entered += entered
+            outcome.exited += exited
+    return outcome
+
+
+def _claim(workspace_id: int | None) -> tuple[int | None, list[PersonChange]]:
+    """The oldest pending outbox rows of one workspace nobody else is evaluating, locked
+    for this transaction (FOR UPDATE SKIP LOCKED)."""
+    pending = PersonChange.objects.unscoped().filter(processed_at__isnull=True)
+    if workspace_id is None:
+        first = pending.order_by("id").select_for_update(skip_locked=True).first()
+        if first is None:
+            return None, []
+        workspace_id = first.workspace_id
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, workspace_id])
+        if not cursor.fetchone()[0]:
+            return workspace_id, []  # another worker evaluates this workspace now
+    rows = list(
+        pending.filter(workspace_id=workspace_id)
+        .order_by("id")
+        .select_for_update(skip_locked=True)[:BATCH_ROWS]
+    )
+    return workspace_id, rows
+
+
+def evaluate_pending(
+    *, workspace_id: int | None = None, max_batches: int = 200, now: datetime | None = None
+) -> int:
+    """Evaluate pending outbox rows, a batch of one workspace per transaction, until none
+    is left (or max_batches). Returns the number of rows processed."""
+    processed = 0
+    busy: set[int] = set()
+    for _ in range(max_batches):
+        with transaction.atomic():
+            ws, rows = _claim(workspace_id)
+            if ws is None or (not rows and workspace_id is not None):
+                break
+            if not rows:
+                busy.add(ws)
+                if workspace_id is None and len(busy) > 20:
+                    break
+                continue
+            at = now or timezone.now()
+            keys, ids, everyone = set(), set(), False
+            for row in rows:
+                keys.update(row.keys)
+                everyone = everyone or row.everyone
+                ids.update(row.person_ids)
+            if len(ids) > WHOLE_SEGMENT_ABOVE:
+                everyone = True
+            evaluate(workspace_id=ws, keys=keys, person_ids=None if everyone else ids, now=at)
+            PersonChange.objects.unscoped().filter(pk__in=[r.pk for r in rows]).update(
+                processed_at=at
+            )
+            processed += len(rows)
+    return processed
+
+
+def recheck_time_windows(*, now: datetime | None = None) -> int:
+    """Re-check whole every real-time segment whose rules hold for a time (an event in
+    the last N days, a date within N days): time moves people in and out without any
+    write. Beat runs it every 30 seconds. Returns the number of segments re-checked."""
+    now = now or timezone.now()
+    timed: dict[int, set[int]] = {}
+    realtime_segments = Segment.objects.unscoped().filter(kind=SegmentKind.REALTIME)
+    for segment in realtime_segments.exclude(rules__isnull=True):
+        try:
+            if rules_of(segment.rules).timed:
+                timed.setdefault(segment.workspace_id, set()).add(segment.pk)
+        except RuleError:
+            continue
+    for workspace_id, ids in timed.items():
+        with transaction.atomic():
+            lock_workspace(workspace_id)
+            evaluate(workspace_id=workspace_id, keys=set(), person_ids=None, now=now, force=ids)
+    return sum(len(ids) for ids in timed.values())
