@@ -323,3 +323,60 @@ def recheck_time_windows(*, now: datetime | None = None) -> int:
             lock_workspace(workspace_id)
             evaluate(workspace_id=workspace_id, keys=set(), person_ids=None, now=now, force=ids)
     return sum(len(ids) for ids in timed.values())
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A stored segment against a recompute from scratch: who should be in and is not
+    (missing), and who is in and should not be (extra); a few external ids of each."""
+
+    segment: Segment
+    missing: int
+    extra: int
+    missing_sample: list[str]
+    extra_sample: list[str]
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.missing or self.extra)
+
+
+def segment_drift(segment: Segment, *, now: datetime | None = None, sample: int = 5) -> Drift:
+    """Compare the stored members of a real-time or query segment with its rules
+    evaluated now: two set-based queries, nothing changed."""
+    now = now or timezone.now()
+    target, params = _target_sql(segment, now=now)
+    counts = {}
+    samples = {}
+    queries = {
+        "missing": (
+            f"SELECT p.external_id FROM ({target}) t JOIN people_person p ON p.id = t.id "  # noqa: S608
+            "WHERE NOT EXISTS (SELECT 1 FROM segments_segmentmember m WHERE m.segment_id = %s "
+            "AND m.person_id = t.id AND m.exited_at IS NULL)",
+            [*params, segment.pk],
+        ),
+        "extra": (
+            "SELECT p.external_id FROM segments_segmentmember m "  # noqa: S608
+            "JOIN people_person p ON p.id = m.person_id "
+            "WHERE m.segment_id = %s AND m.exited_at IS NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM ({target}) t WHERE t.id = m.person_id)",
+            [segment.pk, *params],
+        ),
+    }
+    with connection.cursor() as cursor:
+        for name, (sql, values) in queries.items():
+            counted = f"SELECT count(*) OVER (), external_id FROM ({sql}) d LIMIT %s"  # noqa: S608
+            cursor.execute(counted, [*values, sample])
+            rows = cursor.fetchall()
+            counts[name] = rows[0][0] if rows else 0
+            samples[name] = [r[1] for r in rows]
+    return Drift(segment, counts["missing"], counts["extra"], samples["missing"], samples["extra"])
+
+
+def repair(segment: Segment, *, now: datetime | None = None) -> tuple[int, int]:
+    """Bring the segment's members to its rules, with transitions (entered, exited)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        lock_workspace(segment.workspace_id)
+        entered, exited = apply_membership(segment, now=now)
+    return entered, exited

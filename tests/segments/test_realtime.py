@@ -328,3 +328,34 @@ def test_incremental_membership_equals_a_full_recompute_over_random_streams(work
         # every change of membership is one transition: entries minus exits is the count
         kinds = [k for _, k in moves(segment)]
         assert kinds.count("entered") - kinds.count("exited") == len(expected)
+
+
+def test_segments_verify_reports_drift_and_repairs_it(workspace):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    for ext, city in (("ann", "London"), ("bob", "London"), ("cy", "Paris")):
+        upsert(workspace, ext, city=city)
+    londoners = realtime_segment(
+        workspace, "Londoners", {"attribute": "city", "op": "is", "value": "London"}
+    )
+    out = StringIO()
+    call_command("segments_verify", stdout=out)
+    assert "missing 0, extra 0" in out.getvalue() and "0 with drift" in out.getvalue()
+    # drift made behind the evaluation's back: a write that recorded no change
+    Person.objects.filter(workspace=workspace, external_id="bob").update(city="Rome")
+    Person.objects.filter(workspace=workspace, external_id="cy").update(city="London")
+    out = StringIO()
+    with pytest.raises(SystemExit) as exit_:
+        call_command("segments_verify", "--segment", str(londoners.pk), stdout=out)
+    assert exit_.value.code == 1
+    assert "missing 1, extra 1; missing e.g. cy; extra e.g. bob" in out.getvalue()
+    out = StringIO()
+    call_command("segments_verify", "--repair", stdout=out)
+    assert "repaired (1 entered, 1 exited)" in out.getvalue()
+    assert members(londoners) == ["ann", "cy"]
+    assert moves(londoners)[-2:] in (
+        [("bob", "exited"), ("cy", "entered")],
+        [("cy", "entered"), ("bob", "exited")],
+    )
