@@ -52,6 +52,8 @@ class ApiKeyAuth(HttpBearer):
     anything but a read.
     """
 
+    evaluates = False  # EvaluationKeyAuth: a POST that only reads (OFREP evaluations)
+
     def authenticate(self, request, token):
         address = _client_address(request)
         wait = _over_limit(settings.API_AUTH_FAILURE_LIMIT, "auth-failure", address, hit=False)
@@ -64,7 +66,7 @@ class ApiKeyAuth(HttpBearer):
         wait = _over_limit(settings.API_RATE_LIMIT, "key", str(key.pk))
         if wait:
             raise Throttled(wait)
-        if not key.allows(request.method):
+        if not self.evaluates and not key.allows(request.method):
             raise PermissionDenied(
                 "This API key is read-only: it may read (GET) but not change anything. "
                 "Use a key with full access."
@@ -72,6 +74,13 @@ class ApiKeyAuth(HttpBearer):
         request.api_key = key
         request.workspace = key.workspace
         return key
+
+
+class EvaluationKeyAuth(ApiKeyAuth):
+    """ApiKeyAuth for endpoints that read through a POST (an OpenFeature evaluation): a
+    read-only key is enough."""
+
+    evaluates = True
 
 
 def _client_address(request) -> str:

@@ -4,9 +4,16 @@
 from accounts.api import router as accounts_router
 from audiences.api import router as audiences_router
 from audiences.import_api import router as audience_imports_router
-from config.api import ApiKeyAuth, HeraldAPI, StorableTextParser, install_exception_handlers
+from config.api import (
+    ApiKeyAuth,
+    EvaluationKeyAuth,
+    HeraldAPI,
+    StorableTextParser,
+    install_exception_handlers,
+)
 from people.api import router as people_router
 from segments.api import router as segments_router
+from segments.ofrep import router as ofrep_router
 from segments.rules.openapi import COMPONENTS as RULE_TREE_COMPONENTS
 
 api = HeraldAPI(
@@ -29,3 +36,17 @@ api.add_router("/", people_router)
 api.add_router("/", audience_imports_router)
 api.add_router("/", audiences_router)
 api.add_router("/", segments_router)
+
+# OpenFeature Remote Evaluation Protocol at /ofrep/v1/ (segments.ofrep): its own paths, the
+# same keys (a read-only one is enough: an evaluation only reads).
+ofrep_api = HeraldAPI(
+    title="Herald OFREP",
+    version="1",
+    description="Feature flags on Herald segments: flag key segment-<id>.",
+    urls_namespace="ofrep",
+    auth=EvaluationKeyAuth(),
+    docs_url=None,
+    openapi_url="/openapi.json",
+)
+install_exception_handlers(ofrep_api)
+ofrep_api.add_router("/", ofrep_router)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from config.api_urls import api
+from config.api_urls import api, ofrep_api
 
 admin.site.site_header = "Herald administration"
 admin.site.site_title = "Herald admin"
@@ -9,6 +9,7 @@ admin.site.site_title = "Herald admin"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("ofrep/v1/", ofrep_api.urls),
     path("people/import/", include("people.import_urls")),
     path("", include("people.urls")),
     path("audiences/import/", include("audiences.import_urls")),

@@ -231,6 +231,34 @@ def segments_contains(request, segment_id: int, external_id: str):
     return {"member": member}
 
 
+class PersonSegmentOut(Schema):
+    id: int
+    name: str
+    kind: str
+    entered_at: datetime | None
+
+
+class PersonSegmentsOut(Schema):
+    items: list[PersonSegmentOut]
+
+
+@router.get(
+    "/people/{external_id}/segments",
+    response=PersonSegmentsOut,
+    summary="The segments a person is in now",
+    description="Read from stored membership (real-time, query, static), everyone and the "
+    "built-in segments: for experiments and feature flags.",
+)
+def people_segments(request, external_id: str):
+    person = get_person_or_404(workspace=request.workspace, external_id=external_id)
+    found = selectors.person_segments(
+        workspace=request.workspace, person=person, now=timezone.now()
+    )
+    return {
+        "items": [{"id": s.pk, "name": s.name, "kind": s.kind, "entered_at": at} for s, at in found]
+    }
+
+
 def _static_change(request, segment_id, payload, add: bool):
     segment = selectors.get_segment_or_404(workspace=request.workspace, pk=segment_id)
     wanted = list(dict.fromkeys(payload.people))

@@ -3,12 +3,19 @@
 import re
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from accounts.text import has_forbidden_character
 from people.models import Person
-from segments.models import PENDING, Segment, SegmentKind, SegmentMember, SegmentRefresh
+from segments.models import (
+    PENDING,
+    STORED_KINDS,
+    Segment,
+    SegmentKind,
+    SegmentMember,
+    SegmentRefresh,
+)
 from segments.rules import RuleError, compile_rules, iter_nodes, parse_rules
 from segments.rules.schema import SegmentCondition
 
@@ -124,3 +131,36 @@ def segment_names(*, workspace, ids: set[int]) -> dict[int, str]:
         return {}
     rows = Segment.objects.for_workspace(workspace).filter(pk__in=ids)
     return dict(rows.values_list("pk", "name"))
+
+
+def flag_segments(*, workspace) -> QuerySet[Segment]:
+    """The segments a feature flag or experiment may target: those whose membership is
+    stored (real-time, query, static), everyone, and the built-in ones (one indexed query
+    per person). A snapshot is worked out when it is used, so it is not one."""
+    return Segment.objects.for_workspace(workspace).filter(
+        Q(kind__in=[*STORED_KINDS, SegmentKind.EVERYONE]) | ~Q(predefined="")
+    )
+
+
+def person_segments(
+    *, workspace, person: Person, now: datetime
+) -> list[tuple[Segment, datetime | None]]:
+    """(segment, entered_at) for each flag segment the person is in now, by name: stored
+    members from SegmentMember (one query), everyone with the person's creation, the
+    built-in ones evaluated for this person alone (entered_at unknown: None)."""
+    stored = (
+        SegmentMember.objects.filter(
+            workspace=workspace, person=person, exited_at__isnull=True,
+            segment__kind__in=list(STORED_KINDS),
+        )
+        .select_related("segment")
+    )  # fmt: skip
+    found = [(m.segment, m.entered_at) for m in stored]
+    for segment in Segment.objects.for_workspace(workspace).filter(
+        Q(kind=SegmentKind.EVERYONE) | (~Q(predefined="") & Q(kind=SegmentKind.SNAPSHOT))
+    ):
+        if segment.kind == SegmentKind.EVERYONE:
+            found.append((segment, person.created_at))
+        elif segment_contains(segment=segment, person=person, now=now):
+            found.append((segment, None))
+    return sorted(found, key=lambda pair: pair[0].name.lower())
