@@ -43,7 +43,9 @@ class ApiKeyForm(StyledFormMixin, forms.Form):
         choices=ApiKeyKind.choices,
         initial=ApiKeyKind.FULL,
         required=False,
-        help_text="A read-only key can read everything and is refused (403) every change.",
+        help_text="A read-only key can read everything and is refused (403) every change. "
+        "A write key only sends tracking data (identify, track) to /v1/: safe to put in "
+        "a web page or an app.",
     )
 
     def clean_kind(self):

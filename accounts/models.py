@@ -202,6 +202,9 @@ class ApiKeyKind(models.TextChoices):
 
     FULL = "full", "Full access"
     READ = "read", "Read-only"
+    # Sends tracking data to the Segment-compatible /v1/ endpoints and nothing else: safe
+    # to put in a web page or an app (people.tracking).
+    WRITE = "write", "Write key (tracking only)"
 
 
 # Methods that change nothing (RFC 9110 safe methods): all a read-only key may call.
@@ -223,7 +226,8 @@ class ApiKey(WorkspaceOwned):
         max_length=16,
         choices=ApiKeyKind.choices,
         default=ApiKeyKind.FULL,
-        help_text="Full access reads and writes; a read-only key gets 403 on every write.",
+        help_text="Full access reads and writes; a read-only key gets 403 on every write; "
+        "a write key only sends tracking data to /v1/.",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

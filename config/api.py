@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 from redis.exceptions import RedisError
 
+from accounts.models import ApiKeyKind
 from accounts.selectors import api_key_authenticate
 from accounts.text import has_forbidden_character
 from config.env import parse_rate
@@ -66,6 +67,11 @@ class ApiKeyAuth(HttpBearer):
         wait = _over_limit(settings.API_RATE_LIMIT, "key", str(key.pk))
         if wait:
             raise Throttled(wait)
+        if key.kind == ApiKeyKind.WRITE:
+            raise PermissionDenied(
+                "This is a write key: it sends tracking data to /v1/ (identify, track, "
+                "batch) and nothing else. Use a full or read-only API key here."
+            )
         if not self.evaluates and not key.allows(request.method):
             raise PermissionDenied(
                 "This API key is read-only: it may read (GET) but not change anything. "

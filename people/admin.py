@@ -18,6 +18,7 @@ from people.models import (
     PersonTag,
     PushToken,
     Tag,
+    TrackedMessage,
 )
 
 
@@ -132,4 +133,10 @@ class PersonChangeAdmin(ReadOnlyScopedAdmin):
     """The real-time outbox: what is waiting for evaluation (processed_at empty)."""
 
     list_display = ("id", "keys", "everyone", "created_at", "processed_at", "workspace")
+    show_full_result_count = False
+
+
+@admin.register(TrackedMessage)
+class TrackedMessageAdmin(ReadOnlyScopedAdmin):
+    list_display = ("message_id", "received_at", "workspace")
     show_full_result_count = False

@@ -342,3 +342,22 @@ class PersonChange(WorkspaceOwned):
             ),
             models.Index(fields=["workspace", "processed_at"], name="personchange_ws_done"),
         ]
+
+
+class TrackedMessage(WorkspaceOwned):
+    """A Segment-compatible message already taken (its messageId), so that a message sent
+    twice counts once (people.tracking). Kept for TRACKED_MESSAGE_DAYS."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    message_id = models.CharField(max_length=255)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "message_id"], name="trackedmessage_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["received_at"], name="trackedmessage_received")]
