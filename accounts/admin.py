@@ -13,7 +13,7 @@ from accounts.admin_scoping import (
     admin_users,
     admin_workspace_ids,
 )
-from accounts.models import ApiKey, Membership, Role, User, Workspace, role_at_least
+from accounts.models import ApiKey, Degradation, Membership, Role, User, Workspace, role_at_least
 
 
 class WorkspaceResource(resources.ModelResource):
@@ -298,3 +298,19 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Degradation)
+class DegradationAdmin(admin.ModelAdmin):
+    """What Herald served without (Redis down): read-only, as /healthz reports it."""
+
+    list_display = ("kind", "count", "last_at", "last_error")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser

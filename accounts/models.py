@@ -321,3 +321,16 @@ class AuditEntry(WorkspaceOwned):
         if self.actor_user_id:
             return str(self.actor_user or f"user #{self.actor_user_id}")
         return self.actor_system or "system"
+
+
+class Degradation(models.Model):
+    """How often Herald failed open for `kind` (accounts.degraded): counted, not per
+    workspace (Redis is down for everybody)."""
+
+    kind = models.CharField(max_length=40, primary_key=True)
+    count = models.BigIntegerField(default=0)
+    last_at = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+
+    def __str__(self):
+        return f"{self.kind}: {self.count}"

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import selectors, services
+from accounts import degraded, selectors, services
 from accounts.audit import Actor
 from accounts.forms import ApiKeyForm, AuditFilterForm, InviteForm, RoleForm, WorkspaceForm
 from accounts.glossary import TERMS
@@ -328,6 +328,10 @@ def healthz(request):
         log.exception("Health check: the broker does not answer.")
         checks["broker"] = "error"
     healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503
-    )
+    body = {"status": "ok" if healthy else "error", "checks": checks}
+    if checks["database"] == "ok":
+        # what was served without Redis in the last hour (accounts.degraded), and the
+        # real-time outbox: how many changes wait and since when
+        body["degraded"] = degraded.degradations()
+        body["outbox"] = people_selectors.outbox_lag()
+    return JsonResponse(body, status=200 if healthy else 503)

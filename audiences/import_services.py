@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
+from accounts.degraded import send_after_commit
 from accounts.jobs import (
     FINISHED,
     MAX_ATTEMPTS,
@@ -121,7 +122,7 @@ def _store_upload(*, workspace, file) -> tuple[str, int]:
 def _enqueue(job: AudienceImport) -> None:
     from audiences.tasks import audience_import_run_task
 
-    transaction.on_commit(lambda: audience_import_run_task.delay(job.id))
+    send_after_commit(audience_import_run_task, job.id)
 
 
 def audience_import_start(*, workspace, uploaded_by, file, mode: str, identifier: str,

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 from redis.exceptions import RedisError
 
+from accounts import degraded
 from accounts.models import ApiKeyKind
 from accounts.selectors import api_key_authenticate
 from accounts.text import has_forbidden_character
@@ -150,6 +151,7 @@ def _over_limit(rate: str, scope: str, ident: str, *, hit: bool = True) -> float
 
 def _warn_limits_unavailable(error: Exception) -> None:
     global _redis_warned_at
+    degraded.note(degraded.RATE_LIMITS, getattr(error, "storage_error", error))
     now = time.monotonic()
     if now - _redis_warned_at >= 60:  # once a minute per process, not once per request
         _redis_warned_at = now

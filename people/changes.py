@@ -13,6 +13,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
+from accounts import degraded
 from people.models import Person, PersonChange
 
 log = logging.getLogger(__name__)
@@ -98,5 +99,6 @@ def _kick() -> None:
         return
     try:
         current_app.send_task(EVALUATE_TASK, ignore_result=True, retry=False)
-    except Exception:  # noqa: BLE001 - the outbox row waits for the beat sweep
-        log.warning("could not queue the real-time evaluation; the beat sweep will", exc_info=True)
+    except Exception as e:  # noqa: BLE001 - the outbox row waits for the beat sweep
+        log.warning("could not queue the real-time evaluation (%s); the beat sweep will", e)
+        degraded.note(degraded.TASK_QUEUE, e)

@@ -375,3 +375,17 @@ def count_people(people: QuerySet[Person], *, exact_up_to: int = 200_000) -> Cou
     under = [p for p in limit.get("Plans", []) if p.get("Parent Relationship") == "Outer"]
     estimate = int((under[0] if under else limit)["Plan Rows"])
     return Counted(max(estimate, n), False)
+
+
+def outbox_lag() -> dict:
+    """The real-time outbox (PersonChange) across workspaces: changes waiting for
+    evaluation and the age in seconds of the oldest (0 when none waits)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0) "
+            "FROM people_personchange WHERE processed_at IS NULL"
+        )
+        pending, oldest = cursor.fetchone()
+    return {"pending": pending, "oldest_seconds": round(float(oldest), 1)}

@@ -1,7 +1,7 @@
 """Reads about segments: who is in one, by kind, always through the one compiler."""
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
@@ -15,6 +15,7 @@ from segments.models import (
     SegmentKind,
     SegmentMember,
     SegmentRefresh,
+    SegmentTransition,
 )
 from segments.rules import RuleError, compile_rules, iter_nodes, parse_rules
 from segments.rules.schema import SegmentCondition
@@ -164,3 +165,52 @@ def person_segments(
         elif segment_contains(segment=segment, person=person, now=now):
             found.append((segment, None))
     return sorted(found, key=lambda pair: pair[0].name.lower())
+
+
+def transitions_per_hour(*, segment: Segment, now: datetime, hours: int = 7 * 24) -> dict:
+    """Entries and exits of the segment per hour over the last `hours` (one grouped query
+    over transition_segment_at), every hour present (0 when nothing moved), for the chart."""
+    from django.db import connection
+
+    start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT date_trunc('hour', at), kind, count(*) FROM segments_segmenttransition "
+            "WHERE segment_id = %s AND at >= %s GROUP BY 1, 2",
+            [segment.pk, start],
+        )
+        counts = {(hour, kind): n for hour, kind, n in cursor.fetchall()}
+    labels, entered, exited = [], [], []
+    for i in range(hours):
+        hour = start + timedelta(hours=i)
+        labels.append(hour.isoformat())
+        entered.append(counts.get((hour, "entered"), 0))
+        exited.append(counts.get((hour, "exited"), 0))
+    return {"labels": labels, "entered": entered, "exited": exited}
+
+
+def realtime_freshness(*, segment: Segment) -> dict:
+    """How current a real-time segment is: its last transition, the last change of the
+    workspace evaluated, and its outbox (changes waiting, since when)."""
+    from django.db import connection
+
+    last = (
+        SegmentTransition.objects.filter(segment=segment)
+        .order_by("-at")
+        .values_list("at", flat=True)
+        .first()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT max(processed_at), count(*) FILTER (WHERE processed_at IS NULL), "
+            "min(created_at) FILTER (WHERE processed_at IS NULL) FROM people_personchange "
+            "WHERE workspace_id = %s",
+            [segment.workspace_id],
+        )
+        processed, pending, oldest = cursor.fetchone()
+    return {
+        "last_transition": last,
+        "last_processed": processed,
+        "pending": pending,
+        "oldest_pending": oldest,
+    }

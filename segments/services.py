@@ -8,6 +8,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
+from accounts.degraded import send_after_commit
 from accounts.jobs import MAX_ATTEMPTS, attempt_lock
 from accounts.services import workspace_create
 from accounts.text import has_forbidden_character
@@ -404,15 +405,17 @@ def segment_recount_start(*, segment: Segment, actor: Actor) -> SegmentRefresh:
                 action="segment.refresh_request",
                 obj=segment,
             )
-        transaction.on_commit(lambda: _enqueue(refresh.pk))
+        _enqueue(refresh.pk)
     segment.refresh_status = RefreshStatus.QUEUED
     return refresh
 
 
 def _enqueue(refresh_id: int) -> None:
+    """Send the refresh to a worker after commit (with the broker down, the beat's
+    reclaim_stale_refreshes sends it again)."""
     from segments.tasks import segment_refresh_task
 
-    segment_refresh_task.delay(refresh_id)
+    send_after_commit(segment_refresh_task, refresh_id)
 
 
 def _attempt(refresh_id: int):

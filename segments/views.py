@@ -422,6 +422,12 @@ def segment_detail(request, segment_id):
     if len(rows) > PAGE_SIZE:
         rows, next_after = rows[:PAGE_SIZE], rows[PAGE_SIZE - 1].pk
     history = selectors.refresh_history(segment=segment) if segment.stores_members else []
+    realtime = {}
+    if segment.kind == SegmentKind.REALTIME:
+        realtime = {
+            "freshness": selectors.realtime_freshness(segment=segment),
+            "chart": selectors.transitions_per_hour(segment=segment, now=now),
+        }
     return render(
         request,
         DETAIL,
@@ -434,6 +440,7 @@ def segment_detail(request, segment_id):
             "count": count,
             "members_error": members_error,
             "history": history,
+            "realtime": realtime,
             "used_by": selectors.segment_users(workspace=ws).get(segment.pk, []),
             "why": why,
             "can_edit": _can_edit(request),

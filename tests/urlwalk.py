@@ -58,6 +58,8 @@ OBJECT_MAKERS = {
     "external_id": lambda ws: PersonFactory(workspace=ws).external_id,
     "import_id": lambda ws: ContactImport.objects.create(workspace=ws, original_name="walk.csv").id,
     "audience_import_id": finished_dry_run,
+    # an OFREP flag: segment-<id> of a segment with stored membership (segments.ofrep)
+    "key": lambda ws: f"segment-{Segment.objects.get(workspace=ws, predefined='everyone').id}",
 }
 
 # URL trees that are not workspace pages: the Django admin (scoped and tested on its own),
@@ -79,7 +81,8 @@ class Route:
 
     @property
     def is_api(self) -> bool:
-        return self.route.startswith("api/")
+        """Key-authenticated (no session): the API, OFREP, the Segment-compatible /v1/."""
+        return self.route.startswith(("api/", "ofrep/", "v1/"))
 
     def fill(self, values: dict) -> str:
         return "/" + _PARAM.sub(lambda m: str(values[m.group("name")]), self.route)

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_audit_entry'),
+        ("accounts", "0004_audit_entry"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='apikey',
-            name='kind',
-            field=models.CharField(choices=[('full', 'Full access'), ('read', 'Read-only'), ('write', 'Write key (tracking only)')], default='full', help_text='Full access reads and writes; a read-only key gets 403 on every write; a write key only sends tracking data to /v1/.', max_length=16),
+            model_name="apikey",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("full", "Full access"),
+                    ("read", "Read-only"),
+                    ("write", "Write key (tracking only)"),
+                ],
+                default="full",
+                help_text="Full access reads and writes; a read-only key gets 403 on every write; a write key only sends tracking data to /v1/.",
+                max_length=16,
+            ),
         ),
     ]

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
+from accounts.degraded import send_after_commit
 from accounts.jobs import (
     MAX_ATTEMPTS,
     JobStatus,
@@ -99,13 +100,13 @@ def contact_import_create(*, workspace, uploaded_by, file, actor: Actor) -> Cont
 def _enqueue_analysis(job: ContactImport) -> None:
     from people.tasks import contact_import_analyze_task
 
-    transaction.on_commit(lambda: contact_import_analyze_task.delay(job.id))
+    send_after_commit(contact_import_analyze_task, job.id)
 
 
 def _enqueue_run(job: ContactImport) -> None:
     from people.tasks import contact_import_run_task
 
-    transaction.on_commit(lambda: contact_import_run_task.delay(job.id))
+    send_after_commit(contact_import_run_task, job.id)
 
 
 def _job_lock(import_id: int):

@@ -98,8 +98,8 @@ def test_the_progress_page_polls_until_the_import_is_done(page, ops_user, worksp
                                                           monkeypatch):  # fmt: skip
     """Without eager tasks: the page shows the progress bar, htmx polls it every second,
     and the result replaces it when a worker finishes the job."""
-    monkeypatch.setattr(tasks.contact_import_analyze_task, "delay", lambda import_id: None)
-    monkeypatch.setattr(tasks.contact_import_run_task, "delay", lambda import_id: None)
+    monkeypatch.setattr(tasks.contact_import_analyze_task, "apply_async", lambda *a, **kw: None)
+    monkeypatch.setattr(tasks.contact_import_run_task, "apply_async", lambda *a, **kw: None)
 
     job = services.contact_import_create(
         workspace=workspace,

@@ -66,10 +66,15 @@ def media(settings, tmp_path):
 def enqueued(monkeypatch):
     """Task ids the services enqueue (on commit), instead of sending them to the broker."""
     sent = []
+    # accounts.degraded.send_after_commit sends with apply_async(args=..., retry=False)
     monkeypatch.setattr(
-        tasks.contact_import_analyze_task, "delay", lambda i: sent.append(("analyze", i))
+        tasks.contact_import_analyze_task,
+        "apply_async",
+        lambda args, **kw: sent.append(("analyze", *args)),
     )
-    monkeypatch.setattr(tasks.contact_import_run_task, "delay", lambda i: sent.append(("run", i)))
+    monkeypatch.setattr(
+        tasks.contact_import_run_task, "apply_async", lambda args, **kw: sent.append(("run", *args))
+    )
     return sent
 
 
