@@ -83,6 +83,21 @@ class ApiKeyAuth(HttpBearer):
         return key
 
 
+def key_limits(request, raw_key: str):
+    """(key, seconds to wait) for endpoints outside the ninja API that take API keys (the
+    Segment-compatible /v1/): the same budgets as ApiKeyAuth, the failed guesses per
+    client address first, then the key's own rate; (None, None) for an unknown key."""
+    address = _client_address(request)
+    wait = _over_limit(settings.API_AUTH_FAILURE_LIMIT, "auth-failure", address, hit=False)
+    if wait:
+        return None, wait
+    key = api_key_authenticate(raw_key=raw_key.strip())
+    if key is None:
+        _over_limit(settings.API_AUTH_FAILURE_LIMIT, "auth-failure", address)
+        return None, None
+    return key, _over_limit(settings.API_RATE_LIMIT, "key", str(key.pk))
+
+
 class EvaluationKeyAuth(ApiKeyAuth):
     """ApiKeyAuth for endpoints that read through a POST (an OpenFeature evaluation): a
     read-only key is enough."""

@@ -345,11 +345,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.clear_old_login_attempts_task",
         "schedule": crontab(minute=27, hour=3),
     },
+    "expire-tracked-message-ids": {
+        "task": "people.tasks.tracked_messages_expire_task",
+        "schedule": crontab(minute=47, hour=3),
+    },
     "expire-audience-import-files": {
         "task": "audiences.tasks.audience_import_files_expire_task",
         "schedule": crontab(minute=37, hour=3),
     },
 }
+
+# The Segment-compatible API (people.tracking) dedupes on messageId for this many days.
+TRACKED_MESSAGE_DAYS = 30
 
 # --- HTTP API ---------------------------------------------------------------------------
 NINJA_PAGINATION_MAX_LIMIT = 1000

@@ -21,3 +21,20 @@ def contact_import_run_task(import_id: int):
     from people.imports.services import contact_import_run
 
     contact_import_run(import_id=import_id)
+
+
+@shared_task(name="people.tasks.tracked_messages_expire_task")
+def tracked_messages_expire_task() -> int:
+    """Beat, daily: forget the messageIds of the Segment-compatible API older than
+    TRACKED_MESSAGE_DAYS (a client retries within minutes; the table must not grow
+    forever). Returns how many were deleted."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from people.models import TrackedMessage
+
+    cutoff = timezone.now() - timedelta(days=settings.TRACKED_MESSAGE_DAYS)
+    deleted, _ = TrackedMessage.objects.unscoped().filter(received_at__lt=cutoff).delete()
+    return deleted

@@ -27,8 +27,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts.audit import Actor
 from accounts.models import ApiKeyKind
-from accounts.selectors import api_key_authenticate
 from accounts.text import has_forbidden_character
+from config.api import key_limits
 from people.services._common import MAX_BATCH
 from people.services.events import event_ingest_batch
 from people.services.people import person_upsert_batch
@@ -268,7 +268,11 @@ def tracking_endpoint(request, kind: str):
     body, problem = _read_body(request)
     if problem:
         return problem
-    key = api_key_authenticate(raw_key=_key_from(request, body).strip())
+    key, wait = key_limits(request, _key_from(request, body))
+    if wait:
+        response = _error(429, f"Too many requests: wait {math.ceil(wait)} s.")
+        response["Retry-After"] = str(math.ceil(wait))
+        return response
     if key is None or key.kind != ApiKeyKind.WRITE:
         return _error(
             401,

@@ -165,3 +165,28 @@ def test_identify_updates_an_existing_person_and_keeps_what_is_not_sent(workspac
     zoe = Person.objects.get(workspace=workspace, external_id="u5")
     assert (zoe.city, zoe.email, zoe.first_name) == ("Paris", "zoe@x.test", "Zoe")
     assert zoe.last_name == "Martin"  # the "name" trait, split when no first or last is sent
+
+
+def test_guessing_write_keys_from_one_address_is_answered_429(workspace, write_key, settings):
+    settings.API_AUTH_FAILURE_LIMIT = "3/m"
+    message = {"userId": "u1", "event": "E"}
+    assert [post("/v1/track", message, "hk_guess").status_code for _ in range(3)] == [401] * 3
+    blocked = post("/v1/track", message, write_key)  # even the right key, from there
+    assert blocked.status_code == 429 and int(blocked["Retry-After"]) >= 1
+
+
+def test_old_message_ids_expire(workspace, write_key):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from people.models import TrackedMessage
+    from people.tasks import tracked_messages_expire_task
+
+    post("/v1/track", {"userId": "u1", "event": "E", "messageId": "old"}, write_key)
+    post("/v1/track", {"userId": "u1", "event": "E", "messageId": "new"}, write_key)
+    TrackedMessage.objects.filter(message_id="old").update(
+        received_at=timezone.now() - timedelta(days=31)
+    )
+    assert tracked_messages_expire_task() == 1
+    assert list(TrackedMessage.objects.values_list("message_id", flat=True)) == ["new"]
