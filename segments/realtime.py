@@ -100,12 +100,17 @@ def _target_sql(segment: Segment, *, now: datetime) -> tuple[str, list]:
 
 
 def apply_membership(
-    segment: Segment, *, now: datetime, person_ids: list[int] | None = None
+    segment: Segment,
+    *,
+    now: datetime,
+    person_ids: list[int] | None = None,
+    moved: set[int] | None = None,
 ) -> tuple[int, int]:
     """Bring the stored members of `segment` up to its rules, for `person_ids` only or
     (None) for everybody: one statement that exits who no longer matches, enters who now
     matches (again, for those who had left) and writes a SegmentTransition per change.
-    Returns (entered, exited). The caller holds the workspace's evaluation lock."""
+    Returns (entered, exited); `moved`, when given, gets the ids of the people who
+    entered or exited. The caller holds the workspace's evaluation lock."""
     target, params = _target_sql(segment, now=now)
     # %(name)s placeholders: the compiler's %s are renamed p0, p1... (its %% stay as they are)
     names = {f"p{i}": value for i, value in enumerate(params)}
@@ -143,17 +148,23 @@ def apply_membership(
         written AS (
             INSERT INTO segments_segmenttransition (workspace_id, segment_id, person_id, kind, at)
             SELECT %(workspace)s, %(segment)s, person_id, kind, %(now)s FROM moves
-            RETURNING kind
+            RETURNING person_id, kind
         )
-        SELECT count(*) FILTER (WHERE kind = 'entered'), count(*) FILTER (WHERE kind = 'exited')
-        FROM written
+        SELECT {"person_id, kind" if moved is not None else "NULL, kind"} FROM written
     """  # noqa: S608 - the compiler's SQL and fixed text; values are parameters
     values = {**names, "now": now, "segment": segment.pk, "workspace": segment.workspace_id}
     if person_ids is not None:
         values["ids"] = person_ids
+    entered = exited = 0
     with connection.cursor() as cursor:
         cursor.execute(statement, values)
-        entered, exited = cursor.fetchone()
+        for person_id, kind in cursor.fetchall():
+            if kind == "entered":
+                entered += 1
+            else:
+                exited += 1
+            if moved is not None:
+                moved.add(person_id)
     if entered or exited:
         Segment.objects.filter(pk=segment.pk).update(
             people_count=F("people_count") + entered - exited
@@ -204,20 +215,40 @@ def _mark_failed(segment: Segment, reason: str) -> None:
     )
 
 
+# What one outbox row says: the keys of what changed, and whose (None: anybody).
+Change = tuple[frozenset[str], frozenset[int] | None]
+
+
+def _targets(segment: Segment, rules: Rules, changes: list[Change], moved: dict) -> set | None:
+    """The people `segment` must be re-checked for: those of the changes its rules name
+    (every change for ANY_RULE), and those whose membership of a segment it names moved
+    in this pass. None: everybody; an empty set: nobody."""
+    targets: set[int] = set()
+    for keys, ids in changes:
+        if ANY_RULE in keys or rules.references & keys:
+            if ids is None:
+                return None
+            targets |= ids
+    for other in rules.segments:
+        if other in moved:
+            if moved[other] is None:
+                return None
+            targets |= moved[other]
+    return targets
+
+
 def evaluate(
     *,
     workspace_id: int,
-    keys: set[str],
-    person_ids: set[int] | None,
+    changes: list[Change],
     now: datetime,
     force: set[int] = frozenset(),
 ) -> Outcome:
-    """Re-check `person_ids` (None: everybody) against the workspace's real-time
-    segments whose rules name one of `keys` (all of them for ANY_RULE), those in `force`
-    whatever changed, and those naming a segment whose members this pass changed; in
-    dependency order. Inside the caller's transaction, under the
-    workspace lock. A segment whose rules no longer compile (a deleted tag or audience)
-    is marked failed with the reason; the others go on."""
+    """Re-check the workspace's real-time segments, in dependency order, each for only
+    the people of the changes its rules name (_targets); those in `force` for everybody.
+    Inside the caller's transaction, under the workspace lock. A segment whose rules no
+    longer compile (a deleted tag or audience) is marked failed with the reason; the
+    others go on."""
     outcome = Outcome()
     segments = _realtime_segments(workspace_id)
     rules: dict[int, Rules] = {}
@@ -226,15 +257,18 @@ def evaluate(
             rules[segment.pk] = rules_of(segment.rules)
         except RuleError as e:
             _mark_failed(segment, str(e))
-    ids = sorted(person_ids) if person_ids is not None else None
-    changed = set(keys)
+    moved: dict[int, set[int] | None] = {}
     for segment in _in_dependency_order([s for s in segments if s.pk in rules], rules):
-        concerned = ANY_RULE in changed or rules[segment.pk].references & changed
-        if segment.pk not in force and not concerned:
+        targets = (
+            None if segment.pk in force else _targets(segment, rules[segment.pk], changes, moved)
+        )
+        if targets is not None and not targets:
             continue
+        ids = sorted(targets) if targets is not None else None
+        who: set[int] | None = set() if ids is not None else None
         try:
             with transaction.atomic():
-                entered, exited = apply_membership(segment, now=now, person_ids=ids)
+                entered, exited = apply_membership(segment, now=now, person_ids=ids, moved=who)
         except (RuleError, DatabaseError) as e:
             _mark_failed(segment, str(e))
             outcome.failed[segment.pk] = str(e)
@@ -244,7 +278,7 @@ def evaluate(
                 refresh_status=RefreshStatus.OK, refresh_error=""
             )
         if entered or exited:
-            changed.add(segment_key(segment.pk))
+            moved[segment.pk] = who  # None: a whole re-check, anybody may have moved
             outcome.segments[segment.pk] = (entered, exited)
             outcome.entered += entered
             outcome.exited += exited
@@ -290,14 +324,12 @@ def evaluate_pending(
                     break
                 continue
             at = now or timezone.now()
-            keys, ids, everyone = set(), set(), False
-            for row in rows:
-                keys.update(row.keys)
-                everyone = everyone or row.everyone
-                ids.update(row.person_ids)
-            if len(ids) > WHOLE_SEGMENT_ABOVE:
-                everyone = True
-            evaluate(workspace_id=ws, keys=keys, person_ids=None if everyone else ids, now=at)
+            many = sum(len(row.person_ids) for row in rows) > WHOLE_SEGMENT_ABOVE
+            changes = [
+                (frozenset(row.keys), None if row.everyone or many else frozenset(row.person_ids))
+                for row in rows
+            ]
+            evaluate(workspace_id=ws, changes=changes, now=at)
             PersonChange.objects.unscoped().filter(pk__in=[r.pk for r in rows]).update(
                 processed_at=at
             )
@@ -321,7 +353,7 @@ def recheck_time_windows(*, now: datetime | None = None) -> int:
     for workspace_id, ids in timed.items():
         with transaction.atomic():
             lock_workspace(workspace_id)
-            evaluate(workspace_id=workspace_id, keys=set(), person_ids=None, now=now, force=ids)
+            evaluate(workspace_id=workspace_id, changes=[], now=now, force=ids)
     return sum(len(ids) for ids in timed.values())
 
 
