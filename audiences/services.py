@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
 from audiences.models import AudienceMember, Identifier, MemberSource, TargetAudience
-from people.changes import audience_key, record_change
+from people.changes import audience_key, gone_key, record_change
 from people.models import Person
 from people.normalize import InvalidAddress, normalize_email, normalize_phone
 from people.sql import insert_for_people
@@ -91,11 +91,7 @@ def audience_delete(*, audience: TargetAudience, actor: Actor) -> int:
     audit: "audience.delete" with that count."""
     count = AudienceMember.objects.filter(audience=audience).count()
     record_change(
-        workspace=audience.workspace_id,
-        keys=[audience_key(audience.name)],
-        people=Person.objects.filter(
-            pk__in=AudienceMember.objects.filter(audience=audience).values("person_id")
-        ),
+        workspace=audience.workspace_id, keys=[gone_key(audience_key(audience.name))], everyone=True
     )
     _audit(audience=audience, actor=actor, action="audience.delete", people=count)
     audience.delete()

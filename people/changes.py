@@ -42,6 +42,12 @@ def segment_key(segment_id: int) -> str:
     return f"segment:{segment_id}"
 
 
+def gone_key(key: str) -> str:
+    """Beside a tag_key / audience_key: the tag or audience itself was deleted (the
+    real-time segments naming it are marked failed rather than emptied)."""
+    return f"gone:{key}"
+
+
 def record_change(
     *,
     workspace,

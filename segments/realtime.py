@@ -28,10 +28,12 @@ from datetime import datetime
 from django.core.exceptions import EmptyResultSet
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F
+from django.db.models.functions import Lower
 from django.utils import timezone
 
+from audiences.models import TargetAudience
 from people.changes import ANY_RULE, attr_key, audience_key, event_key, segment_key, tag_key
-from people.models import PersonChange
+from people.models import PersonChange, Tag
 from segments.models import RefreshStatus, Segment, SegmentKind
 from segments.rules import RuleError, parse_rules
 from segments.rules.schema import (
@@ -237,6 +239,35 @@ def _targets(segment: Segment, rules: Rules, changes: list[Change], moved: dict)
     return targets
 
 
+def _lost_reference(segment: Segment, rules: Rules, gone: set[str]) -> str:
+    """Why `segment` cannot be evaluated: a tag or audience its rules name was deleted (in
+    this pass, or earlier when the segment is marked failed already); "" when none."""
+    named = {ref for ref in rules.references if ref.startswith(("tag:", "audience:"))}
+    if not named or (not gone & named and segment.refresh_status != RefreshStatus.FAILED):
+        return ""
+    tags = {ref.removeprefix("tag:") for ref in named if ref.startswith("tag:")}
+    audiences = {ref.removeprefix("audience:") for ref in named if ref.startswith("audience:")}
+    found_tags = set(
+        Tag.objects.unscoped()
+        .filter(workspace_id=segment.workspace_id)
+        .annotate(folded=Lower("name"))
+        .filter(folded__in=tags)
+        .values_list("folded", flat=True)
+    )
+    found_audiences = set(
+        TargetAudience.objects.unscoped()
+        .filter(workspace_id=segment.workspace_id)
+        .annotate(folded=Lower("name"))
+        .filter(folded__in=audiences)
+        .values_list("folded", flat=True)
+    )
+    for name in sorted(tags - found_tags):
+        return f"The tag “{name}” its rules name was deleted"
+    for name in sorted(audiences - found_audiences):
+        return f"The target audience “{name}” its rules name was deleted"
+    return ""
+
+
 def evaluate(
     *,
     workspace_id: int,
@@ -258,10 +289,19 @@ def evaluate(
         except RuleError as e:
             _mark_failed(segment, str(e))
     moved: dict[int, set[int] | None] = {}
+    gone = {k.removeprefix("gone:") for keys, _ in changes for k in keys if k.startswith("gone:")}
     for segment in _in_dependency_order([s for s in segments if s.pk in rules], rules):
-        targets = (
-            None if segment.pk in force else _targets(segment, rules[segment.pk], changes, moved)
-        )
+        lost = _lost_reference(segment, rules[segment.pk], gone)
+        if lost:
+            # its members stay as they were: emptying a segment because a tag was deleted
+            # would send every flow it starts the wrong way
+            reason = f"{lost}: the segment is not updated until it exists again."
+            _mark_failed(segment, reason)
+            outcome.failed[segment.pk] = reason
+            continue
+        # a segment back from failing is re-checked whole: changes went by meanwhile
+        whole = segment.pk in force or segment.refresh_status == RefreshStatus.FAILED
+        targets = None if whole else _targets(segment, rules[segment.pk], changes, moved)
         if targets is not None and not targets:
             continue
         ids = sorted(targets) if targets is not None else None

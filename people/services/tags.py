@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
-from people.changes import record_change, tag_key
+from people.changes import gone_key, record_change, tag_key
 from people.models import Person, PersonTag, Tag, TagSource
 from people.sql import insert_for_people
 
@@ -67,11 +67,7 @@ def tag_delete(*, tag: Tag, actor: Actor) -> int:
     """Removes the tag from everyone and deletes it; returns how many people had it.
     audit: "tag.delete" with that count."""
     count = PersonTag.objects.filter(tag=tag).count()
-    record_change(
-        workspace=tag.workspace_id,
-        keys=[tag_key(tag.name)],
-        people=Person.objects.filter(pk__in=PersonTag.objects.filter(tag=tag).values("person_id")),
-    )
+    record_change(workspace=tag.workspace_id, keys=[gone_key(tag_key(tag.name))], everyone=True)
     _audit_tag(workspace=tag.workspace_id, actor=actor, action="tag.delete", tag=tag, people=count)
     tag.delete()
     return count

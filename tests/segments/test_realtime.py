@@ -394,3 +394,45 @@ def test_the_segment_page_shows_freshness_and_entries_and_exits_per_hour(
     html = page.content.decode()
     assert 'id="transitions-chart"' in html and "nothing: every change is in" in html
     assert "chart.umd.min.js" in html
+
+
+def test_deleting_a_tag_or_audience_a_segment_names_marks_it_failed_and_keeps_its_members(
+    workspace,
+):
+    from audiences.services import audience_delete
+    from people.services.tags import tag_delete
+
+    for ext in ("ann", "bob"):
+        upsert(workspace, ext, city="London")
+    tag = tag_get_or_create(workspace=workspace, name="VIP", actor=ACTOR)
+    tags_assign(workspace=workspace, tag=tag, people=people_named(workspace, "ann"), actor=ACTOR)
+    audience = audience_create(workspace=workspace, name="Spring", actor=ACTOR)
+    audience_add_people(audience=audience, people=people_named(workspace, "bob"), actor=ACTOR)
+    vip = realtime_segment(workspace, "VIP", {"tag": "vip", "op": "has"})
+    spring = realtime_segment(workspace, "In Spring", {"audience": "Spring", "op": "in"})
+    londoners = realtime_segment(
+        workspace, "Londoners", {"attribute": "city", "op": "is", "value": "London"}
+    )
+    realtime.evaluate_pending()
+    tag_delete(tag=tag, actor=ACTOR)
+    audience_delete(audience=audience, actor=ACTOR)
+    upsert(workspace, "cy", city="London")
+    realtime.evaluate_pending()
+    for segment, word in ((vip, "tag “vip”"), (spring, "target audience “spring”")):
+        segment.refresh_from_db()
+        assert segment.refresh_status == RefreshStatus.FAILED
+        assert word in segment.refresh_error and "was deleted" in segment.refresh_error
+    assert members(vip) == ["ann"] and members(spring) == ["bob"]  # kept, nobody exited
+    assert [k for _, k in moves(vip)] == ["entered"]
+    assert members(londoners) == ["ann", "bob", "cy"]  # the others go on
+    # later changes leave it failed while the tag is gone; a new tag of that name revives it
+    upsert(workspace, "ann", city="Paris")
+    realtime.evaluate_pending()
+    vip.refresh_from_db()
+    assert vip.refresh_status == RefreshStatus.FAILED and members(vip) == ["ann"]
+    again = tag_get_or_create(workspace=workspace, name="VIP", actor=ACTOR)
+    tags_assign(workspace=workspace, tag=again, people=people_named(workspace, "cy"), actor=ACTOR)
+    realtime.evaluate_pending()
+    vip.refresh_from_db()
+    # re-checked whole: ann's tag went with the old one, so she leaves now
+    assert vip.refresh_status == RefreshStatus.OK and members(vip) == ["cy"]
