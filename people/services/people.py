@@ -3,9 +3,10 @@
 Work over many people is set-based: one bulk statement per batch, never a query per person.
 """
 
+import json
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
@@ -276,9 +277,7 @@ def _apply_people(*, workspace, valid: dict[str, tuple[int, dict]], result: Batc
         (to_update if person.pk else to_create).append(person)
     Person.objects.bulk_create(to_create, batch_size=500)
     if to_update and changed_fields:
-        Person.objects.bulk_update(
-            to_update, [*sorted(changed_fields), "updated_at"], batch_size=500
-        )
+        _update_people(to_update, sorted(changed_fields))
     result.created, result.updated = len(to_create), len(to_update)
     result.people = to_create + to_update
     tokens = {
@@ -292,6 +291,38 @@ def _apply_people(*, workspace, valid: dict[str, tuple[int, dict]], result: Batc
     keys |= {attr_key(k) for _, clean in valid.values() for k in clean.get("attributes", {})}
     record_change(workspace=workspace, keys=keys, person_ids=[p.pk for p in to_update])
     record_change(workspace=workspace, keys=[ANY_RULE], person_ids=[p.pk for p in to_create])
+
+
+_COLUMN_TYPES = {"company_id": "bigint", "attributes": "text"}  # the rest: text fields
+
+
+def _update_people(people: list[Person], fields: list[str]) -> None:
+    """Write `fields` (and updated_at) of `people` in one UPDATE ... FROM unnest(arrays).
+
+    Hand-written on the hot path: Django's bulk_update writes a CASE of every row for
+    every field, and for 1000 people of 8 fields spent 2.8 s building and running it
+    (benchmarks/people_upsert.py), against tens of milliseconds here."""
+    columns = ["company_id" if f == "company" else f for f in fields]
+    values = [[p.pk for p in people]]
+    for column in columns:
+        if column == "attributes":
+            values.append([json.dumps(p.attributes, separators=(",", ":")) for p in people])
+        else:
+            values.append([getattr(p, column) for p in people])
+    values.append([p.updated_at for p in people])
+    names = ["id", *columns, "updated_at"]
+    types = ["bigint", *[_COLUMN_TYPES.get(c, "text") for c in columns], "timestamptz"]
+    sets = ", ".join(
+        f"{c} = u.{c}::jsonb" if c == "attributes" else f"{c} = u.{c}"
+        for c in [*columns, "updated_at"]
+    )
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE people_person p SET {sets} "  # noqa: S608 - column names of the model
+            f"FROM unnest({arrays}) AS u({', '.join(names)}) WHERE p.id = u.id",
+            values,
+        )
 
 
 def _replace_push_tokens(*, workspace, tokens: dict[int, list[tuple[str, str]]]):
