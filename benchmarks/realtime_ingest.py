@@ -8,7 +8,7 @@ end" (on the segments benchmark data: 1M people, 10M events, 20 real-time segmen
 
 Prints ONE line:
     realtime_ingest people=N segments=20 paced=1000events/s for Ss p50=..ms p99=..ms
-    on=..events/s off=..events/s ratio=..% drift=0 (targets p99<=1000ms, >=60%, drift 0)
+    on=..events/s off=..events/s ratio=..% drift=0 sdk=..events/s lookup_p99=A/Bms (targets)
 
 What it does, all from this one script (helpers of benchmarks/event_ingest.py):
 
@@ -28,7 +28,11 @@ What it does, all from this one script (helpers of benchmarks/event_ingest.py):
 5. Throughput: --burst batches (default 100) as fast as 4 clients can send, with the
    worker evaluating (on), then the same with the worker stopped (off: the outbox rows
    wait); the worker is restarted and drains them before the check.
-6. `manage.py segments_verify`: drift must be 0 for every segment (the script fails
+6. segment-analytics-python sends --sdk-events track calls (default 50,000) to /v1/batch
+   with a write key (its own batching thread, 500 a request): events/s until all are
+   stored. Then the p99 of 950 lookups (after 50 of warm-up) of
+   /api/v1/people/{id}/segments and of an OFREP evaluation, one keep-alive client.
+7. `manage.py segments_verify`: drift must be 0 for every segment (the script fails
    otherwise). Stops everything and drops the database (unless --keep).
 
 Run:
@@ -237,6 +241,73 @@ def paced(port, key, conn, segment_id: int, batches: list[list[dict]], rate: flo
     return [seen[p] - answered[p] for p in answered], time.perf_counter() - began
 
 
+def drain(conn, limit: float = 900) -> None:
+    began = time.monotonic()
+    while pending(conn) and time.monotonic() - began < limit:
+        time.sleep(0.5)
+
+
+def segment_sdk(port, write_key, external_ids, n: int, conn) -> float:
+    """`n` track calls through segment-analytics-python (its own batching thread, 500
+    messages a request) to /v1/batch; events/s from the first call to the last stored."""
+    from segment.analytics import Client
+
+    errors = []
+    client = Client(
+        write_key, host=f"http://127.0.0.1:{port}", upload_size=500, max_queue_size=n + 1,
+        on_error=lambda e, batch: errors.append(e), gzip=False,
+    )  # fmt: skip
+    rng = random.Random(7)
+    began = time.perf_counter()
+    for i in range(n):
+        client.track(rng.choice(external_ids), "SDK Event", {"i": i, "plan": "pro"})
+    client.flush()
+    elapsed = time.perf_counter() - began
+    client.shutdown()
+    if errors:
+        raise SystemExit(f"segment-analytics-python: {errors[0]}")
+    (stored,) = conn.execute(
+        "SELECT count(*) FROM people_event WHERE name = 'SDK Event'"
+    ).fetchone()
+    if stored != n:
+        raise SystemExit(f"/v1/batch stored {stored} of {n} SDK events")
+    return n / elapsed
+
+
+def lookup_latencies(port, key, people: list[str], segment_id: int) -> dict[str, float]:
+    """p99 (ms) of GET /api/v1/people/{id}/segments and of an OFREP evaluation, one
+    keep-alive client, after a warm-up."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    out = {}
+    for name, call in (
+        ("segments", lambda p: ("GET", f"/api/v1/people/{p}/segments", None)),
+        (
+            "ofrep",
+            lambda p: (
+                "POST",
+                f"/ofrep/v1/evaluate/flags/segment-{segment_id}",
+                json.dumps({"context": {"targetingKey": p}}),
+            ),
+        ),  # fmt: skip
+    ):
+        times = []
+        for i, person in enumerate(people):
+            method, path, body = call(person)
+            began = time.perf_counter()
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise SystemExit(f"{path}: HTTP {response.status}")
+            if i >= 50:  # warm-up
+                times.append(1000 * (time.perf_counter() - began))
+        times.sort()
+        out[name] = times[int(0.99 * len(times))]
+    conn.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=100_000)
@@ -244,6 +315,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60, help="paced phase, 1 batch/s")
     parser.add_argument("--rate", type=float, default=1.0, help="batches per second (paced)")
     parser.add_argument("--burst", type=int, default=100, help="batches per throughput run")
+    parser.add_argument("--sdk-events", type=int, default=50_000, help="through /v1/batch")
     parser.add_argument("--db", default="herald_bench_realtime")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
@@ -259,6 +331,9 @@ def main() -> None:
         manage(env, "migrate", "--noinput")
         slug = manage(env, "create_workspace", "Bench Realtime", "--owner", "bench@example.com")
         key = manage(env, "create_api_key", "--workspace", slug, "--name", "benchmark")
+        write_key = manage(
+            env, "create_api_key", "--workspace", slug, "--name", "site", "--kind", "write"
+        )
         with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
             (workspace_id,) = conn.execute(
                 "SELECT id FROM accounts_workspace WHERE slug = %s", [slug]
@@ -325,6 +400,14 @@ def main() -> None:
             while pending(conn) and time.monotonic() - began < 900:
                 time.sleep(0.5)
             log(f"the worker drained {waiting} outbox rows in {time.monotonic() - began:.1f} s")
+            sdk_rate = segment_sdk(port, write_key, external_ids, args.sdk_events, conn)
+            log(f"segment-analytics-python to /v1/batch: {sdk_rate:.0f} events/s")
+            drain(conn)  # the lookups are timed on a quiet server, as an app sees it
+            lookups = lookup_latencies(port, key, rng.sample(external_ids, 1000), ids["VIP"])
+            log(
+                "lookups p99: /people/{id}/segments "
+                f"{lookups['segments']:.1f} ms, OFREP {lookups['ofrep']:.1f} ms"
+            )
             stop_worker(worker)
             worker = None
             stop_server(server)
@@ -339,7 +422,9 @@ def main() -> None:
             f"realtime_ingest people={args.people} segments={len(ids)} "
             f"paced={paced_rate:.0f}events/s for {elapsed:.0f}s p50={p50:.0f}ms p99={p99:.0f}ms "
             f"on={on:.0f}events/s off={off:.0f}events/s ratio={100 * on / off:.0f}% "
-            f"drift={drifted} (targets p99<=1000ms, >=60%, drift 0)",
+            f"drift={drifted} sdk={sdk_rate:.0f}events/s lookup_p99={lookups['segments']:.1f}/"
+            f"{lookups['ofrep']:.1f}ms (targets p99<=1000ms, >=60%, drift 0, sdk>=5000/s, "
+            "lookup<=10ms)",
             flush=True,
         )
         if drifted:

@@ -3,7 +3,7 @@
 import re
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from accounts.text import has_forbidden_character
@@ -157,13 +157,25 @@ def person_segments(
         .select_related("segment")
     )  # fmt: skip
     found = [(m.segment, m.entered_at) for m in stored]
+    computed = []
     for segment in Segment.objects.for_workspace(workspace).filter(
         Q(kind=SegmentKind.EVERYONE) | (~Q(predefined="") & Q(kind=SegmentKind.SNAPSHOT))
     ):
         if segment.kind == SegmentKind.EVERYONE:
             found.append((segment, person.created_at))
-        elif segment_contains(segment=segment, person=person, now=now):
-            found.append((segment, None))
+        else:
+            computed.append(segment)
+    if computed:
+        # the built-in ones, each a condition of one query for this person
+        flags = {
+            f"in_{s.pk}": ExpressionWrapper(
+                compile_rules(parse_rules(s.rules), workspace=workspace, now=now),
+                output_field=BooleanField(),
+            )
+            for s in computed
+        }
+        row = Person.objects.filter(pk=person.pk).annotate(**flags).values(*flags).first()
+        found += [(s, None) for s in computed if row and row[f"in_{s.pk}"]]
     return sorted(found, key=lambda pair: pair[0].name.lower())
 
 
