@@ -412,6 +412,9 @@ def main() -> None:
             worker = None
             stop_server(server)
             server = None
+        # the clock (beat, every 30 s in production) once, so that windows that closed
+        # during the run are noticed before the check
+        manage(env, "shell", "-c", "from segments.tasks import realtime_clock_task as t; t()")
         verify = subprocess.run(
             [sys.executable, "manage.py", "segments_verify"], cwd=ROOT, env=env,
             capture_output=True, text=True, check=False,

@@ -64,11 +64,12 @@ def get_segment_or_404(*, workspace, pk) -> Segment:
         raise Http404("No such segment in this workspace.") from None
 
 
-def rules_people(*, workspace, rules: dict, now: datetime) -> QuerySet[Person]:
-    """People of the workspace matching a JSON rule tree at `now` (one query)."""
+def rules_people(*, workspace, rules: dict, now: datetime, person_ids=None) -> QuerySet[Person]:
+    """People of the workspace matching a JSON rule tree at `now` (one query); with
+    `person_ids`, compiled for being asked about those people only (compile_rules)."""
     tree = parse_rules(rules)
     return Person.objects.for_workspace(workspace).filter(
-        compile_rules(tree, workspace=workspace, now=now)
+        compile_rules(tree, workspace=workspace, now=now, person_ids=person_ids)
     )
 
 

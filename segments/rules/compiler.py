@@ -29,6 +29,7 @@ from django.db.models import (
     Subquery,
     Value,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower, TruncDate
 from django.db.models.lookups import Exact, IContains, IEndsWith, IStartsWith
 from django.utils import timezone
@@ -81,14 +82,19 @@ MAX_INLINED_NODES = 2000
 MAX_SEGMENT_NESTING = 10
 
 
-def compile_rules(tree: Node, *, workspace, now: datetime) -> Q:
+def compile_rules(tree: Node, *, workspace, now: datetime, person_ids=None) -> Q:
     """The people of `workspace` that `tree` (from parse_rules) describes at `now`.
+
+    `person_ids`: the query will be asked about these people only (real-time evaluation
+    of a batch): the grouped event counts then read their events alone, instead of every
+    event of that name in the workspace (the planner cannot take an `id = ANY(...)` of
+    the outer query into a GROUP BY).
 
     Checks the tree's custom attributes against the workspace's catalogue first (RuleError
     as parse_rules), and its segment conditions (see check_inlining); an event nobody has
     sent yet simply matches nobody.
     """
-    return _Compiler(tree, workspace=workspace, now=now).compile(tree)
+    return _Compiler(tree, workspace=workspace, now=now, person_ids=person_ids).compile(tree)
 
 
 def explain_rules(
@@ -120,12 +126,14 @@ def explain_rules(
 
 class _Compiler:
     def __init__(
-        self, tree: Node, *, workspace, now: datetime, inlining: "_Inlining | None" = None
-    ):
+        self, tree: Node, *, workspace, now: datetime, inlining: "_Inlining | None" = None,
+        person_ids=None,
+    ):  # fmt: skip
         if timezone.is_naive(now):
             raise ValueError("compile_rules needs a timezone-aware `now`")
         self.workspace = workspace
         self.now = now
+        self.person_ids = list(person_ids) if person_ids is not None else None
         self.time_zone = workspace.time_zone
         self.today = now.astimezone(workspace.tzinfo).date()
         # Events are not checked here: a stored tree (a built-in segment in a new
@@ -226,11 +234,16 @@ class _Compiler:
             # person (filter(pk=...), explain_rules, or under OR) the person condition is
             # pushed into the grouped subquery, so it reads that person's events only, on
             # (workspace, person, name, -occurred_at).
+            counted = events
+            if self.person_ids is not None:
+                counted = events.filter(
+                    person_id__in=RawSQL("SELECT unnest(%s::bigint[])", [self.person_ids])
+                )
             return Q(
                 predicate(
                     "EXISTS (SELECT 1 FROM {people} AS counted WHERE counted.person_id = {pk})",
                     people=Subquery(
-                        events.order_by()
+                        counted.order_by()
                         .values("person_id")
                         .annotate(matching=Count("*"))
                         .filter(matching__gte=n)
@@ -321,8 +334,9 @@ class _Compiler:
             if segment.pk not in compiled:
                 inner_tree = self.inlining.tree(segment)
                 inner = _Compiler(
-                    inner_tree, workspace=self.workspace, now=self.now, inlining=self.inlining
-                )
+                    inner_tree, workspace=self.workspace, now=self.now, inlining=self.inlining,
+                    person_ids=self.person_ids,
+                )  # fmt: skip
                 compiled[segment.pk] = inner.compile(inner_tree)
             is_in = compiled[segment.pk]
         else:
