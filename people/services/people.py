@@ -275,7 +275,7 @@ def _apply_people(*, workspace, valid: dict[str, tuple[int, dict]], result: Batc
             changed_fields.add("attributes")
         person.updated_at = now
         (to_update if person.pk else to_create).append(person)
-    Person.objects.bulk_create(to_create, batch_size=500)
+    _insert_people(to_create)
     if to_update and changed_fields:
         _update_people(to_update, sorted(changed_fields))
     result.created, result.updated = len(to_create), len(to_update)
@@ -294,6 +294,44 @@ def _apply_people(*, workspace, valid: dict[str, tuple[int, dict]], result: Batc
 
 
 _COLUMN_TYPES = {"company_id": "bigint", "attributes": "text"}  # the rest: text fields
+
+
+def _insert_people(people: list[Person]) -> None:
+    """INSERT the new `people` in one statement from unnest(arrays) and give each its id.
+    Hand-written on the hot path like _update_people: bulk_create binds every field of
+    every row as its own parameter (13,000 for 1000 people)."""
+    if not people:
+        return
+    text = ["external_id", *PERSON_TEXT_FIELDS]
+    values = [[getattr(p, f) for p in people] for f in text]
+    values += [
+        [p.company_id for p in people],
+        [json.dumps(p.attributes or {}, separators=(",", ":")) for p in people],
+        [p.created_at for p in people],
+        [p.updated_at for p in people],
+    ]
+    arrays = ", ".join(
+        [
+            *["%s::text[]"] * len(text),
+            "%s::bigint[]",
+            "%s::text[]",
+            "%s::timestamptz[]",
+            "%s::timestamptz[]",
+        ]
+    )
+    names = [*text, "company_id", "attributes", "created_at", "updated_at"]
+    selected = ", ".join(f"u.{n}::jsonb" if n == "attributes" else f"u.{n}" for n in names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO people_person (workspace_id, {', '.join(names)}) "  # noqa: S608
+            f"SELECT %s, {selected} "
+            f"FROM unnest({arrays}) AS u({', '.join(names)}) RETURNING id, external_id",
+            [people[0].workspace_id, *values],
+        )
+        ids = dict((external_id, pk) for pk, external_id in cursor.fetchall())
+    for p in people:
+        p.pk = ids[p.external_id]
+        p._state.adding = False
 
 
 def _update_people(people: list[Person], fields: list[str]) -> None:
