@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 EVALUATE_TASK = "segments.tasks.evaluate_changes_task"
 ANY_RULE = "*"  # a person created: any rule may now hold for them, a negated one too
+# More people than this in one change, or in one evaluated batch: "everyone" (the segments
+# named are re-checked whole, set-based) rather than a list of ids.
+LIST_AT_MOST = 50_000
 
 
 def attr_key(name: str) -> str:
@@ -70,13 +73,16 @@ def record_change(
             sql, params = people.order_by().values("id").query.sql_with_params()
         except EmptyResultSet:  # a filter that matches nobody (people.none())
             return
+        # over LIST_AT_MOST people (a bulk action on "all N matching") the row says
+        # "everyone" rather than carry an array of a million ids nobody would read
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO people_personchange "  # noqa: S608 - the ORM's own SQL
                 "(workspace_id, person_ids, everyone, keys, created_at) "
-                "SELECT %s, array_agg(DISTINCT p.id), false, %s, now() "
+                "SELECT %s, CASE WHEN count(*) > %s THEN '{}'::bigint[] "
+                "ELSE array_agg(DISTINCT p.id) END, count(*) > %s, %s, now() "
                 f"FROM ({sql}) p HAVING count(*) > 0",
-                [workspace_id, keys, *params],
+                [workspace_id, LIST_AT_MOST, LIST_AT_MOST, keys, *params],
             )
             if not cursor.rowcount:
                 return
@@ -84,7 +90,10 @@ def record_change(
         ids = sorted(set(person_ids or ()))
         if not ids:
             return
-        PersonChange.objects.create(workspace_id=workspace_id, person_ids=ids, keys=keys)
+        if len(ids) > LIST_AT_MOST:
+            PersonChange.objects.create(workspace_id=workspace_id, everyone=True, keys=keys)
+        else:
+            PersonChange.objects.create(workspace_id=workspace_id, person_ids=ids, keys=keys)
     _kick_after_commit()
 
 

@@ -33,7 +33,15 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from audiences.models import TargetAudience
-from people.changes import ANY_RULE, attr_key, audience_key, event_key, segment_key, tag_key
+from people.changes import (
+    ANY_RULE,
+    LIST_AT_MOST,
+    attr_key,
+    audience_key,
+    event_key,
+    segment_key,
+    tag_key,
+)
 from people.models import PersonChange, Tag
 from segments.models import RefreshStatus, Segment, SegmentKind
 from segments.rules import RuleError, parse_rules
@@ -52,7 +60,6 @@ from segments.selectors import rules_people
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500  # outbox rows taken at once (one transaction)
-WHOLE_SEGMENT_ABOVE = 50_000  # more people than this in a batch: re-check segments whole
 _LOCK_NAMESPACE = 0x4853_5254  # "HSRT": advisory locks of real-time evaluation, per workspace
 
 
@@ -372,7 +379,7 @@ def evaluate_pending(
                     break
                 continue
             at = now or timezone.now()
-            many = sum(len(row.person_ids) for row in rows) > WHOLE_SEGMENT_ABOVE
+            many = sum(len(row.person_ids) for row in rows) > LIST_AT_MOST
             changes = [
                 (frozenset(row.keys), None if row.everyone or many else frozenset(row.person_ids))
                 for row in rows

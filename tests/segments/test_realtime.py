@@ -436,3 +436,24 @@ def test_deleting_a_tag_or_audience_a_segment_names_marks_it_failed_and_keeps_it
     vip.refresh_from_db()
     # re-checked whole: ann's tag went with the old one, so she leaves now
     assert vip.refresh_status == RefreshStatus.OK and members(vip) == ["cy"]
+
+
+def test_a_change_of_more_people_than_a_list_holds_is_recorded_as_everyone(workspace, monkeypatch):
+    """A bulk action on "all N matching" writes one small outbox row, and the segments it
+    names are re-checked whole, with the same result."""
+    import people.changes
+
+    monkeypatch.setattr(people.changes, "LIST_AT_MOST", 2)
+    monkeypatch.setattr(realtime, "LIST_AT_MOST", 2)
+    for ext in ("a", "b", "c"):
+        upsert(workspace, ext)
+    vip = realtime_segment(workspace, "VIP", {"tag": "vip", "op": "has"})
+    realtime.evaluate_pending()
+    tag = tag_get_or_create(workspace=workspace, name="VIP", actor=ACTOR)
+    tags_assign(
+        workspace=workspace, tag=tag, people=people_named(workspace, "a", "b", "c"), actor=ACTOR
+    )
+    row = PersonChange.objects.filter(workspace=workspace, processed_at__isnull=True).get()
+    assert row.everyone and row.person_ids == []
+    realtime.evaluate_pending()
+    assert members(vip) == ["a", "b", "c"]
