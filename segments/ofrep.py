@@ -58,10 +58,7 @@ def _person(request, payload: EvaluationIn) -> Person | None | str:
     return Person.objects.for_workspace(request.workspace).filter(external_id=key.strip()).first()
 
 
-def _evaluate(segment: Segment, person: Person | None) -> dict:
-    member = False
-    if person is not None:
-        member = selectors.segment_contains(segment=segment, person=person, now=timezone.now())
+def _flag(segment: Segment, member: bool) -> dict:
     return {
         "key": f"segment-{segment.pk}",
         "value": member,
@@ -69,6 +66,12 @@ def _evaluate(segment: Segment, person: Person | None) -> dict:
         "variant": "in" if member else "out",
         "metadata": {"segment": segment.name, "kind": segment.kind},
     }
+
+
+def _rules_broken(key: str, e: RuleError):
+    return Status(
+        400, {"key": key, "errorCode": "GENERAL", "errorDetails": f"The segment's rules: {e}"}
+    )
 
 
 def _missing_key(key: str):
@@ -101,12 +104,13 @@ def evaluate_flag(request, key: str, payload: EvaluationIn):
     person = _person(request, payload)
     if person == "missing":
         return _missing_key(key)
+    if person is None:  # someone Herald does not know is in no segment
+        return _flag(segment, False)
     try:
-        return _evaluate(segment, person)
+        member = selectors.segment_contains(segment=segment, person=person, now=timezone.now())
     except RuleError as e:
-        return Status(
-            400, {"key": key, "errorCode": "GENERAL", "errorDetails": f"The segment's rules: {e}"}
-        )
+        return _rules_broken(key, e)
+    return _flag(segment, member)
 
 
 @router.post(
@@ -118,11 +122,15 @@ def evaluate_flags(request, payload: EvaluationIn):
     person = _person(request, payload)
     if person == "missing":
         return _missing_key("")
-    flags = []
-    for segment in selectors.flag_segments(workspace=request.workspace).order_by("id"):
+    members = set()
+    if person is not None:
+        # every flag from the person's memberships, read once (not one query per flag)
         try:
-            flags.append(_evaluate(segment, person))
+            found = selectors.person_segments(
+                workspace=request.workspace, person=person, now=timezone.now()
+            )
         except RuleError as e:
-            flags.append({"key": f"segment-{segment.pk}", "errorCode": "GENERAL",
-                          "errorDetails": f"The segment's rules: {e}"})  # fmt: skip
-    return {"flags": flags}
+            return _rules_broken("", e)
+        members = {segment.pk for segment, _ in found}
+    flags = selectors.flag_segments(workspace=request.workspace).order_by("id")
+    return {"flags": [_flag(segment, segment.pk in members) for segment in flags]}

@@ -114,3 +114,29 @@ def test_bulk_evaluation_and_keys(client, api_key, workspace, segments):
         content_type="application/json", headers={"Authorization": "Bearer hk_nope"},
     )  # fmt: skip
     assert wrong.status_code == 401
+
+
+def test_bulk_evaluation_reads_the_memberships_once_whatever_the_number_of_flags(
+    client, api_key, workspace, segments
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(
+                "/ofrep/v1/evaluate/flags", {"context": {"targetingKey": "bob"}},
+                content_type="application/json", headers={"Authorization": f"Bearer {api_key}"},
+            )  # fmt: skip
+        assert response.status_code == 200
+        return len(captured), response.json()["flags"]
+
+    before, flags = queries()
+    for i in range(5):
+        segment_create(
+            workspace=workspace, name=f"Static {i}", kind=SegmentKind.STATIC, actor=ACTOR
+        )
+    after, more = queries()
+    # (the first request also notes the key's last use: at most one query more)
+    assert len(more) == len(flags) + 5 and after <= before
+    assert {f["key"]: f["value"] for f in more}[f"segment-{segments['beta'].pk}"] is True
