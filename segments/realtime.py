@@ -32,6 +32,7 @@ from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.audit import Actor, audit_record
 from audiences.models import TargetAudience
 from people.changes import (
     ANY_RULE,
@@ -476,10 +477,18 @@ def segment_drift(segment: Segment, *, now: datetime | None = None, sample: int 
     return Drift(segment, counts["missing"], counts["extra"], samples["missing"], samples["extra"])
 
 
-def repair(segment: Segment, *, now: datetime | None = None) -> tuple[int, int]:
-    """Bring the segment's members to its rules, with transitions (entered, exited)."""
+def repair(segment: Segment, *, actor: Actor, now: datetime | None = None) -> tuple[int, int]:
+    """Bring the segment's members to its rules, with transitions: (entered, exited).
+    audit: "segment.repair" with the counts."""
     now = now or timezone.now()
     with transaction.atomic():
         lock_workspace(segment.workspace_id)
         entered, exited = apply_membership(segment, now=now)
+        audit_record(
+            workspace=segment.workspace_id,
+            actor=actor,
+            action="segment.repair",
+            obj=segment,
+            summary={"entered": entered, "exited": exited},
+        )
     return entered, exited

@@ -363,6 +363,10 @@ def test_segments_verify_reports_drift_and_repairs_it(workspace):
     out = StringIO()
     call_command("segments_verify", "--repair", stdout=out)
     assert "repaired (1 entered, 1 exited)" in out.getvalue()
+    from accounts.models import AuditEntry
+
+    entry = AuditEntry.objects.get(workspace=workspace, action="segment.repair")
+    assert entry.summary == {"entered": 1, "exited": 1}
     assert members(londoners) == ["ann", "cy"]
     assert moves(londoners)[-2:] in (
         [("bob", "exited"), ("cy", "entered")],

@@ -8,8 +8,11 @@ Exits 1 when drift was found and not repaired, so a cron job or CI can alert on 
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.audit import Actor
 from segments.models import Segment, SegmentKind
 from segments.realtime import repair, segment_drift
+
+ACTOR = Actor(system="manage.py segments_verify")
 
 
 class Command(BaseCommand):
@@ -49,7 +52,7 @@ class Command(BaseCommand):
             if drift.drifted:
                 drifted += 1
                 if repair_drift:
-                    entered, exited = repair(seg)
+                    entered, exited = repair(seg, actor=ACTOR)
                     line += f" -> repaired ({entered} entered, {exited} exited)"
             self.stdout.write(line)
         self.stdout.write(f"{segments.count()} segments checked, {drifted} with drift")
