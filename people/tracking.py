@@ -166,8 +166,10 @@ def _person_item(user_id: str, traits: dict) -> dict:
     return item
 
 
-def _check(message, index: int, default_type: str | None):
-    """(kind, message) of a readable message; raises ValueError saying what is wrong."""
+def _check(message, default_type: str | None) -> tuple[str | None, str, dict]:
+    """(messageId, kind, item) of a readable message: the item is a person upsert item
+    for identify, an event item for track / page / screen. Raises ValueError saying what
+    is wrong."""
     if not isinstance(message, dict):
         raise ValueError("a message is a JSON object")
     kind = message.get("type", default_type)
@@ -196,7 +198,18 @@ def _check(message, index: int, default_type: str | None):
     if problem:
         raise ValueError(problem)
     at = _timestamp(message)
-    return kind, user_id.strip(), message_id, payload, at
+    user_id = user_id.strip()
+    if kind == "identify":
+        return message_id, kind, _person_item(user_id, payload)
+    properties = dict(payload)
+    page_name = message.get("name") if kind in EVENT_OF else None
+    if isinstance(page_name, str) and page_name:
+        properties.setdefault("name", page_name)
+    name = EVENT_OF.get(kind) or message["event"].strip()
+    item = {"person": user_id, "name": name, "properties": properties}
+    if at is not None:
+        item["occurred_at"] = at.isoformat()
+    return message_id, kind, item
 
 
 def _claim_message_ids(workspace, ids: list[str], now) -> set[str]:
@@ -218,30 +231,19 @@ def _ingest(workspace, actor: Actor, messages: list, default_type: str | None) -
     checked = []
     for index, message in enumerate(messages):
         try:
-            checked.append((index, *_check(message, index, default_type)))
+            checked.append((index, *_check(message, default_type)))
         except ValueError as e:
             errors.append({"index": index, "msg": str(e)})
     now = timezone.now()
     with transaction.atomic():
-        fresh = _claim_message_ids(workspace, sorted({c[3] for c in checked if c[3]}), now)
+        fresh = _claim_message_ids(workspace, sorted({c[1] for c in checked if c[1]}), now)
         taken, people, events = set(), [], []
-        for index, kind, user_id, message_id, payload, at in checked:
+        for index, message_id, kind, item in checked:
             if message_id is not None:
                 if message_id not in fresh or message_id in taken:
                     continue  # sent before: counted once
                 taken.add(message_id)
-            if kind == "identify":
-                people.append((index, _person_item(user_id, payload)))
-            else:
-                properties = dict(payload)
-                page_name = messages[index].get("name") if kind in EVENT_OF else None
-                if isinstance(page_name, str) and page_name:
-                    properties.setdefault("name", page_name)
-                name = EVENT_OF.get(kind) or messages[index]["event"].strip()
-                item = {"person": user_id, "name": name, "properties": properties}
-                if at is not None:
-                    item["occurred_at"] = at.isoformat()
-                events.append((index, item))
+            (people if kind == "identify" else events).append((index, item))
         for chunk in _chunks(people):
             result = person_upsert_batch(
                 workspace=workspace, items=[item for _, item in chunk], actor=actor
