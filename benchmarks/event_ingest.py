@@ -314,9 +314,22 @@ def stop_server(proc: subprocess.Popen) -> None:
 # --- The scenario -------------------------------------------------------------------------
 
 
-def send_all(port: int, key: str, bodies: list[tuple[bytes, int]], clients: int) -> float:
-    """Sends every body from `clients` threads with one keep-alive connection each;
-    returns the wall time from the first request to the last response."""
+def accepted_whole_batch(status: int, answer: dict | None, expected: int) -> str | None:
+    """The event API's answer to a batch of `expected` events, or what is wrong with it."""
+    if status != 202:
+        return f"HTTP {status}"
+    if answer["accepted"] != expected or answer["errors"]:
+        return f"accepted {answer['accepted']} of {expected}: {answer}"
+    return None
+
+
+def send_all(
+    port: int, key: str, bodies: list[tuple[bytes, int]], clients: int,
+    *, path: str = "/api/v1/events", check=accepted_whole_batch,
+) -> float:  # fmt: skip
+    """Sends every (body, expected) to `path` from `clients` threads with one keep-alive
+    connection each; `check(status, answer, expected)` says what is wrong with an answer
+    (None: nothing). Returns the wall time from the first request to the last response."""
     headers = {
         "Authorization": f"Bearer {key}",
         "Content-Type": "application/json",
@@ -336,15 +349,13 @@ def send_all(port: int, key: str, bodies: list[tuple[bytes, int]], clients: int)
                     if not pending or errors:
                         return
                     body, expected = pending.pop()
-                conn.request("POST", "/api/v1/events", body=body, headers=headers)
+                conn.request("POST", path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
-                if response.status != 202:
-                    errors.append(f"HTTP {response.status}: {data[:300]!r}")
-                    return
-                answer = json.loads(data)
-                if answer["accepted"] != expected or answer["errors"]:
-                    errors.append(f"accepted {answer['accepted']} of {expected}: {answer}")
+                answer = json.loads(data) if response.status < 300 else None
+                problem = check(response.status, answer, expected)
+                if problem:
+                    errors.append(f"{problem}: {data[:300]!r}")
                     return
         except Exception as e:  # noqa: BLE001 - reported below: the run fails
             errors.append(repr(e))

@@ -53,6 +53,7 @@ from event_ingest import (  # noqa: E402 - the sibling benchmark's helpers
     log,
     manage,
     recreate_database,
+    send_all,
     server_env,
     start_server,
     stop_server,
@@ -81,46 +82,22 @@ def person(rng, external_id: str, i: int) -> dict:
 
 
 def send(port: int, key: str, bodies: list[bytes], clients: int) -> tuple[float, int, int]:
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    """The bodies to /api/v1/people/batch (event_ingest.send_all's clients): (seconds,
+    created, updated); every answer must be a 200 without errors."""
+    totals = [0, 0]
     lock = threading.Lock()
-    pending = list(reversed(bodies))
-    errors, totals = [], [0, 0]
-    start = threading.Barrier(clients + 1)
 
-    def client():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        start.wait()
-        try:
-            while True:
-                with lock:
-                    if not pending or errors:
-                        return
-                    body = pending.pop()
-                conn.request("POST", "/api/v1/people/batch", body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                answer = json.loads(data) if response.status == 200 else None
-                if answer is None or answer["errors"]:
-                    errors.append(f"HTTP {response.status}: {data[:300]!r}")
-                    return
-                with lock:
-                    totals[0] += answer["created"]
-                    totals[1] += answer["updated"]
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
-        finally:
-            conn.close()
+    def check(status, answer, expected):
+        if status != 200 or answer["errors"]:
+            return f"HTTP {status}"
+        with lock:
+            totals[0] += answer["created"]
+            totals[1] += answer["updated"]
+        return None
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    start.wait()
-    began = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - began
-    if errors:
-        raise SystemExit(f"upserts failed: {errors[0]}")
+    elapsed = send_all(
+        port, key, [(b, 0) for b in bodies], clients, path="/api/v1/people/batch", check=check
+    )
     return elapsed, totals[0], totals[1]
 
 
