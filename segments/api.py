@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from django.http import Http404
 from django.utils import timezone
 from ninja import Field, Router, Schema
 from ninja.errors import HttpError
@@ -13,7 +14,7 @@ from pydantic import WithJsonSchema
 from accounts.audit import Actor
 from config.api import CursorPagination, InputSchema, also_answers, component_ref, error_response
 from people.schemas import PeopleRef, PersonOut, with_person_related
-from people.selectors import get_person_or_404, person_list
+from people.selectors import get_person_or_404, person_list, person_ref
 from segments import selectors, services
 from segments.rules import RuleError, parse_rules
 from segments.services import MAX_REFRESH_MINUTES, MIN_REFRESH_MINUTES
@@ -250,7 +251,9 @@ class PersonSegmentsOut(Schema):
     "built-in segments: for experiments and feature flags.",
 )
 def people_segments(request, external_id: str):
-    person = get_person_or_404(workspace=request.workspace, external_id=external_id)
+    person = person_ref(workspace=request.workspace, external_id=external_id)
+    if person is None:
+        raise Http404(f"No person with external_id {external_id!r}.")
     found = selectors.person_segments(
         workspace=request.workspace, person=person, now=timezone.now()
     )

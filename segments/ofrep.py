@@ -13,6 +13,7 @@ from ninja.responses import Status
 from pydantic import ConfigDict
 
 from people.models import Person
+from people.selectors import person_ref
 from segments import selectors
 from segments.models import Segment
 from segments.rules import RuleError
@@ -55,7 +56,7 @@ def _person(request, payload: EvaluationIn) -> Person | None | str:
     key = (payload.context.targetingKey if payload.context else None) or ""
     if not key.strip():
         return "missing"
-    return Person.objects.for_workspace(request.workspace).filter(external_id=key.strip()).first()
+    return person_ref(workspace=request.workspace, external_id=key.strip())
 
 
 def _flag(segment: Segment, member: bool) -> dict:
@@ -90,9 +91,7 @@ def _missing_key(key: str):
 def evaluate_flag(request, key: str, payload: EvaluationIn):
     match = FLAG_KEY.fullmatch(key)
     segment = (
-        selectors.flag_segments(workspace=request.workspace).filter(pk=int(match[1])).first()
-        if match
-        else None
+        selectors.flag_segment(workspace=request.workspace, pk=int(match[1])) if match else None
     )
     if segment is None:
         return Status(

@@ -3,6 +3,7 @@
 import re
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
 from django.http import Http404
 
@@ -88,19 +89,45 @@ def segment_people(*, segment: Segment, now: datetime) -> QuerySet[Person]:
     return people.filter(Exists(current_members(segment).filter(person=OuterRef("pk"))))
 
 
+def flag_segment(*, workspace, pk: int) -> Segment | None:
+    """The flag segment `pk` of `workspace` (see flag_segments), or None: one raw query by
+    primary key, as an OpenFeature evaluation of one flag asks it on every page view."""
+    found = next(
+        iter(
+            Segment.objects.raw(
+                "SELECT * FROM segments_segment WHERE workspace_id = %s AND id = %s "
+                "AND (kind = ANY(%s) OR predefined <> '')",
+                [workspace.pk, pk, [*STORED_KINDS, SegmentKind.EVERYONE]],
+            )
+        ),
+        None,
+    )
+    if found is not None:
+        found.workspace = workspace
+    return found
+
+
 def segment_contains(*, segment: Segment, person: Person, now: datetime) -> bool:
-    """Whether one person is in the segment: one indexed query, for experiments and flags."""
+    """Whether one person is in the segment: one indexed query, for experiments and flags
+    (raw SQL: an OpenFeature client asks on every page view)."""
+    if person.workspace_id != segment.workspace_id:
+        return False
     if segment.kind == SegmentKind.EVERYONE:
-        return person.workspace_id == segment.workspace_id
-    if segment.kind == SegmentKind.SNAPSHOT:
-        tree = parse_rules(segment.rules)
-        return (
-            Person.objects.for_workspace(segment.workspace)
-            .filter(pk=person.pk)
-            .filter(compile_rules(tree, workspace=segment.workspace, now=now))
-            .exists()
-        )
-    return current_members(segment).filter(person=person).exists()
+        return True
+    with connection.cursor() as cursor:
+        if segment.kind == SegmentKind.SNAPSHOT:
+            sql, params = _built_in_flags_sql(
+                workspace=segment.workspace, segments=[segment], now=now
+            )
+            cursor.execute(sql, [*params, person.pk])
+        else:
+            cursor.execute(
+                "SELECT true FROM segments_segmentmember "
+                "WHERE segment_id = %s AND person_id = %s AND exited_at IS NULL",
+                [segment.pk, person.pk],
+            )
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def refresh_history(*, segment: Segment, limit: int = 20) -> list[SegmentRefresh]:
@@ -144,46 +171,95 @@ def flag_segments(*, workspace) -> QuerySet[Segment]:
     )
 
 
+# Compiled SQL of the built-in segments' flags, per (workspace, the segments and their
+# versions, the second): an experiment or feature flag asks for one person's segments on
+# every page view, and compiling the rules through the ORM costs more than the query. The
+# windows of a rule ("in the last 30 days") move with `now`, so an entry lives one second.
+_FLAGS_SQL: dict[tuple, tuple[str, list]] = {}
+_FLAGS_SQL_MAX = 512
+
+
+def _built_in_flags_sql(*, workspace, segments: list[Segment], now: datetime) -> tuple[str, list]:
+    """(sql, params) of one row of booleans, one per segment, for the person whose id is the
+    last parameter (appended by the caller); compiled at `now` to the second."""
+    second = now.replace(microsecond=0)
+    key = (workspace.pk, tuple((s.pk, s.updated_at) for s in segments), second)
+    found = _FLAGS_SQL.get(key)
+    if found is None:
+        flags = {
+            f"in_{s.pk}": ExpressionWrapper(
+                compile_rules(parse_rules(s.rules), workspace=workspace, now=second),
+                output_field=BooleanField(),
+            )
+            for s in segments
+        }
+        sql, params = (
+            Person.objects.for_workspace(workspace)
+            .order_by()
+            .annotate(**flags)
+            .values("id", *flags)
+            .query.sql_with_params()
+        )
+        columns = ", ".join(f'flags."in_{s.pk}"' for s in segments)
+        # the planner pushes the id condition into the subquery: one person's row is read.
+        # Only integer ids and the ORM's own SQL go into the text; values stay parameters.
+        found = (f"SELECT {columns} FROM ({sql}) flags WHERE flags.id = %s", list(params))  # noqa: S608
+        if len(_FLAGS_SQL) >= _FLAGS_SQL_MAX:
+            _FLAGS_SQL.clear()
+        _FLAGS_SQL[key] = found
+    return found
+
+
+_PERSON_SEGMENTS_SQL = """
+SELECT s.*, m.entered_at AS member_since
+  FROM segments_segmentmember m JOIN segments_segment s ON s.id = m.segment_id
+ WHERE m.workspace_id = %(ws)s AND m.person_id = %(person)s AND m.exited_at IS NULL
+   AND s.workspace_id = %(ws)s AND s.kind = ANY(%(stored)s)
+UNION ALL
+SELECT s.*, NULL
+  FROM segments_segment s
+ WHERE s.workspace_id = %(ws)s
+   AND (s.kind = %(everyone)s OR (s.predefined <> '' AND s.kind = %(snapshot)s))
+"""
+
+
 def person_segments(
     *, workspace, person: Person, now: datetime
 ) -> list[tuple[Segment, datetime | None]]:
     """(segment, entered_at) for each flag segment the person is in now, by name: stored
-    members from SegmentMember (one query), everyone with the person's creation, the
-    built-in ones evaluated for this person alone (entered_at unknown: None)."""
-    stored = (
-        SegmentMember.objects.filter(
-            workspace=workspace, person=person, exited_at__isnull=True,
-            segment__kind__in=list(STORED_KINDS),
-        )
-        .select_related("segment")
-    )  # fmt: skip
-    found = [(m.segment, m.entered_at) for m in stored]
-    computed = []
-    for segment in Segment.objects.for_workspace(workspace).filter(
-        Q(kind=SegmentKind.EVERYONE) | (~Q(predefined="") & Q(kind=SegmentKind.SNAPSHOT))
-    ):
-        if segment.kind == SegmentKind.EVERYONE:
+    members from SegmentMember, everyone with the person's creation (one query for both),
+    the built-in ones evaluated for this person alone (one more query; entered_at unknown:
+    None). Asked on every page view of an app that targets flags: two round trips."""
+    rows = Segment.objects.raw(
+        _PERSON_SEGMENTS_SQL,
+        {
+            "ws": workspace.pk,
+            "person": person.pk,
+            "stored": list(STORED_KINDS),
+            "everyone": SegmentKind.EVERYONE,
+            "snapshot": SegmentKind.SNAPSHOT,
+        },
+    )
+    found, computed = [], []
+    for segment in rows:
+        if segment.member_since is not None:
+            found.append((segment, segment.member_since))
+        elif segment.kind == SegmentKind.EVERYONE:
             found.append((segment, person.created_at))
         else:
             computed.append(segment)
     if computed:
-        # the built-in ones, each a condition of one query for this person
-        flags = {
-            f"in_{s.pk}": ExpressionWrapper(
-                compile_rules(parse_rules(s.rules), workspace=workspace, now=now),
-                output_field=BooleanField(),
-            )
-            for s in computed
-        }
-        row = Person.objects.filter(pk=person.pk).annotate(**flags).values(*flags).first()
-        found += [(s, None) for s in computed if row and row[f"in_{s.pk}"]]
+        sql, params = _built_in_flags_sql(workspace=workspace, segments=computed, now=now)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, person.pk])
+            row = cursor.fetchone()
+        found += [(s, None) for s, member in zip(computed, row or (), strict=False) if member]
     return sorted(found, key=lambda pair: pair[0].name.lower())
 
 
 def transitions_per_hour(*, segment: Segment, now: datetime, hours: int = 7 * 24) -> dict:
     """Entries and exits of the segment per hour over the last `hours` (one grouped query
     over transition_segment_at), every hour present (0 when nothing moved), for the chart."""
-    from django.db import connection
 
     start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
     with connection.cursor() as cursor:
@@ -205,7 +281,6 @@ def transitions_per_hour(*, segment: Segment, now: datetime, hours: int = 7 * 24
 def realtime_freshness(*, segment: Segment) -> dict:
     """How current a real-time segment is: its last transition, the last change of the
     workspace evaluated, and its outbox (changes waiting, since when)."""
-    from django.db import connection
 
     last = (
         SegmentTransition.objects.filter(segment=segment)
