@@ -45,6 +45,9 @@ class Segment(WorkspaceOwned):
     )
     refresh_error = models.TextField(blank=True, default="")
     next_refresh_at = models.DateTimeField(null=True, blank=True)
+    # real-time segments whose rules hold for a time: up to when the clock has moved their
+    # windows (segments.realtime.recheck_time_windows); null: never, re-check whole
+    clock_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

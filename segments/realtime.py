@@ -290,9 +290,11 @@ def evaluate(
     changes: list[Change],
     now: datetime,
     force: set[int] = frozenset(),
+    clock: dict[int, set[int]] | None = None,
 ) -> Outcome:
     """Re-check the workspace's real-time segments, in dependency order, each for only
-    the people of the changes its rules name (_targets); those in `force` for everybody.
+    the people of the changes its rules name (_targets); those in `force` for everybody;
+    those in `clock` also for the people time may have moved (_clock_candidates).
     Inside the caller's transaction, under the workspace lock. A segment whose rules no
     longer compile (a deleted tag or audience) is marked failed with the reason; the
     others go on."""
@@ -318,6 +320,8 @@ def evaluate(
         # a segment back from failing is re-checked whole: changes went by meanwhile
         whole = segment.pk in force or segment.refresh_status == RefreshStatus.FAILED
         targets = None if whole else _targets(segment, rules[segment.pk], changes, moved)
+        if targets is not None and clock and segment.pk in clock:
+            targets |= clock[segment.pk]
         if targets is not None and not targets:
             continue
         ids = sorted(targets) if targets is not None else None
@@ -393,24 +397,105 @@ def evaluate_pending(
     return processed
 
 
+# Past this gap since a segment's last clock run (the beat stopped for a while), the
+# segment is re-checked whole instead of through the events its windows crossed.
+CLOCK_WHOLE_AFTER = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class _Boundaries:
+    """What moves a segment with time: event names with the offsets of their windows'
+    edges, and whether a date condition (which moves when the day changes) is among its
+    rules."""
+
+    edges: tuple[tuple[str, timedelta], ...]
+    dated: bool
+
+
+def _boundaries(rules) -> _Boundaries | None:
+    """The time edges of a rule tree; None when nothing in it holds for a time."""
+    edges, dated = set(), False
+    for node in iter_nodes(parse_rules(rules)):
+        if isinstance(node, AttributeCondition):
+            if node.op in RELATIVE_DATE_OPS or isinstance(node.value, RelativeDate):
+                dated = True
+        elif isinstance(node, EventCondition) and node.time.op != "any_time":
+            window = node.time
+            amounts = (
+                (window.start, window.end) if window.op == "between_last" else (window.amount,)
+            )
+            edges.update((node.event, timedelta(**{window.unit: n})) for n in amounts)
+    return _Boundaries(tuple(sorted(edges)), dated) if edges or dated else None
+
+
+def _clock_candidates(
+    segment: Segment, bounds: _Boundaries, *, since: datetime | None, now: datetime
+) -> set[int] | None:
+    """The people whose membership time may have changed from `since` to `now` (None:
+    anybody, re-check whole): those with an event of a windowed condition's name that
+    crossed an edge of its window meanwhile, i.e. occurred between since - offset and
+    now - offset (a person's count in the window changes only then; the property filters
+    are left out, which only adds candidates). Date conditions move at midnight in the
+    workspace's time zone: whole then. One query over (workspace, name, occurred_at)."""
+    if since is None or now - since > CLOCK_WHOLE_AFTER:
+        return None
+    if bounds.dated:
+        zone = segment.workspace.tzinfo
+        if since.astimezone(zone).date() != now.astimezone(zone).date():
+            return None
+    if not bounds.edges:
+        return set()
+    parts, params = [], []
+    for name, offset in bounds.edges:
+        parts.append(
+            "SELECT person_id FROM people_event WHERE workspace_id = %s AND name = %s "
+            "AND occurred_at >= %s AND occurred_at <= %s"
+        )
+        params += [segment.workspace_id, name, since - offset, now - offset]
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ".join(parts), params)
+        return {person_id for (person_id,) in cursor.fetchall()}
+
+
 def recheck_time_windows(*, now: datetime | None = None) -> int:
-    """Re-check whole every real-time segment whose rules hold for a time (an event in
-    the last N days, a date within N days): time moves people in and out without any
-    write. Beat runs it every 30 seconds. Returns the number of segments re-checked."""
+    """Move every real-time segment whose rules hold for a time (an event in the last N
+    days, a date within N days) to `now`: time moves people in and out without any write.
+    Each is re-checked for the people whose events crossed an edge of its windows since
+    its last run (a few per run, at any number of people), whole when the day changed
+    for its date conditions or it has no last run. Beat runs it every 30 seconds. Returns
+    the number of segments re-checked."""
     now = now or timezone.now()
-    timed: dict[int, set[int]] = {}
+    timed: dict[int, dict[int, _Boundaries]] = {}
     realtime_segments = Segment.objects.unscoped().filter(kind=SegmentKind.REALTIME)
-    for segment in realtime_segments.exclude(rules__isnull=True):
+    for pk, workspace_id, rules in realtime_segments.exclude(rules__isnull=True).values_list(
+        "pk", "workspace_id", "rules"
+    ):
         try:
-            if rules_of(segment.rules).timed:
-                timed.setdefault(segment.workspace_id, set()).add(segment.pk)
+            bounds = _boundaries(rules)
         except RuleError:
             continue
-    for workspace_id, ids in timed.items():
+        if bounds is not None:
+            timed.setdefault(workspace_id, {})[pk] = bounds
+    for workspace_id, found in timed.items():
         with transaction.atomic():
             lock_workspace(workspace_id)
-            evaluate(workspace_id=workspace_id, changes=[], now=now, force=ids)
-    return sum(len(ids) for ids in timed.values())
+            # read under the lock: another clock run may have just moved them
+            segments = Segment.objects.unscoped().select_related("workspace").filter(pk__in=found)
+            whole, clock = set(), {}
+            for segment in segments:
+                if segment.clock_at is not None and segment.clock_at >= now:
+                    continue  # a later run got there first
+                candidates = _clock_candidates(
+                    segment, found[segment.pk], since=segment.clock_at, now=now
+                )
+                if candidates is None:
+                    whole.add(segment.pk)
+                else:
+                    clock[segment.pk] = candidates
+            if whole or clock:
+                evaluate(workspace_id=workspace_id, changes=[], now=now, force=whole, clock=clock)
+                Segment.objects.unscoped().filter(pk__in=[*whole, *clock]).update(clock_at=now)
+    return sum(len(found) for found in timed.values())
 
 
 @dataclass(frozen=True)
