@@ -340,13 +340,16 @@ class _Compiler:
                 compiled[segment.pk] = inner.compile(inner_tree)
             is_in = compiled[segment.pk]
         else:
-            is_in = Q(
-                Exists(
-                    SegmentMember.objects.filter(
-                        segment=segment, person=OuterRef("pk"), exited_at__isnull=True
-                    )
-                )
+            members = SegmentMember.objects.filter(
+                segment=segment, person=OuterRef("pk"), exited_at__isnull=True
             )
+            if self.person_ids is not None:
+                # PostgreSQL turns the EXISTS into a join with every member of the segment
+                # (87,000 of them read for a batch of 1,000 people: 185 ms, 1 ms so).
+                members = members.filter(
+                    person_id__in=RawSQL("SELECT unnest(%s::bigint[])", [self.person_ids])
+                )
+            is_in = Q(Exists(members))
         return is_in if node.op == "in" else ~is_in
 
     # --- operators -----------------------------------------------------------------------
