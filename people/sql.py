@@ -23,3 +23,17 @@ def insert_for_people(
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, *ids_params])
         return cursor.rowcount
+
+
+def execute_arrays(sql: str, params: list) -> list[tuple]:
+    """Run `sql` (with %s placeholders) on Django's connection, inside its transaction,
+    with the parameters bound server-side in binary: for the statements that send a batch
+    as arrays (UPDATE / INSERT ... FROM unnest). Django's client-side binding quotes each
+    element of each array in Python (45 of a request's 340 ms for 1,000 people); binary
+    dumping is psycopg's C code. Returns the rows, if the statement returns any."""
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall() if cursor.description else []
