@@ -34,10 +34,11 @@ COPY static ./static
 COPY manage.py ./
 
 # Static files are collected at build time; the values below exist only for this command
-# (settings refuse to load with DEBUG off unless SECRET_KEY and ALLOWED_HOSTS are set) and
-# do not stay in the image. Nothing here connects to the database.
+# (settings refuse to load with DEBUG off unless SECRET_KEY, PROVIDER_SECRET_KEYS and
+# ALLOWED_HOSTS are set) and do not stay in the image. Nothing here connects to the database.
 RUN DEBUG=0 \
     SECRET_KEY=build-only-collectstatic-key-not-used-at-runtime-0123456789abcdefghij \
+    PROVIDER_SECRET_KEYS=YnVpbGQtb25seS1jb2xsZWN0c3RhdGljLWtleS0zMmI= \
     ALLOWED_HOSTS=localhost \
     DATABASE_URL=postgres://x@localhost/x \
     REDIS_URL=redis://localhost:6379/0 \

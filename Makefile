@@ -36,6 +36,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	SECRET_KEY=$${SECRET_KEY:-test-only-secret-key-not-for-production-use-0123456789} DEBUG=0 \
+	  PROVIDER_SECRET_KEYS=$${PROVIDER_SECRET_KEYS:-dGVzdC1vbmx5LXByb3ZpZGVyLXNlY3JldC1rZXktMzI=} \
 	  SECURE_SSL_REDIRECT=0 STATIC_MANIFEST=0 \
 	  ALLOWED_HOSTS=localhost,127.0.0.1,testserver \
 	  $(PY) -m config.launch test $(PYTEST_ARGS)

@@ -63,6 +63,7 @@ def bench_env(media_root: str) -> dict:
     env.update(
         DATABASE_URL=f"{PG_SERVER}/{DB_NAME}",
         DEBUG="0",
+        PROVIDER_SECRET_KEYS="dGVzdC1vbmx5LXByb3ZpZGVyLXNlY3JldC1rZXktMzI=",
         SECRET_KEY="bench-only-secret-key-" + "k" * 50,
         ALLOWED_HOSTS="127.0.0.1",
         SECURE_SSL_REDIRECT="0",

@@ -165,6 +165,7 @@ def server_env(db_name: str, static_root: str) -> dict:
     env = dict(os.environ)
     env.update(
         DEBUG="0",
+        PROVIDER_SECRET_KEYS="dGVzdC1vbmx5LXByb3ZpZGVyLXNlY3JldC1rZXktMzI=",
         SECRET_KEY="bench-only-secret-key-" + "k" * 50,
         ALLOWED_HOSTS="127.0.0.1",
         SECURE_SSL_REDIRECT="0",

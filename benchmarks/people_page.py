@@ -131,6 +131,7 @@ def configure_django() -> None:
     os.environ.update(
         DATABASE_URL=f"{PG_SERVER}/{DB_NAME}",
         DEBUG="0",
+        PROVIDER_SECRET_KEYS="dGVzdC1vbmx5LXByb3ZpZGVyLXNlY3JldC1rZXktMzI=",
         SECRET_KEY="bench-only-secret-key-" + "k" * 50,
         ALLOWED_HOSTS="testserver",
         SECURE_SSL_REDIRECT="0",

@@ -145,6 +145,7 @@ def configure_django() -> None:
     os.environ.update(
         DATABASE_URL=DSN,
         DEBUG="0",
+        PROVIDER_SECRET_KEYS="dGVzdC1vbmx5LXByb3ZpZGVyLXNlY3JldC1rZXktMzI=",
         SECRET_KEY="bench-only-secret-key-" + "k" * 50,
         ALLOWED_HOSTS="testserver",
         SECURE_SSL_REDIRECT="0",

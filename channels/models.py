@@ -41,3 +41,33 @@ class SandboxMessage(WorkspaceOwned):
 
     def __str__(self):
         return f"{self.channel} to {self.address}"
+
+
+class ProviderKind(models.TextChoices):
+    SMTP = "smtp", "SMTP"
+    TWILIO = "twilio", "Twilio"
+    SANDBOX = "sandbox", "Sandbox (records, sends nothing)"
+
+
+class Provider(WorkspaceOwned):
+    """The workspace's provider account of a channel (push: of a platform). Settings are
+    plain; secrets are a sealed JSON object (channels.secrets), never shown again."""
+
+    channel = models.CharField(max_length=16)  # email | sms | push
+    platform = models.CharField(max_length=8, blank=True, default="")  # push: ios|android|web
+    kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    settings = models.JSONField(default=dict, blank=True)
+    secrets = models.TextField(blank=True, default="")
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "channel", "platform"], name="provider_unique_channel"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.channel}: {self.kind}"

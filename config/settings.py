@@ -5,6 +5,9 @@ set both, starting embedded servers when nothing is configured (config/launch.py
 manage.py command run beside `make run` without them uses the servers that run serves.
 """
 
+import base64
+import binascii
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -381,6 +384,36 @@ if API_KEY_HASH_KEYS:
         raise ImproperlyConfigured("API_KEY_HASH_KEYS lists the same key twice.")
 else:
     API_KEY_HASH_KEYS = [SECRET_KEY, *SECRET_KEY_FALLBACKS]
+
+# Provider secrets (SMTP passwords, Twilio auth tokens, push keys) are stored encrypted
+# with these Fernet keys, comma-separated: the first encrypts, every one decrypts, so a
+# rotation is "NEW,OLD" and then `manage.py rotate_provider_secrets`. Required with DEBUG
+# off; in development a key is derived from SECRET_KEY.
+PROVIDER_SECRET_KEYS = env_list("PROVIDER_SECRET_KEYS", [])
+if PROVIDER_SECRET_KEYS:
+    for _key in PROVIDER_SECRET_KEYS:
+        try:
+            _valid = len(base64.urlsafe_b64decode(_key.encode())) == 32
+        except (binascii.Error, ValueError):
+            _valid = False
+        if not _valid:
+            raise ImproperlyConfigured(
+                "PROVIDER_SECRET_KEYS: each key must be a Fernet key, 32 bytes in url-safe "
+                "base64 (python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')."
+            )
+elif not DEBUG:
+    raise ImproperlyConfigured(
+        "PROVIDER_SECRET_KEYS is not set: provider secrets are stored encrypted with it. "
+        "Set it to a Fernet key (python -c 'from cryptography.fernet import Fernet; "
+        "print(Fernet.generate_key().decode())'), or DEBUG=1 for a development key."
+    )
+else:
+    PROVIDER_SECRET_KEYS = [
+        base64.urlsafe_b64encode(
+            hashlib.sha256(f"herald-provider-secrets:{SECRET_KEY}".encode()).digest()
+        ).decode()
+    ]
 
 # --- Logging ----------------------------------------------------------------------------
 LOGGING = {

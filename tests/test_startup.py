@@ -38,6 +38,8 @@ def run_manage(args, env_overrides, timeout=120):
         ("EMAIL_PORT", "twenty-five", "EMAIL_PORT='twenty-five' is not a whole number"),
         ("SECRET_KEY", "short", "SECRET_KEY is too short"),
         ("SECRET_KEY", None, "SECRET_KEY is not set"),
+        ("PROVIDER_SECRET_KEYS", None, "PROVIDER_SECRET_KEYS is not set"),
+        ("PROVIDER_SECRET_KEYS", "not-a-key", "each key must be a Fernet key"),
         ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS is empty"),
         (
             "AUDIENCE_IMPORT_RETENTION_DAYS",

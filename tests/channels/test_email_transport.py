@@ -3,12 +3,10 @@ one recipient per message, text + HTML, DKIM that a verifier accepts, and every 
 code classified (magic addresses answer 451, 550 5.1.1, 552, 554 and 421)."""
 
 import base64
-import socket
 from email import message_from_bytes, policy
 
 import dkim
 import pytest
-from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -21,58 +19,7 @@ from channels.transports.base import (
     TransportError,
 )
 from channels.transports.email import SmtpTransport, classify_reply
-
-REFUSE_AT_RCPT = {
-    "defer": "451 4.3.0 Try again later",
-    "nobody": "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown",
-    "policy": "550 5.7.1 Relaying denied",
-    "closing": "421 4.3.2 Service shutting down, closing transmission channel",
-}
-REFUSE_AT_DATA = {"full": "552 5.2.2 Mailbox full", "spam": "554 5.7.1 Message rejected as spam"}
-
-
-class Server:
-    """Keeps each accepted message's raw bytes and counts the connections."""
-
-    def __init__(self):
-        self.received = []  # (recipients, raw bytes)
-        self.connections = 0
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        self.connections += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        answer = REFUSE_AT_RCPT.get(address.split("@")[0])
-        if answer:
-            return answer
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        answer = REFUSE_AT_DATA.get(envelope.rcpt_tos[0].split("@")[0])
-        if answer:
-            return answer
-        self.received.append((list(envelope.rcpt_tos), envelope.original_content))
-        return "250 2.0.0 Ok: queued"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def smtp_server():
-    server = Server()
-    port = _free_port()
-    controller = Controller(server, hostname="127.0.0.1", port=port)
-    controller.start()
-    server.port = port
-    yield server
-    controller.stop()
+from tests.channels.conftest import free_port
 
 
 def transport(server, **options):
@@ -188,7 +135,7 @@ def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(smtp_server)
 
 def test_a_server_that_is_not_there_is_a_temporary_error_for_each_message():
     smtp = SmtpTransport(
-        host="127.0.0.1", port=_free_port(), security="none", from_email="n@herald.test",
+        host="127.0.0.1", port=free_port(), security="none", from_email="n@herald.test",
         timeout=2,
     )  # fmt: skip
     outcomes = smtp.send_many([email("a@example.com"), email("b@example.com")])

@@ -1,0 +1,188 @@
+"""Provider accounts per workspace and channel: what each kind needs (checked field by
+field, so a form or the API can name the bad one), and get_transport, the one way
+campaigns and flows reach a provider."""
+
+import re
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
+
+from channels.models import Provider, ProviderKind
+from channels.secrets import unseal
+from channels.transports.base import Transport
+from channels.transports.email import SECURITY, SmtpTransport
+from channels.transports.sandbox import SandboxTransport
+from channels.transports.sms import TWILIO_API, TwilioTransport
+
+SENDING_CHANNELS = ("email", "sms", "push")
+KINDS_BY_CHANNEL = {
+    "email": (ProviderKind.SMTP, ProviderKind.SANDBOX),
+    "sms": (ProviderKind.TWILIO, ProviderKind.SANDBOX),
+    "push": (ProviderKind.SANDBOX,),
+}
+_HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+@dataclass(frozen=True)
+class Spec:
+    settings: tuple[str, ...]
+    secrets: tuple[str, ...]
+
+
+SPECS = {
+    ProviderKind.SMTP: Spec(
+        (
+            "host",
+            "port",
+            "username",
+            "security",
+            "from_email",
+            "from_name",
+            "dkim_domain",
+            "dkim_selector",
+        ),
+        ("password", "dkim_private_key"),
+    ),  # fmt: skip
+    ProviderKind.TWILIO: Spec(
+        ("account_sid", "from", "messaging_service_sid", "base_url"), ("auth_token",)
+    ),
+    ProviderKind.SANDBOX: Spec((), ()),
+}
+
+
+class NoProvider(Exception):
+    """The workspace has no provider for the channel: nothing can be sent on it."""
+
+
+def clean_provider(*, channel: str, kind: str, settings: dict, secrets: dict) -> tuple[dict, dict]:
+    """(settings, secrets) of a provider of `kind` on `channel`, normalized; raises
+    ValidationError naming each bad field. `secrets` are all the secrets (the stored ones
+    merged with the new ones by the caller)."""
+    if channel not in KINDS_BY_CHANNEL:
+        raise ValidationError({"channel": f"“{channel}” is not a channel that sends messages."})
+    if kind not in KINDS_BY_CHANNEL[channel]:
+        kinds = ", ".join(KINDS_BY_CHANNEL[channel])
+        raise ValidationError({"kind": f"A {channel} provider is one of: {kinds}."})
+    spec = SPECS[ProviderKind(kind)]
+    errors = {}
+    for name in set(settings) - set(spec.settings):
+        errors[name] = f"“{name}” is not a setting of a {kind} provider."
+    for name in set(secrets) - set(spec.secrets):
+        errors[name] = f"“{name}” is not a secret of a {kind} provider."
+    values = {k: (v.strip() if isinstance(v, str) else v) for k, v in settings.items()}
+    secret_values = {k: v for k, v in secrets.items() if isinstance(v, str) and v}
+    if kind == ProviderKind.SMTP:
+        values, more = _clean_smtp(values, secret_values)
+        errors |= more
+    elif kind == ProviderKind.TWILIO:
+        values, more = _clean_twilio(values, secret_values)
+        errors |= more
+    if errors:
+        raise ValidationError(errors)
+    return values, secret_values
+
+
+def _clean_smtp(values: dict, secrets: dict) -> tuple[dict, dict]:
+    errors = {}
+    host = str(values.get("host") or "")
+    if not host or not _HOST.match(host):
+        errors["host"] = "Give the SMTP server's host name (e.g. smtp.example.com)."
+    security = values.get("security") or "starttls"
+    if security not in SECURITY:
+        errors["security"] = "Security is starttls, ssl or none."
+    port = values.get("port") or {"ssl": 465, "starttls": 587}.get(security, 25)
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        errors["port"] = "The port is a number from 1 to 65535 (587 for STARTTLS, 465 for SSL)."
+    from_email = str(values.get("from_email") or "")
+    try:
+        validate_email(from_email)
+    except ValidationError:
+        errors["from_email"] = "Give the address messages come from (news@example.com)."
+    dkim = [bool(values.get("dkim_domain")), bool(values.get("dkim_selector")),
+            bool(secrets.get("dkim_private_key"))]  # fmt: skip
+    if any(dkim) and not all(dkim):
+        errors["dkim_domain"] = "DKIM needs a domain, a selector and a private key, or none."
+    if secrets.get("dkim_private_key"):
+        try:
+            load_pem_private_key(secrets["dkim_private_key"].encode(), password=None)
+        except (ValueError, TypeError):
+            errors["dkim_private_key"] = "The DKIM key is not a PEM private key without password."
+    cleaned = {"host": host, "port": port, "security": security, "from_email": from_email}
+    for optional in ("username", "from_name", "dkim_domain", "dkim_selector"):
+        if values.get(optional):
+            cleaned[optional] = str(values[optional])
+    return cleaned, errors
+
+
+def _clean_twilio(values: dict, secrets: dict) -> tuple[dict, dict]:
+    errors = {}
+    sid = str(values.get("account_sid") or "")
+    if not re.fullmatch(r"AC[0-9a-fA-F]{32}", sid):
+        errors["account_sid"] = "The Account SID is AC followed by 32 hexadecimal characters."
+    sender, service = str(values.get("from") or ""), str(values.get("messaging_service_sid") or "")
+    if not sender and not service:
+        errors["from"] = "Give a From number (+14155550100) or a Messaging Service SID."
+    elif sender and not _E164.match(sender):
+        errors["from"] = "The From number is in international form: + and 7 to 15 digits."
+    if service and not re.fullmatch(r"MG[0-9a-fA-F]{32}", service):
+        errors["messaging_service_sid"] = "A Messaging Service SID is MG and 32 hex characters."
+    base_url = str(values.get("base_url") or TWILIO_API)
+    try:
+        URLValidator(schemes=["https", "http"])(base_url)
+    except ValidationError:
+        errors["base_url"] = "The API address is a URL (https://api.twilio.com)."
+    if not secrets.get("auth_token"):
+        errors["auth_token"] = "Give the account's auth token."
+    cleaned = {"account_sid": sid, "base_url": base_url}
+    if sender:
+        cleaned["from"] = sender
+    if service:
+        cleaned["messaging_service_sid"] = service
+    return cleaned, errors
+
+
+def transport_for(provider: Provider) -> Transport:
+    """The transport of a stored provider account (its secrets decrypted)."""
+    settings, secrets = provider.settings, unseal(provider.secrets)
+    match provider.kind:
+        case ProviderKind.SMTP:
+            return SmtpTransport(
+                host=settings["host"], port=settings["port"], security=settings["security"],
+                from_email=settings["from_email"], from_name=settings.get("from_name", ""),
+                username=settings.get("username", ""), password=secrets.get("password", ""),
+                dkim_domain=settings.get("dkim_domain", ""),
+                dkim_selector=settings.get("dkim_selector", ""),
+                dkim_private_key=secrets.get("dkim_private_key", ""),
+            )  # fmt: skip
+        case ProviderKind.TWILIO:
+            return TwilioTransport(
+                account_sid=settings["account_sid"], auth_token=secrets["auth_token"],
+                from_number=settings.get("from", ""),
+                messaging_service_sid=settings.get("messaging_service_sid", ""),
+                base_url=settings.get("base_url", TWILIO_API),
+            )  # fmt: skip
+        case _:
+            return SandboxTransport(workspace=provider.workspace, channel=provider.channel)
+
+
+def get_transport(channel: str, workspace, *, platform: str = "") -> Transport:
+    """The transport of the workspace's provider for `channel` (push: `platform`); raises
+    NoProvider when none is set up: a channel without a provider sends nothing, rather
+    than pretending to."""
+    provider = (
+        Provider.objects.for_workspace(workspace)
+        .filter(channel=channel, platform=platform)
+        .select_related("workspace")
+        .first()
+    )
+    if provider is None:
+        raise NoProvider(
+            f"No {channel} provider is set up for this workspace: choose one in Settings → "
+            "Channels (the Sandbox records messages without sending them)."
+        )
+    return transport_for(provider)

@@ -1,0 +1,54 @@
+"""Changes to channels: provider accounts (secrets write-only, audited by name only)."""
+
+from django.db import transaction
+
+from accounts.audit import Actor, audit_record
+from channels.models import Provider
+from channels.providers import clean_provider
+from channels.secrets import seal, unseal
+
+
+@transaction.atomic
+def provider_set(
+    *,
+    workspace,
+    channel: str,
+    kind: str,
+    settings: dict,
+    secrets: dict,
+    actor: Actor,
+    platform: str = "",
+) -> Provider:
+    """Set the workspace's provider of `channel` (ValidationError naming each bad field;
+    nothing is stored then). Secrets not given keep their stored value while the kind
+    stays the same; a secret given as "" is not a change. audit: "provider.set" (the kind
+    and the names of the settings and secrets, never their values)."""
+    provider = (
+        Provider.objects.for_workspace(workspace)
+        .select_for_update()
+        .filter(channel=channel, platform=platform)
+        .first()
+    )
+    kept = unseal(provider.secrets) if provider and provider.kind == kind else {}
+    merged = {**kept, **{k: v for k, v in secrets.items() if v}}
+    clean_settings, clean_secrets = clean_provider(
+        channel=channel, kind=kind, settings=settings, secrets=merged
+    )
+    if provider is None:
+        provider = Provider(workspace=workspace, channel=channel, platform=platform)
+    provider.kind = kind
+    provider.settings = clean_settings
+    provider.secrets = seal(clean_secrets)
+    provider.verified_at = None  # a changed account has not been tried yet
+    provider.save()
+    audit_record(
+        workspace=workspace,
+        actor=actor,
+        action="provider.set",
+        obj=provider,
+        summary={
+            "channel": channel, "platform": platform, "kind": kind,
+            "settings": sorted(clean_settings), "secrets_set": sorted(clean_secrets),
+        },
+    )  # fmt: skip
+    return provider
