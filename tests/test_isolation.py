@@ -21,6 +21,9 @@ BODY = {"people": []}
 BODIES = {
     ("api/v1/segments/<int:segment_id>", "patch"): {"name": "Renamed"},
     ("api/v1/segments/<int:segment_id>/to-audience", "post"): {"audience": "A", "action": "add"},
+    ("api/v1/channels/<channel>/provider/test", "post"): {"to": "a@example.com"},
+    ("api/v1/channels/<channel>/provider", "put"): {"kind": "sandbox"},
+    ("api/v1/channels/push/provider/<platform>", "put"): {"kind": "sandbox"},
 }
 
 # Writes the API contract defines as "create or update by this key in the caller's
@@ -29,6 +32,9 @@ BODIES = {
 UPSERTS_BY_KEY = {
     ("api/v1/people/<external_id>", "put"),
     ("api/v1/tags/<name>/people", "post"),
+    # a workspace's provider of a channel is set by naming the channel
+    ("api/v1/channels/<channel>/provider", "put"),
+    ("api/v1/channels/push/provider/<platform>", "put"),
 }
 
 

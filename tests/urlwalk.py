@@ -31,6 +31,14 @@ def _dnc_entry(ws):
     return {"channel": entry.channel, "address": entry.address}
 
 
+def _provider(ws, channel="email", platform=""):
+    from channels.services import provider_set  # the app chain: tests may reach any app
+
+    provider_set(workspace=ws, channel=channel, platform=platform, kind="sandbox", settings={},
+                 secrets={}, actor=Actor(system="tests"))  # fmt: skip
+    return platform or channel
+
+
 def _tag_name(ws):
     return Tag.objects.create(workspace=ws, name=f"tag-of-{ws.slug}").name
 
@@ -40,6 +48,9 @@ def _tag_name(ws):
 OBJECT_MAKERS = {
     ("channel", "address"): _dnc_entry,
     "name": _tag_name,
+    # a channel's provider account (channels.providers), a push platform's
+    "channel": _provider,
+    "platform": lambda ws: _provider(ws, "push", "ios"),
     "audience_id": lambda ws: TargetAudience.objects.create(workspace=ws, name=f"aud-{ws.slug}").id,
     "segment_id": lambda ws: (
         Segment.objects.create(workspace=ws, name=f"static-{ws.slug}", kind="static").id

@@ -114,6 +114,13 @@ class SmtpTransport(Transport):
         except smtplib.SMTPResponseException as e:
             self._backend.connection = None
             return classify_reply(e.smtp_code, e.smtp_error)
+        except smtplib.SMTPNotSupportedError as e:  # a login where no AUTH is offered
+            self._backend.connection = None
+            return TransportError(
+                PERMANENT,
+                f"The server does not offer what the settings ask ({e}): check the security "
+                "(most servers offer a login only after STARTTLS) and the username.",
+            )
         except (OSError, smtplib.SMTPException) as e:  # refused, unreachable, TLS, timeout
             self._backend.connection = None
             return TransportError(TEMPORARY, f"Could not connect to the SMTP server: {e}")

@@ -1,0 +1,124 @@
+"""Provider accounts over the API (shared/API.md, "Providers"): read, set, try one."""
+
+from datetime import datetime
+from typing import Literal
+
+from django.http import Http404
+from django.utils import timezone
+from ninja import Field, Router, Schema
+
+from accounts.audit import Actor
+from channels import services
+from channels.models import Provider
+from channels.providers import transport_for
+from channels.secrets import SecretsUnreadable, unseal
+from channels.transports.base import OutboundMessage, TransportError
+from config.api import InputSchema, also_answers
+
+router = Router(tags=["channels"])
+Channel = Literal["email", "sms", "push"]
+Platform = Literal["ios", "android", "web"]
+
+
+class ProviderIn(InputSchema):
+    kind: Literal["smtp", "twilio", "sandbox"]
+    settings: dict[str, str | int | bool | None] = {}
+    secrets: dict[str, str] = {}
+
+
+class ProviderOut(Schema):
+    kind: str
+    settings: dict
+    secrets_set: list[str]
+    verified_at: datetime | None
+
+
+class ProviderTestIn(InputSchema):
+    to: str = Field(min_length=1, max_length=320)
+
+
+class ProviderTestOut(Schema):
+    sent: bool
+    provider_message_id: str | None
+    said: str
+    error_kind: str | None
+
+
+def _provider(request, channel: str, platform: str = "") -> Provider:
+    provider = (
+        Provider.objects.for_workspace(request.workspace)
+        .filter(channel=channel, platform=platform)
+        .first()
+    )
+    if provider is None:
+        raise Http404(f"No {channel} provider is set up.")
+    return provider
+
+
+def _out(provider: Provider) -> dict:
+    try:
+        secrets_set = sorted(unseal(provider.secrets))
+    except SecretsUnreadable:
+        secrets_set = []
+    return {
+        "kind": provider.kind, "settings": provider.settings, "secrets_set": secrets_set,
+        "verified_at": provider.verified_at,
+    }  # fmt: skip
+
+
+def _set(request, channel, payload, platform=""):
+    provider = services.provider_set(
+        workspace=request.workspace, channel=channel, platform=platform, kind=payload.kind,
+        settings=payload.settings, secrets=payload.secrets, actor=Actor.from_request(request),
+    )  # fmt: skip
+    return _out(provider)
+
+
+@router.get("/channels/{channel}/provider", response=ProviderOut, summary="The channel's provider")
+def provider_get(request, channel: Channel):
+    return _out(_provider(request, channel))
+
+
+@router.put("/channels/{channel}/provider", response=ProviderOut, summary="Set the provider")
+def provider_put(request, channel: Channel, payload: ProviderIn):
+    return _set(request, channel, payload)
+
+
+@router.post(
+    "/channels/{channel}/provider/test",
+    response=ProviderTestOut,
+    summary="Send one message now and answer what the provider said",
+    openapi_extra=also_answers(404),
+)
+def provider_test(request, channel: Channel, payload: ProviderTestIn):
+    provider = _provider(request, channel)
+    message = OutboundMessage(
+        channel=channel, address=payload.to.strip(), subject="Herald test message",
+        text="This is a test message from Herald: your provider works.",
+        body="Herald test message: your provider works.", title="Herald test",
+    )  # fmt: skip
+    try:
+        with transport_for(provider) as transport:
+            result = transport.send(message)
+    except TransportError as e:
+        return {"sent": False, "provider_message_id": None, "said": e.message,
+                "error_kind": e.kind}  # fmt: skip
+    except SecretsUnreadable as e:
+        return {"sent": False, "provider_message_id": None, "said": str(e),
+                "error_kind": "permanent"}  # fmt: skip
+    Provider.objects.filter(pk=provider.pk).update(verified_at=timezone.now())
+    return {"sent": True, "provider_message_id": result.provider_message_id,
+            "said": result.detail, "error_kind": None}  # fmt: skip
+
+
+# after the test route: /channels/push/provider/test is the test, not a platform
+@router.get("/channels/push/provider/{platform}", response=ProviderOut,
+            summary="The push provider of a platform")  # fmt: skip
+def push_provider_get(request, platform: Platform):
+    return _out(_provider(request, "push", platform))
+
+
+@router.put("/channels/push/provider/{platform}", response=ProviderOut,
+            summary="Set the push provider of a platform")  # fmt: skip
+def push_provider_put(request, platform: Platform, payload: ProviderIn):
+    return _set(request, "push", payload, platform)

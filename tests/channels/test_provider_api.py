@@ -1,0 +1,81 @@
+"""/api/v1/channels/{channel}/provider: set (422 naming the field), read (secrets never
+returned, only their names), try one message against a real SMTP server; another
+workspace's provider is not there."""
+
+from channels.models import SandboxMessage
+
+SMTP = {"host": "127.0.0.1", "security": "none", "from_email": "news@acme.test"}
+
+
+def test_set_read_and_try_an_smtp_provider(api_client, smtp_server):
+    assert api_client.get("/api/v1/channels/email/provider").status_code == 404
+    bad = api_client.put(
+        "/api/v1/channels/email/provider",
+        {"kind": "smtp", "settings": {**SMTP, "port": "x"}, "secrets": {}},
+        content_type="application/json",
+    )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["loc"] == ["body", "port"]
+    put = api_client.put(
+        "/api/v1/channels/email/provider",
+        {"kind": "smtp", "settings": {**SMTP, "port": smtp_server.port, "username": "news"},
+         "secrets": {"password": "hunter2-secret"}},
+        content_type="application/json",
+    )  # fmt: skip
+    assert put.status_code == 200, put.content
+    got = api_client.get("/api/v1/channels/email/provider").json()
+    assert got["kind"] == "smtp" and got["secrets_set"] == ["password"]
+    assert got["verified_at"] is None and "hunter2-secret" not in str(got)
+    # aiosmtpd offers no AUTH without TLS: the provider's answer is shown, classified
+    tried = api_client.post(
+        "/api/v1/channels/email/provider/test", {"to": "ann@example.com"},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    assert tried["sent"] is False and tried["error_kind"] == "permanent"
+    assert "STARTTLS" in tried["said"]
+    api_client.put(
+        "/api/v1/channels/email/provider",
+        {"kind": "smtp", "settings": {**SMTP, "port": smtp_server.port}, "secrets": {}},
+        content_type="application/json",
+    )
+    tried = api_client.post(
+        "/api/v1/channels/email/provider/test", {"to": "ann@example.com"},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    assert tried["sent"] is True and tried["provider_message_id"]
+    assert [to for to, _ in smtp_server.received] == [["ann@example.com"]]
+    assert api_client.get("/api/v1/channels/email/provider").json()["verified_at"]
+
+
+def test_sandbox_provider_records_the_test_and_push_platforms_are_apart(api_client, workspace):
+    for path in ("/api/v1/channels/sms/provider", "/api/v1/channels/push/provider/ios"):
+        put = api_client.put(path, {"kind": "sandbox"}, content_type="application/json")
+        assert put.status_code == 200, put.content
+    assert api_client.get("/api/v1/channels/push/provider/android").status_code == 404
+    assert api_client.get("/api/v1/channels/push/provider/ios").json()["kind"] == "sandbox"
+    tried = api_client.post(
+        "/api/v1/channels/sms/provider/test", {"to": "+14155550100"},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    assert tried["sent"] is True
+    message = SandboxMessage.objects.for_workspace(workspace).get()
+    assert (message.channel, message.address) == ("sms", "+14155550100")
+    unknown = api_client.put(
+        "/api/v1/channels/fax/provider", {"kind": "sandbox"}, content_type="application/json"
+    )
+    assert unknown.status_code == 422
+
+
+def test_another_workspaces_provider_is_not_found(api_client, other_workspace):
+    from accounts.audit import Actor
+    from channels.services import provider_set
+
+    provider_set(workspace=other_workspace, channel="email", kind="sandbox", settings={},
+                 secrets={}, actor=Actor(system="tests"))  # fmt: skip
+    assert api_client.get("/api/v1/channels/email/provider").status_code == 404
+    tried = api_client.post(
+        "/api/v1/channels/email/provider/test",
+        {"to": "a@example.com"},
+        content_type="application/json",
+    )
+    assert tried.status_code == 404
