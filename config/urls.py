@@ -16,6 +16,7 @@ urlpatterns = [
     path("audiences/import/", include("audiences.import_urls")),
     path("", include("audiences.urls")),
     path("", include("segments.urls")),
+    path("", include("channels.urls")),
     path("", include("accounts.urls")),
 ]
 

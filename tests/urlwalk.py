@@ -39,6 +39,14 @@ def _provider(ws, channel="email", platform=""):
     return platform or channel
 
 
+def _sandbox_message(ws):
+    from channels.models import SandboxMessage
+
+    return SandboxMessage.objects.create(
+        workspace=ws, channel="email", address="a@example.com", subject="Hi", html="<p>Hi</p>"
+    ).id
+
+
 def _tag_name(ws):
     return Tag.objects.create(workspace=ws, name=f"tag-of-{ws.slug}").name
 
@@ -51,6 +59,7 @@ OBJECT_MAKERS = {
     # a channel's provider account (channels.providers), a push platform's
     "channel": _provider,
     "platform": lambda ws: _provider(ws, "push", "ios"),
+    "message_id": lambda ws: _sandbox_message(ws),
     "audience_id": lambda ws: TargetAudience.objects.create(workspace=ws, name=f"aud-{ws.slug}").id,
     "segment_id": lambda ws: (
         Segment.objects.create(workspace=ws, name=f"static-{ws.slug}", kind="static").id

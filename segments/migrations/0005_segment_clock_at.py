@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('segments', '0004_segmenttransition'),
+        ("segments", "0004_segmenttransition"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='segment',
-            name='clock_at',
+            model_name="segment",
+            name="clock_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -283,6 +283,18 @@ def seed_imports(workspace: Workspace, user) -> None:
         audience_import_run(import_id=job.id)
 
 
+def _sandbox_providers(ws):
+    """Every sending channel of a demo workspace records into its Sandbox inbox: a
+    newcomer can send and look at messages without an account anywhere."""
+    from channels.models import Provider
+    from channels.services import provider_set
+
+    for channel in ("email", "sms", "push"):
+        if not Provider.objects.for_workspace(ws).filter(channel=channel).exists():
+            provider_set(workspace=ws, channel=channel, kind="sandbox", settings={}, secrets={},
+                         actor=ACTOR)  # fmt: skip
+
+
 class Command(BaseCommand):
     help = "Load the demo workspaces, users and people (idempotent)."
 
@@ -295,6 +307,7 @@ class Command(BaseCommand):
                     slug=slug, defaults={"name": name, "time_zone": tz}
                 )
                 ensure_predefined(workspace=ws)
+                _sandbox_providers(ws)
                 workspaces.append(ws)
             for email, full_name, *roles in USERS:
                 user = User.objects.filter(email=email).first()
