@@ -14,6 +14,8 @@ from accounts.audit import Actor
 from accounts.management.commands.seed_demo import DEMO_PASSWORD
 from accounts.models import Membership, Role, User, Workspace
 from audiences.models import AudienceImport, TargetAudience
+from channels.transports.base import OutboundMessage
+from channels.transports.sandbox import SandboxTransport
 from people.models import ContactImport, DoNotContact
 from people.services.dnc import dnc_add
 from people.services.people import person_upsert
@@ -77,7 +79,24 @@ def demo_pages():
         reverse("settings_api_keys"),
         reverse("settings_audit"),
         reverse("glossary"),
+        reverse("channel_list"),
+        reverse("sandbox_inbox"),
     ]
+    # the demo's channels record into the Sandbox inbox: one message of each kind, long
+    for channel, fields in (
+        ("email", {"subject": "Spring sale: everything in the Featherstonehaugh collection "
+                   "is 20% off until Sunday", "html": "<h1>Spring sale</h1><p>" + "Hello " * 80,
+                   "text": "Spring sale", "headers": {"List-Unsubscribe": "<https://demo."
+                   "herald/u/averyveryverylongunsubscribetoken0123456789abcdef>"}}),
+        ("sms", {"body": "Acme Retail: your order is ready for pick-up 🎉 " * 4}),
+        ("push", {"title": "Back in stock", "body": "The Featherstonehaugh jacket is back."}),
+    ):  # fmt: skip
+        (sent,) = SandboxTransport(workspace=ws, channel=channel).send_many(
+            [OutboundMessage(channel=channel, address=LONG_EMAIL if channel == "email"
+                             else "+447911123456", **fields)]
+        )  # fmt: skip
+        message_id = int(sent.provider_message_id.removeprefix("sandbox-"))
+        pages.append(reverse("sandbox_message", kwargs={"message_id": message_id}))
     for segment in (snapshot, realtime, static):
         if segment is not None:
             pages.append(reverse("segment_detail", kwargs={"segment_id": segment.pk}))
