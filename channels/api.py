@@ -4,15 +4,13 @@ from datetime import datetime
 from typing import Literal
 
 from django.http import Http404
-from django.utils import timezone
 from ninja import Field, Router, Schema
 
 from accounts.audit import Actor
 from channels import services
 from channels.models import Provider
-from channels.providers import transport_for
 from channels.secrets import SecretsUnreadable, unseal
-from channels.transports.base import OutboundMessage, TransportError
+from channels.transports.base import OutboundMessage
 from config.api import InputSchema, also_answers
 
 router = Router(tags=["channels"])
@@ -97,18 +95,9 @@ def provider_test(request, channel: Channel, payload: ProviderTestIn):
         text="This is a test message from Herald: your provider works.",
         body="Herald test message: your provider works.", title="Herald test",
     )  # fmt: skip
-    try:
-        with transport_for(provider) as transport:
-            result = transport.send(message)
-    except TransportError as e:
-        return {"sent": False, "provider_message_id": None, "said": e.message,
-                "error_kind": e.kind}  # fmt: skip
-    except SecretsUnreadable as e:
-        return {"sent": False, "provider_message_id": None, "said": str(e),
-                "error_kind": "permanent"}  # fmt: skip
-    Provider.objects.filter(pk=provider.pk).update(verified_at=timezone.now())
-    return {"sent": True, "provider_message_id": result.provider_message_id,
-            "said": result.detail, "error_kind": None}  # fmt: skip
+    return services.provider_test(
+        provider=provider, message=message, actor=Actor.from_request(request)
+    )
 
 
 # after the test route: /channels/push/provider/test is the test, not a platform

@@ -43,4 +43,10 @@ def unseal(token: str) -> dict[str, str]:
 
 def reseal(token: str) -> str:
     """The same secrets under the current first key (after a rotation)."""
-    return _current().rotate(token.encode()).decode() if token else ""
+    if not token:
+        return ""
+    try:
+        return _current().rotate(token.encode()).decode()
+    except InvalidToken:
+        unseal(token)  # raises SecretsUnreadable, with its advice
+        raise

@@ -1,11 +1,13 @@
 """Changes to channels: provider accounts (secrets write-only, audited by name only)."""
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
 from channels.models import Provider
-from channels.providers import clean_provider
-from channels.secrets import seal, unseal
+from channels.providers import clean_provider, transport_for
+from channels.secrets import SecretsUnreadable, seal, unseal
+from channels.transports.base import OutboundMessage, TransportError
 
 
 @transaction.atomic
@@ -52,3 +54,31 @@ def provider_set(
         },
     )  # fmt: skip
     return provider
+
+
+def provider_test(*, provider: Provider, message: OutboundMessage, actor: Actor) -> dict:
+    """Send `message` now through `provider` and answer what the provider said (sent,
+    provider_message_id, said, error_kind); a success marks the account verified.
+    audit: "provider.test" (the channel, kind and outcome, never the address)."""
+    try:
+        with transport_for(provider) as transport:
+            result = transport.send(message)
+    except TransportError as e:
+        outcome = {"sent": False, "provider_message_id": None, "said": e.message,
+                   "error_kind": e.kind}  # fmt: skip
+    except SecretsUnreadable as e:
+        outcome = {"sent": False, "provider_message_id": None, "said": str(e),
+                   "error_kind": "permanent"}  # fmt: skip
+    else:
+        Provider.objects.filter(pk=provider.pk).update(verified_at=timezone.now())
+        outcome = {"sent": True, "provider_message_id": result.provider_message_id,
+                   "said": result.detail, "error_kind": None}  # fmt: skip
+    audit_record(
+        workspace=provider.workspace_id,
+        actor=actor,
+        action="provider.test",
+        obj=provider,
+        summary={"channel": provider.channel, "kind": provider.kind, "sent": outcome["sent"],
+                 "error_kind": outcome["error_kind"]},
+    )  # fmt: skip
+    return outcome

@@ -97,6 +97,9 @@ def api_calls(ids):
          "segment.remove_people"),
         ("POST", f"/api/v1/segments/{ids['segment']('Snap')}/to-audience",
          {"audience": "From seg", "action": "add"}, "segment.to_audience"),
+        ("PUT", "/api/v1/channels/email/provider", {"kind": "sandbox"}, "provider.set"),
+        ("PUT", "/api/v1/channels/push/provider/ios", {"kind": "sandbox"}, "provider.set"),
+        ("POST", "/api/v1/channels/email/provider/test", {"to": SECRET_EMAIL}, "provider.test"),
         ("DELETE", "/api/v1/people/p2", None, "person.erase"),
     ]  # fmt: skip
 
@@ -105,7 +108,7 @@ def _template(path):
     """/api/v1/audiences/12/members -> /api/v1/audiences/{}/members, to match openapi."""
     parts = path.split("/")
     return "/".join("{}" if p.isdigit() or p in ("n2", "p2", "Old%20tag", "VIP", "email",
-                    "gone@example.test") else p for p in parts)  # fmt: skip
+                    "gone@example.test", "ios") else p for p in parts)  # fmt: skip
 
 
 def test_every_api_write_operation_is_walked(workspace, data):
