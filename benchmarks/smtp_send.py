@@ -31,6 +31,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DEBUG", "1")
+# settings need them; the benchmark never connects to either
+os.environ.setdefault("DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
 
 SINK = """
 import asyncio, sys

@@ -167,3 +167,25 @@ def test_a_header_with_a_line_break_is_refused_before_anything_is_sent(smtp_serv
 )
 def test_reply_codes_are_classified(code, text, kind):
     assert classify_reply(code, text.encode()).kind == kind
+
+
+def test_the_message_parses_back_exactly_whatever_its_text(smtp_server):
+    """Long and non-ASCII subjects, text with "=" signs, long lines and bare CRs, an
+    internationalized address: what a mail client parses is what was sent."""
+    text = "Prix = 20 € ; " + "très long " * 40 + "\rfin\r\nligne 2\n"
+    subject = "Ventes de printemps : " + "économisez " * 12
+    messages = [
+        email("ann@example.com", subject=subject, text=text, html="<p>Été = 20 %</p>"),
+        email("zoë@exämple.com", subject="Hi", text="plain only", html=""),
+    ]
+    with transport(smtp_server) as smtp:
+        outcomes = smtp.send_many(messages)
+    assert all(isinstance(o, SendResult) for o in outcomes)  # aiosmtpd offers SMTPUTF8
+    assert smtp_server.received[1][0] == ["zoë@exämple.com"]
+    received = message_from_bytes(smtp_server.received[0][1], policy=policy.default)
+    assert str(received["Subject"]) == subject
+    assert received.get_content_type() == "multipart/alternative"
+    plain = received.get_body(("plain",)).get_content()
+    assert plain.replace("\r\n", "\n") == text.replace("\r\n", "\n").replace("\r", "\n")
+    assert received.get_body(("html",)).get_content().strip() == "<p>Été = 20 %</p>"
+    assert all(len(line) <= 998 for line in smtp_server.received[0][1].split(b"\r\n"))
