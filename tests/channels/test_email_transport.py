@@ -189,3 +189,72 @@ def test_the_message_parses_back_exactly_whatever_its_text(smtp_server):
     assert plain.replace("\r\n", "\n") == text.replace("\r\n", "\n").replace("\r", "\n")
     assert received.get_body(("html",)).get_content().strip() == "<p>Été = 20 %</p>"
     assert all(len(line) <= 998 for line in smtp_server.received[0][1].split(b"\r\n"))
+
+
+def _certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1 (the test's own authority)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(
+            "127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          serialization.NoEncryption())
+    )  # fmt: skip
+    return cert_file, key_file
+
+
+def test_starttls_is_negotiated_and_an_untrusted_certificate_is_refused(tmp_path):
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from tests.channels.conftest import Server
+
+    cert_file, key_file = _certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    server = Server()
+    port = free_port()
+    controller = Controller(
+        server, hostname="127.0.0.1", port=port, tls_context=server_tls, require_starttls=True
+    )
+    controller.start()
+    try:
+        trusting = ssl.create_default_context(cafile=str(cert_file))
+        smtp = SmtpTransport(host="127.0.0.1", port=port, security="starttls",
+                             from_email="news@herald.test", ssl_context=trusting)  # fmt: skip
+        with smtp:
+            assert isinstance(smtp.send(email("ann@example.com")), SendResult)
+        assert [to for to, _ in server.received] == [["ann@example.com"]]
+        # the system's authorities do not know this certificate: no message goes in clear
+        doubting = SmtpTransport(host="127.0.0.1", port=port, security="starttls",
+                                 from_email="news@herald.test", timeout=5)  # fmt: skip
+        (outcome,) = doubting.send_many([email("bob@example.com")])
+        assert outcome.kind == TEMPORARY and "certificate" in outcome.message.lower()
+        # a server that requires STARTTLS refuses a client that skips it
+        clear = SmtpTransport(host="127.0.0.1", port=port, security="none",
+                              from_email="news@herald.test")  # fmt: skip
+        (refused,) = clear.send_many([email("carl@example.com")])
+        assert isinstance(refused, TransportError) and refused.code == 530
+        assert len(server.received) == 1
+    finally:
+        controller.stop()
