@@ -7,7 +7,8 @@ from accounts.audit import Actor, audit_record
 from channels.models import Provider
 from channels.providers import clean_provider, transport_for
 from channels.secrets import SecretsUnreadable, seal, unseal
-from channels.transports.base import OutboundMessage, TransportError
+from channels.transports.base import SUPPRESS, OutboundMessage, TransportError
+from people.selectors import dnc_is_blocked
 
 
 @transaction.atomic
@@ -60,7 +61,15 @@ def provider_test(*, provider: Provider, message: OutboundMessage, actor: Actor)
     """Send `message` now through `provider` and answer what the provider said (sent,
     provider_message_id, said, error_kind); a success marks the account verified.
     audit: "provider.test" (the channel, kind and outcome, never the address)."""
+    blocked = dnc_is_blocked(
+        workspace=provider.workspace_id, channel=provider.channel, address=message.address
+    )
     try:
+        if blocked:  # nobody on Do Not Contact is sent anything, a test included
+            raise TransportError(
+                SUPPRESS, f"{message.address} is on Do Not Contact for {provider.channel}: "
+                "nothing was sent. Try another address.",
+            )  # fmt: skip
         with transport_for(provider) as transport:
             result = transport.send(message)
     except TransportError as e:

@@ -79,3 +79,20 @@ def test_another_workspaces_provider_is_not_found(api_client, other_workspace):
         content_type="application/json",
     )
     assert tried.status_code == 404
+
+
+def test_a_test_message_to_an_address_on_do_not_contact_is_not_sent(api_client, workspace):
+    from accounts.audit import Actor
+    from people.services.dnc import dnc_add
+
+    dnc_add(workspace=workspace, channel="email", address="Blocked@Example.com",
+            actor=Actor(system="tests"))  # fmt: skip
+    api_client.put("/api/v1/channels/email/provider", {"kind": "sandbox"},
+                   content_type="application/json")  # fmt: skip
+    tried = api_client.post(
+        "/api/v1/channels/email/provider/test", {"to": "blocked@example.com"},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    assert tried["sent"] is False and tried["error_kind"] == "suppress"
+    assert "Do Not Contact" in tried["said"]
+    assert not SandboxMessage.objects.for_workspace(workspace).exists()
