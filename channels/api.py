@@ -10,6 +10,7 @@ from accounts.audit import Actor
 from channels import services
 from channels.models import Provider
 from channels.secrets import SecretsUnreadable, unseal
+from channels.selectors import find_provider
 from channels.transports.base import OutboundMessage
 from config.api import InputSchema, also_answers
 
@@ -43,11 +44,7 @@ class ProviderTestOut(Schema):
 
 
 def _provider(request, channel: str, platform: str = "") -> Provider:
-    provider = (
-        Provider.objects.for_workspace(request.workspace)
-        .filter(channel=channel, platform=platform)
-        .first()
-    )
+    provider = find_provider(workspace=request.workspace, channel=channel, platform=platform)
     if provider is None:
         raise Http404(f"No {channel} provider is set up.")
     return provider

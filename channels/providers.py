@@ -11,6 +11,7 @@ from django.core.validators import URLValidator, validate_email
 
 from channels.models import Provider, ProviderKind
 from channels.secrets import unseal
+from channels.selectors import find_provider
 from channels.transports.base import Transport
 from channels.transports.email import SECURITY, SmtpTransport
 from channels.transports.sandbox import SandboxTransport
@@ -174,12 +175,7 @@ def get_transport(channel: str, workspace, *, platform: str = "") -> Transport:
     """The transport of the workspace's provider for `channel` (push: `platform`); raises
     NoProvider when none is set up: a channel without a provider sends nothing, rather
     than pretending to."""
-    provider = (
-        Provider.objects.for_workspace(workspace)
-        .filter(channel=channel, platform=platform)
-        .select_related("workspace")
-        .first()
-    )
+    provider = find_provider(workspace=workspace, channel=channel, platform=platform)
     if provider is None:
         raise NoProvider(
             f"No {channel} provider is set up for this workspace: choose one in Settings → "

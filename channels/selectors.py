@@ -6,6 +6,16 @@ from django.http import Http404
 from channels.models import Provider, SandboxMessage
 
 
+def find_provider(*, workspace, channel: str, platform: str = "") -> Provider | None:
+    """The workspace's provider account of `channel` (push: of `platform`), or None."""
+    return (
+        Provider.objects.for_workspace(workspace)
+        .filter(channel=channel, platform=platform)
+        .select_related("workspace")
+        .first()
+    )
+
+
 def providers_by_channel(*, workspace) -> dict[tuple[str, str], Provider]:
     """{(channel, platform): provider} of the workspace (one query)."""
     return {(p.channel, p.platform): p for p in Provider.objects.for_workspace(workspace)}
