@@ -389,6 +389,10 @@ else:
 # with these Fernet keys, comma-separated: the first encrypts, every one decrypts, so a
 # rotation is "NEW,OLD" and then `manage.py rotate_provider_secrets`. Required with DEBUG
 # off; in development a key is derived from SECRET_KEY.
+# Provider hosts a workspace configures (SMTP servers, API base URLs) must resolve to public
+# addresses (SSRF), checked at connect time; tests and on-premises gateways allow private.
+ALLOW_PRIVATE_PROVIDER_HOSTS = env_bool("ALLOW_PRIVATE_PROVIDER_HOSTS", False)
+
 PROVIDER_SECRET_KEYS = env_list("PROVIDER_SECRET_KEYS", [])
 if PROVIDER_SECRET_KEYS:
     for _key in PROVIDER_SECRET_KEYS:

@@ -105,6 +105,13 @@ def run_jobs(django_capture_on_commit_callbacks):
 
 
 @pytest.fixture(autouse=True)
+def _private_provider_hosts(settings):
+    """The protocol fakes listen on 127.0.0.1: the installation setting for tests and
+    on-premises gateways. tests/channels/test_guard.py turns it off to prove the check."""
+    settings.ALLOW_PRIVATE_PROVIDER_HOSTS = True
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Test users' passwords hash with MD5: PBKDF2's 1.2 million iterations cost a third
     of a second per user made, and the suite makes hundreds. Sign-in still checks them."""

@@ -14,7 +14,6 @@ from email.utils import formataddr, formatdate, make_msgid
 
 import dkim
 from django.core.mail import EmailMultiAlternatives
-from django.core.mail.backends.smtp import EmailBackend
 
 from channels.transports.base import (
     PERMANENT,
@@ -26,6 +25,7 @@ from channels.transports.base import (
     Transport,
     TransportError,
 )
+from channels.transports.guard import GuardedEmailBackend, is_blocked, private_allowed
 
 SECURITY = ("starttls", "ssl", "none")
 
@@ -71,6 +71,7 @@ class SmtpTransport(Transport):
         dkim_private_key: str = "",
         timeout: float = 20,
         ssl_context: ssl.SSLContext | None = None,
+        allow_private: bool | None = None,
     ):
         if security not in SECURITY:
             raise ValueError(f"security must be one of {', '.join(SECURITY)}")
@@ -84,7 +85,8 @@ class SmtpTransport(Transport):
         self._domain = from_email.rpartition("@")[2] or "localhost"
         # a provider account is not one of settings.MAILERS: the backend is built with its
         # own options (an alias marks it as configured, not read from EMAIL_* settings)
-        self._backend = EmailBackend(
+        self._backend = GuardedEmailBackend(
+            allow_private=private_allowed(allow_private),
             alias="herald-provider",
             host=host,
             port=port,
@@ -126,6 +128,8 @@ class SmtpTransport(Transport):
             )
         except (OSError, smtplib.SMTPException) as e:  # refused, unreachable, TLS, timeout
             self._backend.connection = None
+            if is_blocked(e):  # a private address: a setting to change, not a retry
+                return TransportError(PERMANENT, str(e))
             return TransportError(TEMPORARY, f"Could not connect to the SMTP server: {e}")
         return None
 

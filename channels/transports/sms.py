@@ -16,6 +16,7 @@ from channels.transports.base import (
     Transport,
     TransportError,
 )
+from channels.transports.guard import http_transport, is_blocked, private_allowed
 
 TWILIO_API = "https://api.twilio.com"
 # https://www.twilio.com/docs/api/errors
@@ -62,6 +63,7 @@ class TwilioTransport(Transport):
         base_url: str = TWILIO_API,
         timeout: float = 15,
         transport: httpx.BaseTransport | None = None,
+        allow_private: bool | None = None,
     ):
         if not from_number and not messaging_service_sid:
             raise ValueError("Twilio needs a From number or a Messaging Service SID")
@@ -74,7 +76,7 @@ class TwilioTransport(Transport):
             auth=(account_sid, auth_token),
             timeout=timeout,
             headers={"Accept": "application/json", "User-Agent": "Herald"},
-            transport=transport,
+            transport=transport or http_transport(allow_private=private_allowed(allow_private)),
         )
 
     def close(self) -> None:
@@ -101,6 +103,8 @@ class TwilioTransport(Transport):
         except httpx.TimeoutException as e:
             return TransportError(TEMPORARY, f"Twilio did not answer in time: {e}")
         except httpx.HTTPError as e:  # refused, reset, closed mid-answer, TLS
+            if is_blocked(e):  # a private address: a setting to change, not a retry
+                return TransportError(PERMANENT, str(e))
             return TransportError(TEMPORARY, f"Could not reach Twilio: {e}")
         try:
             answer = response.json()
