@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from accounts.admin_scoping import ReadOnlyScopedAdmin
-from channels.models import Provider, SandboxMessage
+from channels.models import Provider, ProviderEvent, SandboxMessage
 
 
 @admin.register(Provider)
@@ -17,3 +17,10 @@ class ProviderAdmin(ReadOnlyScopedAdmin):
 class SandboxMessageAdmin(ReadOnlyScopedAdmin):
     list_display = ("channel", "address", "subject", "workspace", "created_at")
     search_fields = ("address", "subject")
+
+
+@admin.register(ProviderEvent)
+class ProviderEventAdmin(ReadOnlyScopedAdmin):
+    list_display = ("channel", "kind", "provider_message_id", "address", "workspace", "occurred_at")
+    list_filter = ("channel", "kind")
+    search_fields = ("provider_message_id", "address")

@@ -4,22 +4,26 @@ campaigns and flows reach a provider."""
 
 import re
 from dataclasses import dataclass
+from secrets import token_urlsafe
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
+from django.urls import reverse
 
 from channels.models import Provider, ProviderKind
 from channels.secrets import unseal
 from channels.selectors import find_provider
 from channels.transports.base import Transport
 from channels.transports.email import SECURITY, SmtpTransport
+from channels.transports.esp import ESPS, EspTransport
 from channels.transports.sandbox import SandboxTransport
 from channels.transports.sms import TWILIO_API, TwilioTransport
 
 SENDING_CHANNELS = ("email", "sms", "push")
 KINDS_BY_CHANNEL = {
-    "email": (ProviderKind.SMTP, ProviderKind.SANDBOX),
+    "email": (ProviderKind.SMTP, ProviderKind.ANYMAIL, ProviderKind.SANDBOX),
     "sms": (ProviderKind.TWILIO, ProviderKind.SANDBOX),
     "push": (ProviderKind.SANDBOX,),
 }
@@ -46,6 +50,18 @@ SPECS = {
             "dkim_selector",
         ),
         ("password", "dkim_private_key"),
+    ),  # fmt: skip
+    ProviderKind.ANYMAIL: Spec(
+        (
+            "esp",
+            "from_email",
+            "from_name",
+            "api_url",
+            "sender_domain",
+            "message_stream",
+            "subaccount",
+        ),
+        ("api_key", "secret_key", "webhook_signing_key", "webhook_secret"),
     ),  # fmt: skip
     ProviderKind.TWILIO: Spec(
         ("account_sid", "from", "messaging_service_sid", "base_url"), ("auth_token",)
@@ -77,6 +93,9 @@ def clean_provider(*, channel: str, kind: str, settings: dict, secrets: dict) ->
     secret_values = {k: v for k, v in secrets.items() if isinstance(v, str) and v}
     if kind == ProviderKind.SMTP:
         values, more = _clean_smtp(values, secret_values)
+        errors |= more
+    elif kind == ProviderKind.ANYMAIL:
+        values, more = _clean_anymail(values, secret_values)
         errors |= more
     elif kind == ProviderKind.TWILIO:
         values, more = _clean_twilio(values, secret_values)
@@ -120,6 +139,41 @@ def _clean_smtp(values: dict, secrets: dict) -> tuple[dict, dict]:
     return cleaned, errors
 
 
+def _clean_anymail(values: dict, secrets: dict) -> tuple[dict, dict]:
+    errors = {}
+    esp = str(values.get("esp") or "")
+    if esp not in ESPS:
+        names = ", ".join(sorted(ESPS))
+        return {}, {"esp": f"Choose the email service: one of {names}."}
+    spec = ESPS[esp]
+    for name in set(values) - {"esp", "from_email", "from_name", "api_url", *spec.settings}:
+        errors[name] = f"“{name}” is not a setting of {spec.label}."
+    for name in set(secrets) - {*spec.secrets, "webhook_secret"}:
+        errors[name] = f"“{name}” is not a secret of {spec.label}."
+    for name in spec.required_secrets:
+        if not secrets.get(name):
+            errors[name] = f"Give the {spec.label} account's {name.replace('_', ' ')}."
+    from_email = str(values.get("from_email") or "")
+    try:
+        validate_email(from_email)
+    except ValidationError:
+        errors["from_email"] = "Give the address messages come from (news@example.com)."
+    if esp == "mailgun" and not values.get("sender_domain") and "@" in from_email:
+        values["sender_domain"] = from_email.rpartition("@")[2]
+    if values.get("api_url"):
+        try:
+            URLValidator(schemes=["https", "http"])(str(values["api_url"]))
+        except ValidationError:
+            errors["api_url"] = "The API address is a URL (https://api.eu.mailgun.net/v3)."
+    if not secrets.get("webhook_secret"):  # the basic auth of its webhook URLs
+        secrets["webhook_secret"] = token_urlsafe(24)
+    cleaned = {"esp": esp, "from_email": from_email}
+    for optional in ("from_name", "api_url", *spec.settings):
+        if values.get(optional):
+            cleaned[optional] = str(values[optional])
+    return cleaned, errors
+
+
 def _clean_twilio(values: dict, secrets: dict) -> tuple[dict, dict]:
     errors = {}
     sid = str(values.get("account_sid") or "")
@@ -147,6 +201,33 @@ def _clean_twilio(values: dict, secrets: dict) -> tuple[dict, dict]:
     return cleaned, errors
 
 
+def public_url(name: str, hook_id: str) -> str:
+    """The absolute URL of a webhook of Herald's, for a provider to call back: "" when the
+    installation has no PUBLIC_BASE_URL (then no callback is asked for)."""
+    base = django_settings.PUBLIC_BASE_URL
+    return f"{base}{reverse(name, args=[hook_id])}" if base else ""
+
+
+def webhook_urls(provider: Provider, base_url: str) -> dict[str, str]:
+    """The URLs to paste into the provider's dashboard, by purpose. Email webhooks carry
+    their basic auth (Anymail's protection for ESPs that sign nothing) in the URL."""
+    base = base_url.rstrip("/")
+    if provider.kind == ProviderKind.TWILIO:
+        return {
+            "status callback": f"{base}{reverse('twilio_status', args=[provider.hook_id])}",
+            "incoming messages": f"{base}{reverse('twilio_inbound', args=[provider.hook_id])}",
+        }
+    if provider.kind == ProviderKind.ANYMAIL:
+        secret = unseal(provider.secrets).get("webhook_secret", "")
+        scheme, _, host = base.partition("://")
+        return {
+            purpose: f"{scheme}://herald:{secret}@{host}"
+            f"{reverse(f'esp_{direction}', args=[provider.hook_id])}"
+            for purpose, direction in (("tracking", "tracking"), ("inbound", "inbound"))
+        }
+    return {}
+
+
 def transport_for(provider: Provider) -> Transport:
     """The transport of a stored provider account (its secrets decrypted)."""
     settings, secrets = provider.settings, unseal(provider.secrets)
@@ -160,12 +241,18 @@ def transport_for(provider: Provider) -> Transport:
                 dkim_selector=settings.get("dkim_selector", ""),
                 dkim_private_key=secrets.get("dkim_private_key", ""),
             )  # fmt: skip
+        case ProviderKind.ANYMAIL:
+            return EspTransport(
+                esp=settings["esp"], from_email=settings["from_email"],
+                from_name=settings.get("from_name", ""), settings=settings, secrets=secrets,
+            )  # fmt: skip
         case ProviderKind.TWILIO:
             return TwilioTransport(
                 account_sid=settings["account_sid"], auth_token=secrets["auth_token"],
                 from_number=settings.get("from", ""),
                 messaging_service_sid=settings.get("messaging_service_sid", ""),
                 base_url=settings.get("base_url", TWILIO_API),
+                status_callback=public_url("twilio_status", provider.hook_id),
             )  # fmt: skip
         case _:
             return SandboxTransport(workspace=provider.workspace, channel=provider.channel)

@@ -16,6 +16,17 @@ def find_provider(*, workspace, channel: str, platform: str = "") -> Provider | 
     )
 
 
+def provider_by_hook(*, hook_id: str, kind: str) -> Provider | None:
+    """The provider account of `kind` a webhook URL names (its unguessable hook id): the
+    one read not scoped by a signed-in workspace, since the caller is the provider."""
+    return (
+        Provider.objects.unscoped()
+        .filter(hook_id=hook_id, kind=kind)
+        .select_related("workspace")
+        .first()
+    )
+
+
 def providers_by_channel(*, workspace) -> dict[tuple[str, str], Provider]:
     """{(channel, platform): provider} of the workspace (one query)."""
     return {(p.channel, p.platform): p for p in Provider.objects.for_workspace(workspace)}

@@ -392,6 +392,9 @@ else:
 # Provider hosts a workspace configures (SMTP servers, API base URLs) must resolve to public
 # addresses (SSRF), checked at connect time; tests and on-premises gateways allow private.
 ALLOW_PRIVATE_PROVIDER_HOSTS = env_bool("ALLOW_PRIVATE_PROVIDER_HOSTS", False)
+# Where providers reach Herald's webhooks (https://herald.example.com): Twilio's status
+# callbacks are asked for only when it is set (tracking links of campaigns use it too).
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "").rstrip("/")
 
 PROVIDER_SECRET_KEYS = env_list("PROVIDER_SECRET_KEYS", [])
 if PROVIDER_SECRET_KEYS:
@@ -426,7 +429,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        # one INFO line per provider request (an SMS, a push) naming the account in its URL
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 FORM_RENDERER = "config.forms.HeraldFormRenderer"
 

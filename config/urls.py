@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("ofrep/v1/", ofrep_api.urls),
     path("v1/", include("people.tracking_urls")),
+    path("hooks/", include("channels.hook_urls")),
     path("people/import/", include("people.import_urls")),
     path("", include("people.urls")),
     path("audiences/import/", include("audiences.import_urls")),

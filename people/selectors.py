@@ -178,6 +178,18 @@ def person_ref(*, workspace, external_id: str) -> Person | None:
     )
 
 
+def external_ids_with_address(
+    *, workspace, channel: str, address: str, limit: int = 100
+) -> list[str]:
+    """The external ids of the people reachable at `address` (an email or an E.164 phone,
+    normalized as stored) on `channel`: whom an inbound message is from."""
+    column = {"email": "email", "sms": "phone"}.get(channel)
+    if column is None or not address:
+        return []
+    people = Person.objects.for_workspace(workspace).filter(**{column: address})
+    return list(people.order_by("id").values_list("external_id", flat=True)[:limit])
+
+
 def get_person_by_id_or_404(*, workspace, pk) -> Person:
     try:
         return Person.objects.for_workspace(workspace).select_related("company").get(pk=pk)

@@ -83,8 +83,11 @@ OBJECT_MAKERS = {
 }
 
 # URL trees that are not workspace pages: the Django admin (scoped and tested on its own),
-# password reset links (uidb64/token name a user, not a workspace object) and static docs.
-SKIPPED_PREFIXES = ("admin/", "reset/<uidb64>/<token>/")
+# password reset links (uidb64/token name a user, not a workspace object), static docs, and
+# providers' webhooks (/hooks/: no session, no key; the unguessable hook id and the
+# provider's signature authenticate them, proven in tests/channels/test_esp.py and
+# test_twilio_hooks.py: an unknown hook 404, a bad signature 403 and nothing changed).
+SKIPPED_PREFIXES = ("admin/", "reset/<uidb64>/<token>/", "hooks/")
 
 _PARAM = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
 

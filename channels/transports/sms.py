@@ -1,8 +1,12 @@
 """SMS through Twilio's Messages API over httpx: Basic auth with the account SID and auth
-token, From or a Messaging Service, a StatusCallback, one keep-alive connection for a
-batch; Twilio's error codes classified."""
+token, From or a Messaging Service, a StatusCallback; a batch goes out over up to
+`concurrency` keep-alive connections at once (Twilio takes one message per request, so one
+connection waits a round trip per message), answered in order; Twilio's error codes
+classified."""
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -64,9 +68,17 @@ class TwilioTransport(Transport):
         timeout: float = 15,
         transport: httpx.BaseTransport | None = None,
         allow_private: bool | None = None,
+        concurrency: int = 4,
     ):
+        """`concurrency`: requests in flight at once in send_many, each on its own
+        connection of the one client (1: one after the other, on one connection)."""
         if not from_number and not messaging_service_sid:
             raise ValueError("Twilio needs a From number or a Messaging Service SID")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
         self.account_sid = account_sid
         self.from_number = from_number
         self.messaging_service_sid = messaging_service_sid
@@ -76,14 +88,36 @@ class TwilioTransport(Transport):
             auth=(account_sid, auth_token),
             timeout=timeout,
             headers={"Accept": "application/json", "User-Agent": "Herald"},
-            transport=transport or http_transport(allow_private=private_allowed(allow_private)),
+            # the pool is the guarded transport's; limits also bound any proxy mount
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            transport=transport
+            or http_transport(
+                allow_private=private_allowed(allow_private), max_connections=concurrency
+            ),
         )
 
     def close(self) -> None:
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
     def send_many(self, messages: Sequence[OutboundMessage]) -> list[Outcome]:
-        return [self._send_one(m) for m in messages]
+        if self.concurrency == 1 or len(messages) <= 1:
+            return [self._send_one(m) for m in messages]
+        # map answers in the order of messages, whatever order Twilio answers in
+        return list(self._workers().map(self._send_one, messages))
+
+    def _workers(self) -> ThreadPoolExecutor:
+        """The threads that keep `concurrency` requests in flight, started on first use
+        (a transport that only ever sends one message starts none)."""
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.concurrency, thread_name_prefix="herald-twilio"
+                )
+            return self._executor
 
     def _send_one(self, message: OutboundMessage) -> Outcome:
         form = {"To": message.address, "Body": message.body}

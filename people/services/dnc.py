@@ -59,6 +59,47 @@ def dnc_add(
     return entry, created
 
 
+def dnc_add_many(
+    *, workspace, channel: str, addresses, reason: str = "", source: str, actor: Actor
+) -> int:
+    """Addresses onto Do Not Contact in one INSERT ... ON CONFLICT DO NOTHING (a webhook's
+    batch of bounces): the number added. Addresses that do not normalize are skipped (a
+    provider's report is not the place to refuse a batch). audit: one "dnc.add_many"
+    (channel, source, count), when any was added."""
+    if channel not in ContactChannel.values:
+        raise InvalidAddress(f"“{channel}” is not a channel (email, sms or push).")
+    normalized = set()
+    for address in addresses:
+        try:
+            normalized.add(normalize_address(channel, address))
+        except InvalidAddress:
+            continue
+    if not normalized:
+        return 0
+    workspace_id = getattr(workspace, "pk", workspace)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO people_donotcontact
+                (workspace_id, channel, address, reason, source, created_by_id, created_at)
+            SELECT %s, %s, a, %s, %s, %s, now() FROM unnest(%s::text[]) AS a
+            ON CONFLICT (workspace_id, channel, address) DO NOTHING
+            """,
+            [workspace_id, channel, (reason or "")[:255], source, actor.user_id,
+             sorted(normalized)],
+        )  # fmt: skip
+        added = cursor.rowcount
+        if added:
+            audit_record(
+                workspace=workspace,
+                actor=actor,
+                action="dnc.add_many",
+                object_type="do not contact",
+                summary={"channel": channel, "source": source, "added": added},
+            )
+    return added
+
+
 @transaction.atomic
 def dnc_remove(*, entry: DoNotContact, actor: Actor) -> None:
     """audit: "dnc.remove" """
