@@ -13,6 +13,7 @@ from django.core.validators import URLValidator, validate_email
 from django.urls import reverse
 
 from channels.models import Provider, ProviderKind
+from channels.ratelimit import Throttled, bucket_key, default_burst
 from channels.secrets import unseal
 from channels.selectors import find_provider
 from channels.transports.base import Transport
@@ -84,7 +85,8 @@ def clean_provider(*, channel: str, kind: str, settings: dict, secrets: dict) ->
         kinds = ", ".join(KINDS_BY_CHANNEL[channel])
         raise ValidationError({"kind": f"A {channel} provider is one of: {kinds}."})
     spec = SPECS[ProviderKind(kind)]
-    errors = {}
+    settings = dict(settings)
+    limits, errors = _clean_rate(settings.pop("rate_per_second", None), settings.pop("burst", None))
     for name in set(settings) - set(spec.settings):
         errors[name] = f"“{name}” is not a setting of a {kind} provider."
     for name in set(secrets) - set(spec.secrets):
@@ -102,7 +104,37 @@ def clean_provider(*, channel: str, kind: str, settings: dict, secrets: dict) ->
         errors |= more
     if errors:
         raise ValidationError(errors)
-    return values, secret_values
+    return values | limits, secret_values
+
+
+def _number(value):
+    if isinstance(value, str) and value.strip():
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool):
+        return None
+    return value if isinstance(value, int | float) else None
+
+
+def _clean_rate(rate, burst) -> tuple[dict, dict]:
+    """The account's rate limit, common to every kind: rate_per_second (messages a second,
+    shared by all workers; none: as fast as the provider takes them) and burst (messages
+    at once after a pause; default one second's worth)."""
+    if rate in (None, ""):
+        if burst not in (None, ""):
+            return {}, {"burst": "A burst needs a rate per second."}
+        return {}, {}
+    rate = _number(rate)
+    if rate is None or not 0 < rate <= 100_000:
+        return {}, {"rate_per_second": "The rate is a number of messages a second (e.g. 10)."}
+    if burst in (None, ""):
+        return {"rate_per_second": rate, "burst": default_burst(rate)}, {}
+    burst = _number(burst)
+    if burst is None or burst != int(burst) or not 1 <= burst <= 100_000:
+        return {}, {"burst": "The burst is a whole number of messages, at least 1."}
+    return {"rate_per_second": rate, "burst": int(burst)}, {}
 
 
 def _clean_smtp(values: dict, secrets: dict) -> tuple[dict, dict]:
@@ -229,7 +261,17 @@ def webhook_urls(provider: Provider, base_url: str) -> dict[str, str]:
 
 
 def transport_for(provider: Provider) -> Transport:
-    """The transport of a stored provider account (its secrets decrypted)."""
+    """The transport of a stored provider account (its secrets decrypted), throttled by
+    its rate limit when it has one (channels.ratelimit)."""
+    transport = _transport(provider)
+    rate = provider.settings.get("rate_per_second")
+    if rate:
+        burst = provider.settings.get("burst") or default_burst(rate)
+        return Throttled(transport, key=bucket_key(provider.pk), rate=rate, burst=burst)
+    return transport
+
+
+def _transport(provider: Provider) -> Transport:
     settings, secrets = provider.settings, unseal(provider.secrets)
     match provider.kind:
         case ProviderKind.SMTP:
