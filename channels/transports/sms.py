@@ -88,6 +88,8 @@ class TwilioTransport(Transport):
             auth=(account_sid, auth_token),
             timeout=timeout,
             headers={"Accept": "application/json", "User-Agent": "Herald"},
+            # no HTTP(S)_PROXY from the environment: a proxy would connect in the guard's place
+            trust_env=False,
             # the pool is the guarded transport's; limits also bound any proxy mount
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             transport=transport

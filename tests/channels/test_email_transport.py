@@ -258,3 +258,38 @@ def test_starttls_is_negotiated_and_an_untrusted_certificate_is_refused(tmp_path
         assert len(server.received) == 1
     finally:
         controller.stop()
+
+
+def test_implicit_tls_on_connect_for_port_465(tmp_path):
+    """security "ssl": TLS from the first byte (port 465), through the address check's
+    socket (GuardedSMTP_SSL wraps the socket the guard connected)."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from tests.channels.conftest import Server
+
+    cert_file, key_file = _certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_file, key_file)
+    server = Server()
+    port = free_port()
+    controller = Controller(server, hostname="127.0.0.1", port=port, ssl_context=server_tls)
+    controller.start()
+    try:
+        trusting = ssl.create_default_context(cafile=str(cert_file))
+        smtp = SmtpTransport(host="127.0.0.1", port=port, security="ssl",
+                             from_email="news@herald.test", ssl_context=trusting)  # fmt: skip
+        with smtp:
+            results = smtp.send_many([email("ann@example.com"), email("bob@example.com")])
+        assert all(isinstance(r, SendResult) for r in results)
+        assert [to for to, _ in server.received] == [["ann@example.com"], ["bob@example.com"]]
+        assert server.connections == 1
+        # speaking plain SMTP to a TLS port gets nowhere, and says so
+        clear = SmtpTransport(host="127.0.0.1", port=port, security="none",
+                              from_email="news@herald.test", timeout=3)  # fmt: skip
+        (outcome,) = clear.send_many([email("carl@example.com")])
+        assert outcome.kind == TEMPORARY
+        assert len(server.received) == 2
+    finally:
+        controller.stop()
