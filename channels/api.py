@@ -20,7 +20,7 @@ Platform = Literal["ios", "android", "web"]
 
 
 class ProviderIn(InputSchema):
-    kind: Literal["smtp", "twilio", "sandbox"]
+    kind: Literal["smtp", "anymail", "twilio", "fcm", "apns", "webpush", "sandbox"]
     settings: dict[str, str | int | bool | None] = {}
     secrets: dict[str, str] = {}
 

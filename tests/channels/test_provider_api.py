@@ -96,3 +96,44 @@ def test_a_test_message_to_an_address_on_do_not_contact_is_not_sent(api_client, 
     assert tried["sent"] is False and tried["error_kind"] == "suppress"
     assert "Do Not Contact" in tried["said"]
     assert not SandboxMessage.objects.for_workspace(workspace).exists()
+
+
+def test_the_test_button_reaches_twilio_and_an_esp_through_their_apis(api_client, httpserver):
+    """Each kind's "send a test message" against a local fake of the provider's API."""
+    sid = "AC" + "2" * 32
+    httpserver.expect_request(
+        f"/2010-04-01/Accounts/{sid}/Messages.json", method="POST"
+    ).respond_with_json({"sid": "SM" + "3" * 32, "status": "queued"}, status=201)
+    httpserver.expect_request("/v3/acme.test/messages", method="POST").respond_with_json(
+        {"id": "<test.1@acme.test>", "message": "Queued. Thank you."}
+    )
+    put = api_client.put(
+        "/api/v1/channels/sms/provider",
+        {"kind": "twilio", "settings": {"account_sid": sid, "from": "+14155550100",
+                                        "base_url": httpserver.url_for("/")},
+         "secrets": {"auth_token": "tok"}},
+        content_type="application/json",
+    )  # fmt: skip
+    assert put.status_code == 200, put.content
+    tried = api_client.post(
+        "/api/v1/channels/sms/provider/test", {"to": "+14155550111"},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    assert tried == {"sent": True, "provider_message_id": "SM" + "3" * 32, "said": "queued",
+                     "error_kind": None}  # fmt: skip
+    put = api_client.put(
+        "/api/v1/channels/email/provider",
+        {"kind": "anymail", "settings": {"esp": "mailgun", "from_email": "news@acme.test",
+                                         "api_url": httpserver.url_for("/v3")},
+         "secrets": {"api_key": "key-1", "webhook_signing_key": "sign-1"}},
+        content_type="application/json",
+    )  # fmt: skip
+    assert put.status_code == 200, put.content
+    got = api_client.get("/api/v1/channels/email/provider").json()
+    assert got["secrets_set"] == ["api_key", "webhook_secret", "webhook_signing_key"]
+    tried = api_client.post(
+        "/api/v1/channels/email/provider/test", {"to": "ann@example.com"},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    assert tried["sent"] is True and tried["provider_message_id"] == "<test.1@acme.test>"
+    assert len(httpserver.log) == 2
