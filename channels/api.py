@@ -21,7 +21,7 @@ Platform = Literal["ios", "android", "web"]
 
 class ProviderIn(InputSchema):
     kind: Literal["smtp", "anymail", "twilio", "fcm", "apns", "webpush", "sandbox"]
-    settings: dict[str, str | int | bool | None] = {}
+    settings: dict[str, str | int | float | bool | None] = {}
     secrets: dict[str, str] = {}
 
 
@@ -33,7 +33,10 @@ class ProviderOut(Schema):
 
 
 class ProviderTestIn(InputSchema):
-    to: str = Field(min_length=1, max_length=320)
+    # an email address, a phone number, a device token or a Web Push subscription's JSON
+    to: str = Field(min_length=1, max_length=4000)
+    # push: the platform whose provider sends it (none: the all-platforms account)
+    platform: Platform | None = None
 
 
 class ProviderTestOut(Schema):
@@ -86,7 +89,7 @@ def provider_put(request, channel: Channel, payload: ProviderIn):
     openapi_extra=also_answers(404),
 )
 def provider_test(request, channel: Channel, payload: ProviderTestIn):
-    provider = _provider(request, channel)
+    provider = _provider(request, channel, (payload.platform or "") if channel == "push" else "")
     message = OutboundMessage(
         channel=channel, address=payload.to.strip(), subject="Herald test message",
         text="This is a test message from Herald: your provider works.",

@@ -13,12 +13,16 @@ from django.core.validators import URLValidator, validate_email
 from django.urls import reverse
 
 from channels.models import Provider, ProviderKind
+from channels.push_specs import PUSH_FIELDS, clean_apns, clean_fcm, clean_webpush
 from channels.ratelimit import Throttled, bucket_key, default_burst
 from channels.secrets import unseal
 from channels.selectors import find_provider
 from channels.transports.base import Transport
 from channels.transports.email import SECURITY, SmtpTransport
 from channels.transports.esp import ESPS, EspTransport
+from channels.transports.push_apns import ApnsTransport
+from channels.transports.push_fcm import FCM_API, FcmTransport
+from channels.transports.push_webpush import WebPushTransport
 from channels.transports.sandbox import SandboxTransport
 from channels.transports.sms import TWILIO_API, TwilioTransport
 
@@ -26,7 +30,15 @@ SENDING_CHANNELS = ("email", "sms", "push")
 KINDS_BY_CHANNEL = {
     "email": (ProviderKind.SMTP, ProviderKind.ANYMAIL, ProviderKind.SANDBOX),
     "sms": (ProviderKind.TWILIO, ProviderKind.SANDBOX),
-    "push": (ProviderKind.SANDBOX,),
+    "push": (ProviderKind.FCM, ProviderKind.APNS, ProviderKind.WEBPUSH, ProviderKind.SANDBOX),
+}
+# which push services reach which platform (FCM delivers to Android, to iOS through APNs,
+# and to browsers); "" is one account for every platform
+KINDS_BY_PLATFORM = {
+    "ios": (ProviderKind.APNS, ProviderKind.FCM, ProviderKind.SANDBOX),
+    "android": (ProviderKind.FCM, ProviderKind.SANDBOX),
+    "web": (ProviderKind.WEBPUSH, ProviderKind.FCM, ProviderKind.SANDBOX),
+    "": (ProviderKind.FCM, ProviderKind.SANDBOX),
 }
 _HOST = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9A-Fa-f:.]+\]?$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -67,7 +79,13 @@ SPECS = {
     ProviderKind.TWILIO: Spec(
         ("account_sid", "from", "messaging_service_sid", "base_url"), ("auth_token",)
     ),
+    **{ProviderKind(kind): Spec(*fields) for kind, fields in PUSH_FIELDS.items()},
     ProviderKind.SANDBOX: Spec((), ()),
+}
+_PUSH_CLEANERS = {
+    ProviderKind.FCM: clean_fcm,
+    ProviderKind.APNS: clean_apns,
+    ProviderKind.WEBPUSH: clean_webpush,
 }
 
 
@@ -75,15 +93,21 @@ class NoProvider(Exception):
     """The workspace has no provider for the channel: nothing can be sent on it."""
 
 
-def clean_provider(*, channel: str, kind: str, settings: dict, secrets: dict) -> tuple[dict, dict]:
-    """(settings, secrets) of a provider of `kind` on `channel`, normalized; raises
-    ValidationError naming each bad field. `secrets` are all the secrets (the stored ones
-    merged with the new ones by the caller)."""
+def clean_provider(
+    *, channel: str, kind: str, settings: dict, secrets: dict, platform: str = ""
+) -> tuple[dict, dict]:
+    """(settings, secrets) of a provider of `kind` on `channel` (push: for `platform`),
+    normalized; raises ValidationError naming each bad field. `secrets` are all the
+    secrets (the stored ones merged with the new ones by the caller)."""
     if channel not in KINDS_BY_CHANNEL:
         raise ValidationError({"channel": f"“{channel}” is not a channel that sends messages."})
     if kind not in KINDS_BY_CHANNEL[channel]:
         kinds = ", ".join(KINDS_BY_CHANNEL[channel])
         raise ValidationError({"kind": f"A {channel} provider is one of: {kinds}."})
+    if channel == "push" and kind not in KINDS_BY_PLATFORM.get(platform, ()):
+        kinds = ", ".join(KINDS_BY_PLATFORM.get(platform, ()))
+        where = f"the {platform} platform" if platform else "every platform at once"
+        raise ValidationError({"kind": f"A push provider for {where} is one of: {kinds}."})
     spec = SPECS[ProviderKind(kind)]
     settings = dict(settings)
     limits, errors = _clean_rate(settings.pop("rate_per_second", None), settings.pop("burst", None))
@@ -101,6 +125,9 @@ def clean_provider(*, channel: str, kind: str, settings: dict, secrets: dict) ->
         errors |= more
     elif kind == ProviderKind.TWILIO:
         values, more = _clean_twilio(values, secret_values)
+        errors |= more
+    elif kind in _PUSH_CLEANERS:
+        values, more = _PUSH_CLEANERS[ProviderKind(kind)](values, secret_values)
         errors |= more
     if errors:
         raise ValidationError(errors)
@@ -296,6 +323,24 @@ def _transport(provider: Provider) -> Transport:
                 base_url=settings.get("base_url", TWILIO_API),
                 status_callback=public_url("twilio_status", provider.hook_id),
             )  # fmt: skip
+        case ProviderKind.FCM:
+            return FcmTransport(
+                project_id=settings["project_id"],
+                service_account_json=secrets["service_account_json"],
+                base_url=settings.get("base_url", FCM_API),
+                token_url=settings.get("token_url", ""),
+            )
+        case ProviderKind.APNS:
+            return ApnsTransport(
+                team_id=settings["team_id"], key_id=settings["key_id"], topic=settings["topic"],
+                p8_key=secrets["p8_key"], environment=settings["environment"],
+                base_url=settings.get("base_url", ""),
+            )  # fmt: skip
+        case ProviderKind.WEBPUSH:
+            return WebPushTransport(
+                vapid_subject=settings["vapid_subject"],
+                vapid_private_key=secrets["vapid_private_key"],
+            )
         case _:
             return SandboxTransport(workspace=provider.workspace, channel=provider.channel)
 

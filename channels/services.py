@@ -74,7 +74,7 @@ def provider_set(
     kept = unseal(provider.secrets) if provider and provider.kind == kind else {}
     merged = {**kept, **{k: v for k, v in secrets.items() if v}}
     clean_settings, clean_secrets = clean_provider(
-        channel=channel, kind=kind, settings=settings, secrets=merged
+        channel=channel, kind=kind, settings=settings, secrets=merged, platform=platform
     )
     if provider is None:
         provider = Provider(workspace=workspace, channel=channel, platform=platform)
