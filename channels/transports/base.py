@@ -70,9 +70,10 @@ Outcome = SendResult | TransportError
 
 
 class Transport(ABC):
-    """A configured provider account of one channel. send_many sends a batch over one
-    connection where the protocol allows it and answers one outcome per message, in
-    order: one bad address never fails the others."""
+    """A configured provider account of one channel. send_many sends a batch reusing its
+    connections (one SMTP connection; a pool of `concurrency` HTTP connections, or one
+    HTTP/2 connection for APNs) and answers one outcome per message, in order: one bad
+    address never fails the others."""
 
     channel = ""
 
