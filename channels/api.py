@@ -11,7 +11,6 @@ from channels import services
 from channels.models import Provider
 from channels.secrets import SecretsUnreadable, unseal
 from channels.selectors import find_provider
-from channels.transports.base import OutboundMessage
 from config.api import InputSchema, also_answers
 
 router = Router(tags=["channels"])
@@ -22,7 +21,8 @@ Platform = Literal["ios", "android", "web"]
 class ProviderIn(InputSchema):
     kind: Literal["smtp", "anymail", "twilio", "fcm", "apns", "webpush", "sandbox"]
     settings: dict[str, str | int | float | bool | None] = {}
-    secrets: dict[str, str] = {}
+    # write-only; "" keeps the stored value, null removes it
+    secrets: dict[str, str | None] = {}
 
 
 class ProviderOut(Schema):
@@ -90,11 +90,7 @@ def provider_put(request, channel: Channel, payload: ProviderIn):
 )
 def provider_test(request, channel: Channel, payload: ProviderTestIn):
     provider = _provider(request, channel, (payload.platform or "") if channel == "push" else "")
-    message = OutboundMessage(
-        channel=channel, address=payload.to.strip(), subject="Herald test message",
-        text="This is a test message from Herald: your provider works.",
-        body="Herald test message: your provider works.", title="Herald test",
-    )  # fmt: skip
+    message = services.provider_test_message(channel=channel, address=payload.to)
     return services.provider_test(
         provider=provider, message=message, actor=Actor.from_request(request)
     )

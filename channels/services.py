@@ -63,16 +63,22 @@ def provider_set(
 ) -> Provider:
     """Set the workspace's provider of `channel` (ValidationError naming each bad field;
     nothing is stored then). Secrets not given keep their stored value while the kind
-    stays the same; a secret given as "" is not a change. audit: "provider.set" (the kind
-    and the names of the settings and secrets, never their values)."""
+    stays the same; a secret given as "" is not a change, as None removes it.
+    audit: "provider.set" (the kind and the names of the settings and secrets, never their
+    values)."""
     provider = (
         Provider.objects.for_workspace(workspace)
         .select_for_update()
         .filter(channel=channel, platform=platform)
         .first()
     )
-    kept = unseal(provider.secrets) if provider and provider.kind == kind else {}
+    try:
+        kept = unseal(provider.secrets) if provider and provider.kind == kind else {}
+    except SecretsUnreadable:  # sealed with a key since dropped: the new ones replace them
+        kept = {}
     merged = {**kept, **{k: v for k, v in secrets.items() if v}}
+    for name in [k for k, v in secrets.items() if v is None]:  # None removes a secret
+        merged.pop(name, None)
     clean_settings, clean_secrets = clean_provider(
         channel=channel, kind=kind, settings=settings, secrets=merged, platform=platform
     )
@@ -94,6 +100,16 @@ def provider_set(
         },
     )  # fmt: skip
     return provider
+
+
+def provider_test_message(*, channel: str, address: str) -> OutboundMessage:
+    """The one message "send a test message" sends on `channel` to `address` (the API's
+    test endpoint and the Channels page's button)."""
+    return OutboundMessage(
+        channel=channel, address=address.strip(), subject="Herald test message",
+        text="This is a test message from Herald: your provider works.",
+        body="Herald test message: your provider works.", title="Herald test",
+    )  # fmt: skip
 
 
 def provider_test(*, provider: Provider, message: OutboundMessage, actor: Actor) -> dict:

@@ -80,6 +80,9 @@ def demo_pages():
         reverse("settings_audit"),
         reverse("glossary"),
         reverse("channel_list"),
+        reverse("channel_provider", kwargs={"channel": "email", "platform": ""}),
+        reverse("channel_provider", kwargs={"channel": "push", "platform": "web"}),
+        reverse("channel_provider", kwargs={"channel": "sms", "platform": ""}) + "?kind=twilio",
         reverse("sandbox_inbox"),
     ]
     # the demo's channels record into the Sandbox inbox: one message of each kind, long

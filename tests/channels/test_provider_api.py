@@ -137,3 +137,30 @@ def test_the_test_button_reaches_twilio_and_an_esp_through_their_apis(api_client
     ).json()  # fmt: skip
     assert tried["sent"] is True and tried["provider_message_id"] == "<test.1@acme.test>"
     assert len(httpserver.log) == 2
+
+
+def test_a_secret_given_as_null_is_removed(api_client):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()  # fmt: skip
+    signed = {**SMTP, "port": 2525, "dkim_domain": "acme.test", "dkim_selector": "s1"}
+    put = api_client.put(
+        "/api/v1/channels/email/provider",
+        {"kind": "smtp", "settings": signed, "secrets": {"dkim_private_key": pem,
+                                                         "password": "pw"}},
+        content_type="application/json",
+    )  # fmt: skip
+    assert put.json()["secrets_set"] == ["dkim_private_key", "password"]
+    # DKIM off: the domain and selector dropped, the key removed (kept, it would refuse)
+    put = api_client.put(
+        "/api/v1/channels/email/provider",
+        {"kind": "smtp", "settings": {**SMTP, "port": 2525},
+         "secrets": {"dkim_private_key": None}},
+        content_type="application/json",
+    )  # fmt: skip
+    assert put.status_code == 200, put.content
+    assert put.json()["secrets_set"] == ["password"]
