@@ -29,12 +29,18 @@ from django.contrib.auth import get_user_model
 from django.core.files.move import file_move_safe
 from django.db import DatabaseError, close_old_connections, connection, models
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 
 from accounts import csv_safe
 from accounts.models import WorkspaceOwned
 
 logger = logging.getLogger(__name__)
+
+# Sent by job_done inside the job's final transaction, with the model as sender and the
+# finished rows' pks: a higher app builds on a lower app's job (a channel's CSV upload on
+# the audience import) without the lower app knowing of it.
+job_finished = Signal()
 
 MAX_ATTEMPTS = 3  # deliveries of one job (or one stage of it) that may start running it
 
@@ -139,6 +145,7 @@ def job_done(jobs, **outcome) -> bool:
     audit: "<job>.done" (e.g. "contact_import.done"), in that same transaction, with the
     outcome's counts: attributed to the user who started the job, run by its worker. A
     dry run changes nothing and records nothing."""
+    pks = list(jobs.filter(status=JobStatus.RUNNING).values_list("pk", flat=True))
     done = bool(
         jobs.filter(status=JobStatus.RUNNING).update(
             status=JobStatus.DONE, finished_at=timezone.now(), **outcome
@@ -146,6 +153,8 @@ def job_done(jobs, **outcome) -> bool:
     )
     if done:
         _audit_done(jobs, outcome)
+        # in the same transaction: what builds on a job's result commits with it
+        job_finished.send(sender=jobs.model, pks=pks)
     return done
 
 

@@ -11,15 +11,15 @@ from channels import services
 from channels.models import Provider
 from channels.secrets import SecretsUnreadable, unseal
 from channels.selectors import find_provider
-from config.api import InputSchema, also_answers
+from config.api import InputSchema, also_answers, error_response
 
 router = Router(tags=["channels"])
-Channel = Literal["email", "sms", "push"]
+Channel = Literal["email", "sms", "push", "meta"]
 Platform = Literal["ios", "android", "web"]
 
 
 class ProviderIn(InputSchema):
-    kind: Literal["smtp", "anymail", "twilio", "fcm", "apns", "webpush", "sandbox"]
+    kind: Literal["smtp", "anymail", "twilio", "fcm", "apns", "webpush", "meta", "sandbox"]
     settings: dict[str, str | int | float | bool | None] = {}
     # write-only; "" keeps the stored value, null removes it
     secrets: dict[str, str | None] = {}
@@ -89,6 +89,13 @@ def provider_put(request, channel: Channel, payload: ProviderIn):
     openapi_extra=also_answers(404),
 )
 def provider_test(request, channel: Channel, payload: ProviderTestIn):
+    if channel == "meta":
+        return error_response(
+            request,
+            422,
+            "Meta receives audiences, not messages: export an audience to try the account.",
+            [{"loc": ["path", "channel"], "msg": "meta sends no messages"}],
+        )
     provider = _provider(request, channel, (payload.platform or "") if channel == "push" else "")
     message = services.provider_test_message(channel=channel, address=payload.to)
     return services.provider_test(

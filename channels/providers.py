@@ -31,6 +31,8 @@ KINDS_BY_CHANNEL = {
     "email": (ProviderKind.SMTP, ProviderKind.ANYMAIL, ProviderKind.SANDBOX),
     "sms": (ProviderKind.TWILIO, ProviderKind.SANDBOX),
     "push": (ProviderKind.FCM, ProviderKind.APNS, ProviderKind.WEBPUSH, ProviderKind.SANDBOX),
+    # Meta sends nothing: its account is where channel audiences are exported to
+    "meta": (ProviderKind.META,),
 }
 # which push services reach which platform (FCM delivers to Android, to iOS through APNs,
 # and to browsers); "" is one account for every platform
@@ -80,6 +82,7 @@ SPECS = {
         ("account_sid", "from", "messaging_service_sid", "base_url"), ("auth_token",)
     ),
     **{ProviderKind(kind): Spec(*fields) for kind, fields in PUSH_FIELDS.items()},
+    ProviderKind.META: Spec(("ad_account_id", "base_url"), ("access_token",)),
     ProviderKind.SANDBOX: Spec((), ()),
 }
 _PUSH_CLEANERS = {
@@ -125,6 +128,9 @@ def clean_provider(
         errors |= more
     elif kind == ProviderKind.TWILIO:
         values, more = _clean_twilio(values, secret_values)
+        errors |= more
+    elif kind == ProviderKind.META:
+        values, more = _clean_meta(values, secret_values)
         errors |= more
     elif kind in _PUSH_CLEANERS:
         values, more = _PUSH_CLEANERS[ProviderKind(kind)](values, secret_values)
@@ -230,6 +236,23 @@ def _clean_anymail(values: dict, secrets: dict) -> tuple[dict, dict]:
     for optional in ("from_name", "api_url", *spec.settings):
         if values.get(optional):
             cleaned[optional] = str(values[optional])
+    return cleaned, errors
+
+
+def _clean_meta(values: dict, secrets: dict) -> tuple[dict, dict]:
+    errors = {}
+    account = str(values.get("ad_account_id") or "").removeprefix("act_")
+    if not account.isdigit():
+        errors["ad_account_id"] = "The ad account id is a number (act_1234567890 or 1234567890)."
+    if not secrets.get("access_token"):
+        errors["access_token"] = "Give a system user's access token with ads_management."
+    cleaned = {"ad_account_id": account}
+    if values.get("base_url"):
+        try:
+            URLValidator(schemes=["https", "http"])(str(values["base_url"]))
+        except ValidationError:
+            errors["base_url"] = "The Graph API address is a URL (https://graph.facebook.com)."
+        cleaned["base_url"] = str(values["base_url"]).rstrip("/")
     return cleaned, errors
 
 
@@ -341,8 +364,10 @@ def _transport(provider: Provider) -> Transport:
                 vapid_subject=settings["vapid_subject"],
                 vapid_private_key=secrets["vapid_private_key"],
             )
-        case _:
+        case ProviderKind.SANDBOX:
             return SandboxTransport(workspace=provider.workspace, channel=provider.channel)
+        case _:  # Meta: audiences are exported to it (channels.export_services), no messages
+            raise NoProvider(f"A {provider.get_kind_display()} account sends no messages.")
 
 
 def get_transport(channel: str, workspace, *, platform: str = "") -> Transport:

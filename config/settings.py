@@ -315,6 +315,9 @@ CELERY_TASK_ROUTES = {
     "people.tasks.*import*": {"queue": "imports"},
     "audiences.tasks.*import*": {"queue": "imports"},
     "campaigns.tasks.*": {"queue": "dispatch"},
+    # a channel's syncs and exports are long jobs, like imports
+    "channels.tasks.channel_sync*": {"queue": "imports"},
+    "channels.tasks.meta_export*": {"queue": "imports"},
     "channels.tasks.*": {"queue": "dispatch"},
 }
 # Reliability: a task is acknowledged only when it has finished, and a task whose worker
@@ -335,6 +338,10 @@ CELERY_BEAT_SCHEDULE = {
     "real-time-segments-clock": {
         "task": "segments.tasks.realtime_clock_task",
         "schedule": 30.0,
+    },
+    "sync-due-channel-segments": {
+        "task": "channels.tasks.channel_syncs_due_task",
+        "schedule": 60.0,
     },
     "refresh-due-query-segments": {
         "task": "segments.tasks.refresh_due_segments_task",

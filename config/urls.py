@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("audiences.urls")),
     path("", include("segments.urls")),
     path("", include("channels.urls")),
+    path("", include("channels.list_urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -736,3 +736,33 @@ def segments_forget_person(*, person: Person) -> None:
             "segment_id"
         )
     ).update(people_count=F("people_count") - 1)
+
+
+def static_members_replace(
+    *, segment: Segment, people: QuerySet[Person], actor: Actor, now: datetime | None = None
+) -> tuple[int, int]:
+    """Make `people` the static segment's members, set-based: those not among them exit,
+    the others enter (a sync's full pull replaces, so removals at the source show).
+    (entered, exited). audit: one "segment.replace_people" entry with both counts."""
+    if segment.kind != SegmentKind.STATIC:
+        raise SegmentConflict("Only static segments take people by hand; the others follow rules.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        Segment.objects.select_for_update().filter(pk=segment.pk).first()
+        wanted = people.order_by().values("id")
+        leaving = current_members(segment).exclude(person_id__in=wanted)
+        record_change(
+            workspace=segment.workspace_id, keys=[segment_key(segment.pk)],
+            people=Person.objects.filter(pk__in=leaving.values("person_id")),
+        )  # fmt: skip
+        exited = leaving.update(exited_at=now)
+        record_change(workspace=segment.workspace_id, keys=[segment_key(segment.pk)], people=people)
+        entered = _enter(segment, people, now=now)
+        count = current_members(segment).count()
+        Segment.objects.filter(pk=segment.pk).update(people_count=count, computed_at=now)
+        audit_record(
+            workspace=segment.workspace_id, actor=actor, action="segment.replace_people",
+            obj=segment, summary={"entered": entered, "exited": exited},
+        )  # fmt: skip
+    segment.refresh_from_db()
+    return entered, exited

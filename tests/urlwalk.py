@@ -47,6 +47,38 @@ def _sandbox_message(ws):
     ).id
 
 
+# channel lists (channels/list_urls.py): the objects their URLs name
+def _channel_entry(ws, channel="email"):
+    from channels.models import ChannelSegment
+
+    segment = Segment.objects.create(workspace=ws, name=f"{channel}-list-{ws.slug}", kind="static")
+    return ChannelSegment.objects.create(
+        workspace=ws, channel=channel, segment=segment, name=segment.name, source="herald"
+    ).id
+
+
+def _channel_audience(ws, channel="email"):
+    from channels.models import ChannelAudience
+
+    return ChannelAudience.objects.create(
+        workspace=ws, channel=channel, name=f"{channel}-audience-{ws.slug}"
+    ).id
+
+
+def _channel_sync(ws):
+    from channels.models import ChannelSync
+
+    return ChannelSync.objects.create(workspace=ws, channel="email", status="done").id
+
+
+def _meta_export(ws):
+    from channels.models import MetaExport
+
+    return MetaExport.objects.create(
+        workspace=ws, audience_id=_channel_audience(ws, "meta"), status="done"
+    ).id
+
+
 def _tag_name(ws):
     return Tag.objects.create(workspace=ws, name=f"tag-of-{ws.slug}").name
 
@@ -80,6 +112,12 @@ OBJECT_MAKERS = {
     "audience_import_id": finished_dry_run,
     # an OFREP flag: segment-<id> of a segment with stored membership (segments.ofrep)
     "key": lambda ws: f"segment-{Segment.objects.get(workspace=ws, predefined='everyone').id}",
+    # channel lists (channels/list_urls.py): objects of the "email" channel, the channel
+    # the "channel" maker names; a Meta export of a Meta audience
+    "entry_id": lambda ws: _channel_entry(ws),
+    "channel_audience_id": lambda ws: _channel_audience(ws),
+    "sync_id": lambda ws: _channel_sync(ws),
+    "export_id": lambda ws: _meta_export(ws),
 }
 
 # URL trees that are not workspace pages: the Django admin (scoped and tested on its own),

@@ -34,6 +34,39 @@ LAYOUT_PROBLEMS = "\n".join(
 )
 
 
+def _channel_list_pages(ws, static, actor):
+    """A channel's Segments and Audiences tabs with an entry and an audience, and Meta's."""
+    from channels import list_services
+    from segments.services import segment_create
+
+    static = static or segment_create(workspace=ws, name="Layout static", kind="static",
+                                      actor=actor)  # fmt: skip
+    pages = []
+    for channel in ("email", "meta"):
+        entry = list_services.channel_segment_add(
+            workspace=ws, channel=channel, segment=static, actor=actor
+        )
+        audience = list_services.channel_audience_create(
+            workspace=ws, channel=channel, actor=actor,
+            data={"name": "Spring sale: everything in the Featherstonehaugh collection",
+                  "include": [entry.pk], "estimated_volume": 250_000},
+        )  # fmt: skip
+        kwargs = {"channel": channel, "channel_audience_id": audience.pk}
+        pages += [
+            reverse("channel_segments", kwargs={"channel": channel}),
+            reverse("channel_segment_edit", kwargs={"channel": channel, "entry_id": entry.pk}),
+            reverse("channel_audiences", kwargs={"channel": channel}),
+            reverse("channel_audience_detail", kwargs=kwargs),
+            reverse("channel_audience_edit", kwargs=kwargs),
+        ]
+    pages += [
+        reverse("channel_segment_upload", kwargs={"channel": "email"}),
+        reverse("channel_source", kwargs={"channel": "email"}),
+        reverse("channel_audience_new", kwargs={"channel": "email"}),
+    ]
+    return pages
+
+
 def demo_pages():
     """The demo's pages: every list, one of each detail page, the forms."""
     call_command("seed_demo", stdout=StringIO())
@@ -85,6 +118,7 @@ def demo_pages():
         reverse("channel_provider", kwargs={"channel": "sms", "platform": ""}) + "?kind=twilio",
         reverse("sandbox_inbox"),
     ]
+    pages += _channel_list_pages(ws, static, actor)
     # the demo's channels record into the Sandbox inbox: one message of each kind, long
     for channel, fields in (
         ("email", {"subject": "Spring sale: everything in the Featherstonehaugh collection "
