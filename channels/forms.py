@@ -240,6 +240,20 @@ CATALOGUE = {
                   "saved; given, it must be the private key's.", optional=True),
         ),
     ),
+    "meta": Kind(
+        label="Meta ad account",
+        summary="Where the Meta channel's audiences are exported as custom audiences (hashed "
+        "identifiers). Meta sends no messages.",
+        fields=(
+            Field("ad_account_id", "Ad account ID", "The number of the ad account (act_… or "
+                  "just the digits), from Meta Business Settings.",
+                  placeholder="e.g. act_1234567890"),
+            Field("access_token", "Access token", "A system user's token with ads_management. "
+                  f"{STORED_ENCRYPTED}", PASSWORD, secret=True),
+            Field("base_url", "Graph API address", "Leave empty for graph.facebook.com.",
+                  optional=True),
+        ),
+    ),
     "sandbox": Kind(
         label="Sandbox (records, sends nothing)",
         summary="Every message is recorded in this workspace's Sandbox inbox, where you can "

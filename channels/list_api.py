@@ -155,6 +155,7 @@ class MetaExportOut(Schema):
     invalid: int
     skipped: int
     failed_batch: int | None
+    session_id: str = Field(description="Meta's upload session of the export.")
     processed_rows: int
     total_rows: int
     detail: str

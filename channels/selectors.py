@@ -146,26 +146,29 @@ def reachable_condition(*, workspace, channel: str) -> Q:
     )
 
 
-def _entries_condition(entries: list[ChannelSegment], *, workspace, now: datetime) -> Q:
-    """A condition over people: in any of the entries' segments. Stored segments (static,
-    real-time, query) are read together in one EXISTS over their current memberships,
-    as an expert would write it (one semi-join, not one per segment); a snapshot's rules
-    are compiled by the segment compiler; Everyone is everybody."""
-    stored = [e.segment_id for e in entries if e.segment.stores_members]
+def segments_condition(segments, *, workspace, now: datetime) -> Q:
+    """A condition over people: in any of `segments`. Stored segments (static, real-time,
+    query) are read together in one EXISTS over their current memberships, as an expert
+    would write it (one semi-join, not one per segment); a snapshot's rules are compiled
+    by the segment compiler; Everyone is everybody. (Campaigns target with it too.)"""
+    stored = [s.pk for s in segments if s.stores_members]
     condition = Q(pk__in=[])
     if stored:
         members = SegmentMember.objects.filter(
             person=OuterRef("pk"), segment_id__in=stored, exited_at__isnull=True
         )
         condition |= Q(Exists(members))
-    for entry in entries:
-        if entry.segment.kind == SegmentKind.EVERYONE:
+    for segment in segments:
+        if segment.kind == SegmentKind.EVERYONE:
             return Q()
-        if entry.segment.kind == SegmentKind.SNAPSHOT:
-            condition |= compile_rules(
-                parse_rules(entry.segment.rules or {}), workspace=workspace, now=now
-            )
+        if segment.kind == SegmentKind.SNAPSHOT:
+            condition |= compile_rules(parse_rules(segment.rules or {}), workspace=workspace,
+                                       now=now)  # fmt: skip
     return condition
+
+
+def _entries_condition(entries: list[ChannelSegment], *, workspace, now: datetime) -> Q:
+    return segments_condition([e.segment for e in entries], workspace=workspace, now=now)
 
 
 def audience_people(*, audience: ChannelAudience, now: datetime) -> QuerySet[Person]:
