@@ -339,6 +339,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "segments.tasks.realtime_clock_task",
         "schedule": 30.0,
     },
+    "dispatch-due-campaigns": {
+        "task": "campaigns.tasks.campaigns_due_task",
+        "schedule": 60.0,
+    },
     "sync-due-channel-segments": {
         "task": "channels.tasks.channel_syncs_due_task",
         "schedule": 60.0,

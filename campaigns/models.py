@@ -1,0 +1,160 @@
+"""Campaigns and the send ledger: a campaign says what goes to whom on which channel; its
+Delivery rows are the ledger, one per campaign and person (tests apart), frozen at launch
+with their skip reasons and moved through their life by the dispatcher. Every send path
+goes through this ledger and its one suppression check (campaigns.dispatch)."""
+
+from django.conf import settings
+from django.db import models
+
+from accounts.models import Workspace, WorkspaceOwned
+from channels.models import ChannelAudience
+from people.models import Person
+from segments.models import Segment
+
+
+class CampaignChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+    BANNER = "banner", "In-app banner"
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    PAUSED = "paused", "Paused"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+    FAILED = "failed", "Failed"
+
+
+EDITABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+FINISHED = (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.EXPIRED,
+            CampaignStatus.FAILED)  # fmt: skip
+
+
+class Campaign(WorkspaceOwned):
+    name = models.CharField(max_length=200)
+    channel = models.CharField(max_length=8, choices=CampaignChannel.choices)
+    status = models.CharField(
+        max_length=12, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
+    )
+    status_reason = models.TextField(blank=True, default="")  # why failed / expired
+    # the channel audience chosen (its lists copied into include / exclude); protected: an
+    # audience a campaign uses cannot be deleted (channels.list_services names them)
+    audience = models.ForeignKey(
+        ChannelAudience, null=True, blank=True, on_delete=models.PROTECT, related_name="campaigns"
+    )
+    include = models.ManyToManyField(Segment, related_name="included_by_campaigns", blank=True)
+    exclude = models.ManyToManyField(Segment, related_name="excluded_by_campaigns", blank=True)
+    # ad-hoc recipients (a People-page selection sent as a broadcast), as a static segment
+    people_segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    everyone = models.BooleanField(default=False)  # an explicit choice, never a default
+    content = models.JSONField(default=dict, blank=True)
+    send_at = models.DateTimeField(null=True, blank=True)
+    in_recipient_time_zone = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    test_segment = models.ForeignKey(
+        Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    tracking = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="campaign_ws_recent"),
+            models.Index(fields=["status", "send_at"], name="campaign_due"),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"campaign “{self.name}”"
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    BOUNCED = "bounced", "Bounced"
+    SKIPPED = "skipped", "Skipped"
+    UNKNOWN = "unknown", "Unknown (handed to the provider, no answer recorded)"
+
+
+class SkipReason(models.TextChoices):
+    DNC = "dnc", "On Do Not Contact"
+    NO_ADDRESS = "no_address", "No address on the channel"
+    DUPLICATE_ADDRESS = "duplicate_address", "Another recipient has the same address"
+    EXPIRED = "expired", "The campaign expired first"
+    FREQUENCY_CAP = "frequency_cap", "Frequency cap"
+    QUIET_HOURS = "quiet_hours", "Quiet hours"
+    CANCELLED = "cancelled", "The campaign was cancelled"
+
+
+class Delivery(WorkspaceOwned):
+    """One person's message of a campaign: the ledger row. Unique per campaign and person
+    (a test send is its own row, marked, outside the stats), so nobody gets a campaign
+    twice; `handed_at` is set just before the message goes to the provider, so a worker
+    that dies leaves either "never handed" (sent again) or "handed, no answer" (`unknown`,
+    never blindly re-sent)."""
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
+    person = models.ForeignKey(
+        Person, on_delete=models.CASCADE, related_name="deliveries", db_constraint=False
+    )
+    is_test = models.BooleanField(default=False)
+    address = models.CharField(max_length=512, blank=True, default="")
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED
+    )
+    reason = models.CharField(max_length=40, blank=True, default="")  # skip key
+    error = models.TextField(blank=True, default="")  # the provider's answer
+    variant = models.CharField(max_length=8, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    handed_at = models.DateTimeField(null=True, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "person"], condition=models.Q(is_test=False),
+                name="delivery_once_per_person",
+            ),
+        ]  # fmt: skip
+        indexes = [
+            models.Index(
+                fields=["campaign", "id"], condition=models.Q(status="queued"),
+                name="delivery_queued",
+            ),
+            models.Index(
+                fields=["lease_until"], condition=models.Q(status="sending"),
+                name="delivery_leased",
+            ),
+            models.Index(fields=["campaign", "status"], name="delivery_campaign_status"),
+            models.Index(fields=["workspace", "provider_message_id"], name="delivery_provider_id"),
+            models.Index(fields=["workspace", "person", "-created_at"], name="delivery_person"),
+        ]  # fmt: skip
+
+    def __str__(self):
+        return f"{self.campaign_id}/{self.person_id}: {self.status}"

@@ -1,0 +1,28 @@
+"""Celery tasks of campaigns: thin doors into the services (queue `dispatch`)."""
+
+from celery import shared_task
+
+
+@shared_task(name="campaigns.tasks.campaign_dispatch_task", acks_late=True,
+             reject_on_worker_lost=True)  # fmt: skip
+def campaign_dispatch_task(campaign_id: int):
+    """One worker's share of a sending campaign: batches until none is due."""
+    from campaigns.dispatch.send import dispatch
+
+    dispatch(campaign_id)
+
+
+@shared_task(name="campaigns.tasks.campaigns_due_task")
+def campaigns_due_task():
+    """Every minute (beat): launch scheduled campaigns that are due, reclaim the
+    deliveries of dead workers, and start a worker for campaigns with retries due."""
+    from campaigns.dispatch.send import reclaim
+    from campaigns.models import Campaign, CampaignStatus
+    from campaigns.services import campaigns_launch_due
+
+    launched = campaigns_launch_due()
+    reclaimed = reclaim()
+    sending = Campaign.objects.unscoped().filter(status=CampaignStatus.SENDING)
+    for pk in sending.values_list("pk", flat=True):
+        campaign_dispatch_task.delay(pk)
+    return {"launched": launched, **reclaimed}
