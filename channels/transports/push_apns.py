@@ -173,7 +173,10 @@ class ApnsTransport(Transport):
             return self._token
 
     def send_many(self, messages: Sequence[OutboundMessage]) -> list[Outcome]:
-        return send_concurrently(self._send_one, messages, self.concurrency)
+        # One after another over the one HTTP/2 connection: threads sharing an httpcore
+        # sync HTTP/2 connection race on its socket (EAGAIN, "Resource temporarily
+        # unavailable", seen under load), so Apple's multiplexing is not used from threads.
+        return send_concurrently(self._send_one, messages, 1)
 
     def headers(self, message: OutboundMessage, content: PushContent) -> dict[str, str]:
         ttl = DEFAULT_TTL if content.ttl is None else content.ttl

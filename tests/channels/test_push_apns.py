@@ -118,7 +118,9 @@ def test_a_batch_is_multiplexed_over_one_http2_connection_with_one_token(apns, k
     with transport(apns, key, concurrency=4) as apns_transport:
         first = apns_transport.send_many([push(device(100 + i)) for i in range(20)])
         second = apns_transport.send_many([push(device(200 + i)) for i in range(5)])
-    assert all(isinstance(o, SendResult) for o in first + second)
+    assert all(isinstance(o, SendResult) for o in first + second), [
+        o for o in first + second if not isinstance(o, SendResult)
+    ]
     assert len({o.provider_message_id for o in first + second}) == 25
     assert {r["http_version"] for r in apns.requests} == {"2"}
     assert len({r["client"] for r in apns.requests}) == 1  # one TLS connection for both batches
