@@ -6,6 +6,7 @@ goes through this ledger and its one suppression check (campaigns.dispatch)."""
 from django.conf import settings
 from django.db import models
 
+from accounts.jobs import Job
 from accounts.models import Workspace, WorkspaceOwned
 from channels.models import ChannelAudience
 from people.models import Person
@@ -158,3 +159,17 @@ class Delivery(WorkspaceOwned):
 
     def __str__(self):
         return f"{self.campaign_id}/{self.person_id}: {self.status}"
+
+
+class CampaignLaunch(Job):
+    """A launch as a job row: the recipients frozen into the ledger (one INSERT ...
+    SELECT), then the workers started. `total_rows` is who was targeted, `queued` and
+    `skipped` the ledger's split; the campaign stays `sending` and is never finished while
+    its launch is unfinished."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="launches")
+    queued = models.BigIntegerField(default=0)
+    skipped = models.BigIntegerField(default=0)
+
+    class Meta(Job.Meta):
+        pass

@@ -2,19 +2,22 @@
 lifecycle (pause, resume, cancel), test sends. Every transition is audited
 ("campaign.<status>"); every send goes through the ledger (campaigns.dispatch)."""
 
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
+from accounts.jobs import UNFINISHED, attempt_lock, job_claim, job_done, job_fail, job_give_up
 from campaigns.dispatch.freeze import NoRecipients, freeze
 from campaigns.dispatch.send import _transition
 from campaigns.models import (
     EDITABLE,
     Campaign,
     CampaignChannel,
+    CampaignLaunch,
     CampaignStatus,
     Delivery,
     DeliveryStatus,
@@ -22,6 +25,8 @@ from campaigns.models import (
 )
 from campaigns.templating import clean_content
 from segments.models import Segment
+
+logger = logging.getLogger(__name__)
 
 WORKERS_PER_CAMPAIGN = 2  # dispatch tasks started side by side at launch
 
@@ -42,7 +47,7 @@ def campaign_create(*, workspace, name: str, channel: str, content: dict, actor:
         raise ValidationError({"name": "Give the campaign a name (at most 200 characters)."})
     if audience is not None and audience.channel != channel:
         raise ValidationError({"audience": f"Choose an audience of the {channel} channel."})
-    cleaned = clean_content(channel, content)
+    cleaned = clean_content(channel, content, draft=True)
     include, exclude = list(include), list(exclude)
     if audience is not None:
         include += [e.segment for e in audience.include.all()]
@@ -73,34 +78,134 @@ def _enqueue_dispatch(campaign: Campaign) -> None:
 
 def campaign_launch(*, campaign: Campaign, actor: Actor, send_at: datetime | None = None,
                     now: datetime | None = None) -> Campaign:  # fmt: skip
-    """Launch now (recipients frozen into the ledger in one statement, workers started)
-    or schedule for `send_at` (frozen when due). A campaign already past its expiry never
-    sends. audit: "campaign.scheduled" / "campaign.sending"."""
+    """Launch now or schedule for `send_at` (launched when due, by beat). Launching is a
+    job row (CampaignLaunch): the campaign turns `sending` at once and a worker freezes
+    the recipients into the ledger and starts the senders (campaign_launch_run). A
+    campaign already past its expiry never sends; one with no recipients chosen is
+    refused before anything changes. audit: "campaign.scheduled" / "campaign.sending",
+    "campaign.launch"."""
     now = now or timezone.now()
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.status not in EDITABLE:
             raise CampaignConflict(f"The campaign is {locked.get_status_display().lower()}: "
                                    "only a draft or a scheduled campaign is launched.")  # fmt: skip
+        if locked.channel != CampaignChannel.BANNER:
+            _check_sendable(locked)
         if locked.expires_at and locked.expires_at <= now:
             _transition(locked, CampaignStatus.EXPIRED, reason="It expired before it was sent: "
                         "nothing was sent.", now=now)  # fmt: skip
             return locked
         if send_at and send_at > now:
+            if locked.expires_at and locked.expires_at <= send_at:
+                raise ValidationError({"send_at": "The campaign would expire before it is "
+                                       "sent: choose a time before its expiry."})  # fmt: skip
             Campaign.objects.filter(pk=locked.pk).update(send_at=send_at)
+            locked.send_at = send_at
             _transition(locked, CampaignStatus.SCHEDULED, now=now)
             return locked
-        try:
-            queued, skipped = freeze(locked, now=now)
-        except NoRecipients as e:
-            raise ValidationError({"include": str(e)}) from None
         Campaign.objects.filter(pk=locked.pk).update(launched_at=now)
+        locked.launched_at = now
+        launch = CampaignLaunch.objects.create(
+            workspace_id=locked.workspace_id, campaign=locked, created_by=actor.user,
+            detail="Waiting for a worker to freeze the recipients…",
+        )  # fmt: skip
         _transition(locked, CampaignStatus.SENDING, now=now)
         audit_record(workspace=locked.workspace_id, actor=actor, action="campaign.launch",
-                     obj=locked, summary={"queued": queued, "skipped": skipped})  # fmt: skip
-        _enqueue_dispatch(locked)
-    locked.refresh_from_db()
+                     obj=locked, summary={"launch": launch.pk})  # fmt: skip
+        transaction.on_commit(lambda: _enqueue_launch(launch.pk))
     return locked
+
+
+def _check_sendable(campaign: Campaign) -> None:
+    """Refuse, before anything changes, a launch that could only fail: no recipients
+    chosen, or content that does not compile."""
+    if not (campaign.everyone or campaign.people_segment_id or campaign.include.exists()):
+        raise ValidationError({"include": "No recipients chosen: pick an audience, segments "
+                               "or people, or choose Everyone."})  # fmt: skip
+    try:
+        clean_content(campaign.channel, campaign.content)
+    except ValidationError as e:
+        raise ValidationError({f"content.{k}": v for k, v in e.message_dict.items()}) from None
+
+
+def _enqueue_launch(launch_id: int) -> None:
+    from campaigns.tasks import campaign_launch_run_task
+
+    try:
+        campaign_launch_run_task.delay(launch_id)
+    except Exception:  # the broker is down: beat starts the launch when it is back
+        logger.warning("campaign launch %s: the broker refused the task; beat will start it",
+                       launch_id, exc_info=True)  # fmt: skip
+
+
+_LOCK_NAMESPACE = 0x4843_4C41 << 32  # "HCLA": advisory lock keys of campaign launch jobs
+
+
+def campaign_launch_run(*, launch_id: int, now: datetime | None = None) -> CampaignLaunch | None:
+    """The worker's side of a launch: claim the job, freeze the recipients (one INSERT ...
+    SELECT, idempotent: a person already in the ledger stays as they are, so a re-run
+    after a dead worker adds nobody twice), mark it done in the same transaction, then
+    start the senders. A campaign cancelled meanwhile freezes nobody. None when another
+    live attempt holds the job. audit: "campaign_launch.done"."""
+    now = now or timezone.now()
+    jobs = CampaignLaunch.objects.unscoped().filter(pk=launch_id)
+    with attempt_lock(_LOCK_NAMESPACE + launch_id) as got:
+        if not got:
+            return None
+        if not job_claim(jobs, now=now, detail="Freezing the recipients…"):
+            job_give_up(jobs, now=now, detail="The launch stopped its worker too many times; "
+                        "nobody was sent anything. Launch the campaign again.")  # fmt: skip
+            launch = jobs.first()
+            if launch and launch.status == "failed":
+                campaign = Campaign.objects.unscoped().get(pk=launch.campaign_id)
+                if campaign.status == CampaignStatus.SENDING:
+                    _transition(campaign, CampaignStatus.FAILED, reason=launch.detail)
+            return launch
+        launch = jobs.select_related("campaign", "campaign__workspace").get()
+        campaign = launch.campaign
+        try:
+            with transaction.atomic():
+                locked = Campaign.objects.unscoped().select_for_update().get(pk=campaign.pk)
+                if locked.status != CampaignStatus.SENDING:
+                    job_done(jobs, detail=f"Not frozen: the campaign is {locked.status}.")
+                    return jobs.get()
+                queued, skipped = freeze(locked, now=now)
+                job_done(jobs, total_rows=queued + skipped, processed_rows=queued + skipped,
+                         queued=queued, skipped=skipped,
+                         detail=f"{queued} queued, {skipped} skipped.")  # fmt: skip
+                _enqueue_dispatch(locked)
+        except NoRecipients as e:
+            job_fail(jobs, detail=str(e))
+            _transition(campaign, CampaignStatus.FAILED, reason=str(e))
+        except Exception as e:
+            logger.exception("campaign launch %s failed", launch_id)
+            detail = (f"The launch stopped on an unexpected error ({type(e).__name__}); "
+                      f"nobody was sent anything (campaign launch #{launch_id}).")  # fmt: skip
+            job_fail(jobs, detail=detail)
+            _transition(campaign, CampaignStatus.FAILED, reason=detail)
+            raise
+    launch = jobs.get()
+    if launch.status == "done":
+        # a launch whose every recipient was skipped is finished at once
+        from campaigns.dispatch.send import finish_if_done
+
+        finish_if_done(campaign)
+    return launch
+
+
+def campaign_launches_resume(*, now: datetime | None = None, stale=timedelta(minutes=2)) -> int:
+    """Beat: launch jobs left unfinished (the broker lost the task, a worker died) are
+    started again; the attempt lock keeps a live one alone."""
+    now = now or timezone.now()
+    pks = list(
+        CampaignLaunch.objects.unscoped()
+        .filter(status__in=UNFINISHED, created_at__lte=now - stale)
+        .values_list("pk", flat=True)
+    )
+    for pk in pks:
+        _enqueue_launch(pk)
+    return len(pks)
 
 
 def campaigns_launch_due(*, now: datetime | None = None) -> int:
@@ -110,9 +215,12 @@ def campaigns_launch_due(*, now: datetime | None = None) -> int:
     due = Campaign.objects.unscoped().filter(status=CampaignStatus.SCHEDULED, send_at__lte=now)
     started = 0
     for campaign in due:
-        Campaign.objects.unscoped().filter(pk=campaign.pk).update(status=CampaignStatus.DRAFT)
-        campaign.status = CampaignStatus.DRAFT
-        campaign_launch(campaign=campaign, actor=Actor.of_system("campaign schedule"), now=now)
+        try:
+            campaign_launch(campaign=campaign, actor=Actor.of_system("campaign schedule"),
+                            now=now)  # fmt: skip
+        except ValidationError as e:  # its segments were deleted meanwhile, say
+            reason = "; ".join(m for ms in e.message_dict.values() for m in ms)
+            _transition(campaign, CampaignStatus.FAILED, reason=f"Not launched: {reason}")
         started += 1
     return started
 
@@ -180,8 +288,9 @@ def campaign_test_send(*, campaign: Campaign, actor: Actor, segment: Segment | N
     with get_transport(campaign.channel, campaign.workspace) as transport:
         result = send_batch(campaign, transport, compiled, [r.pk for r in rows], now=now)
     skipped = list(
-        Delivery.objects.filter(pk__in=[r.pk for r in rows], status=DeliveryStatus.SKIPPED)
-        .values_list("person__external_id", "reason")
+        Delivery.objects.filter(
+            pk__in=[r.pk for r in rows], status=DeliveryStatus.SKIPPED
+        ).values_list("person__external_id", "reason")
     )
     audit_record(workspace=campaign.workspace_id, actor=actor, action="campaign.test",
                  obj=campaign, summary={"sent": result.sent, "skipped": len(skipped)})  # fmt: skip

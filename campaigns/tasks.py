@@ -12,17 +12,27 @@ def campaign_dispatch_task(campaign_id: int):
     dispatch(campaign_id)
 
 
+@shared_task(name="campaigns.tasks.campaign_launch_run_task", acks_late=True,
+             reject_on_worker_lost=True)  # fmt: skip
+def campaign_launch_run_task(launch_id: int):
+    """Freeze a launched campaign's recipients into the ledger, then start its senders."""
+    from campaigns.services import campaign_launch_run
+
+    campaign_launch_run(launch_id=launch_id)
+
+
 @shared_task(name="campaigns.tasks.campaigns_due_task")
 def campaigns_due_task():
     """Every minute (beat): launch scheduled campaigns that are due, reclaim the
     deliveries of dead workers, and start a worker for campaigns with retries due."""
     from campaigns.dispatch.send import reclaim
     from campaigns.models import Campaign, CampaignStatus
-    from campaigns.services import campaigns_launch_due
+    from campaigns.services import campaign_launches_resume, campaigns_launch_due
 
     launched = campaigns_launch_due()
+    resumed = campaign_launches_resume()
     reclaimed = reclaim()
     sending = Campaign.objects.unscoped().filter(status=CampaignStatus.SENDING)
     for pk in sending.values_list("pk", flat=True):
         campaign_dispatch_task.delay(pk)
-    return {"launched": launched, **reclaimed}
+    return {"launched": launched, "launches_resumed": resumed, **reclaimed}

@@ -38,6 +38,9 @@ class Segment(WorkspaceOwned):
     predefined = models.CharField(
         max_length=40, blank=True, default="", help_text="Key of a built-in segment, or empty."
     )
+    # a segment of the team's own people (staff, seed lists): campaign test pickers list
+    # these first
+    internal = models.BooleanField(default=False)
     people_count = models.BigIntegerField(default=0)
     computed_at = models.DateTimeField(null=True, blank=True)
     refresh_status = models.CharField(

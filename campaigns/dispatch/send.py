@@ -18,8 +18,16 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
+from accounts.jobs import UNFINISHED
 from campaigns.dispatch.freeze import ADDRESS_COLUMN
-from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus, SkipReason
+from campaigns.models import (
+    Campaign,
+    CampaignLaunch,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    SkipReason,
+)
 from campaigns.templating import RenderError, compile_content, person_context_from_row
 from channels.providers import NoProvider, get_transport
 from channels.services import suppressions_apply
@@ -304,6 +312,12 @@ def expire(campaign: Campaign, *, now: datetime) -> None:
 
 def finish_if_done(campaign: Campaign) -> None:
     """Sent when nothing is queued or in flight; failed when every message failed."""
+    if (
+        CampaignLaunch.objects.unscoped()
+        .filter(campaign_id=campaign.pk, status__in=UNFINISHED)
+        .exists()
+    ):
+        return  # still freezing its recipients
     counts = _counts(campaign)
     if counts.get("queued") or counts.get("sending"):
         return

@@ -11,7 +11,12 @@ from django.utils import timezone
 from accounts.audit import Actor
 from campaigns.dispatch.send import dispatch, reclaim
 from campaigns.models import Campaign, Delivery
-from campaigns.services import campaign_create, campaign_launch, campaign_test_send
+from campaigns.services import (
+    campaign_create,
+    campaign_launch,
+    campaign_launch_run,
+    campaign_test_send,
+)
 from channels.models import SandboxMessage
 from channels.services import provider_set
 from people.models import Person
@@ -47,7 +52,11 @@ def _launch(workspace, people, **content):
     campaign = campaign_create(workspace=workspace, name="Spring", channel="email",
                                content={**EMAIL, **content}, include=[everyone],
                                actor=ACTOR)  # fmt: skip
-    return campaign_launch(campaign=campaign, actor=ACTOR)
+    campaign = campaign_launch(campaign=campaign, actor=ACTOR)
+    assert campaign.status == "sending"
+    launch = campaign.launches.get()
+    assert campaign_launch_run(launch_id=launch.pk).status == "done"
+    return campaign
 
 
 def _statuses(campaign):
