@@ -135,6 +135,7 @@ class Delivery(WorkspaceOwned):
     delivered_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)  # through this message
 
     class Meta:
         constraints = [

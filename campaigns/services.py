@@ -42,9 +42,7 @@ def campaign_create(*, workspace, name: str, channel: str, content: dict, actor:
     campaign's own lists from then on). audit: "campaign.create"."""
     if channel not in CampaignChannel.values or channel == CampaignChannel.BANNER:
         raise ValidationError({"channel": "A campaign is sent by email, SMS or push."})
-    name = " ".join(str(name or "").split())
-    if not name or len(name) > 200:
-        raise ValidationError({"name": "Give the campaign a name (at most 200 characters)."})
+    name = _clean_name(name)
     if audience is not None and audience.channel != channel:
         raise ValidationError({"audience": f"Choose an audience of the {channel} channel."})
     cleaned = clean_content(channel, content, draft=True)
@@ -66,6 +64,132 @@ def campaign_create(*, workspace, name: str, channel: str, content: dict, actor:
         audit_record(workspace=workspace, actor=actor, action="campaign.create", obj=campaign,
                      summary={"channel": channel, "include": len(include),
                               "exclude": len(exclude)})  # fmt: skip
+    return campaign
+
+
+_UNSET = object()
+
+
+def campaign_update(*, campaign: Campaign, actor: Actor, name=_UNSET, content=_UNSET,
+                    audience=_UNSET, include=_UNSET, exclude=_UNSET, everyone=_UNSET,
+                    people=_UNSET, send_at=_UNSET, expires_at=_UNSET, test_segment=_UNSET,
+                    tracking=_UNSET, in_recipient_time_zone=_UNSET) -> Campaign:  # fmt: skip
+    """Change a draft or scheduled campaign (409 otherwise). Choosing another audience
+    without giving `include` / `exclude` copies its lists in; giving them sets the
+    campaign's own lists (the audience is unchanged). `people`: a queryset of people who
+    become the campaign's ad-hoc recipients (its static segment), [] to drop them.
+    audit: "campaign.update" naming the fields changed."""
+    changed = []
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status not in EDITABLE:
+            raise CampaignConflict(f"The campaign is {locked.get_status_display().lower()}: "
+                                   "only a draft or a scheduled campaign changes.")  # fmt: skip
+        fields = {}
+        if name is not _UNSET:
+            fields["name"] = _clean_name(name)
+        if content is not _UNSET:
+            fields["content"] = clean_content(locked.channel, content, draft=True)
+        if audience is not _UNSET:
+            if audience is not None and audience.channel != locked.channel:
+                raise ValidationError({"audience": f"Choose an audience of the "
+                                       f"{locked.channel} channel."})  # fmt: skip
+            fields["audience"] = audience
+            if audience is not None and include is _UNSET and exclude is _UNSET:
+                include = [e.segment for e in audience.include.all()]
+                exclude = [e.segment for e in audience.exclude.all()]
+        if everyone is not _UNSET:
+            fields["everyone"] = bool(everyone)
+        if expires_at is not _UNSET:
+            fields["expires_at"] = expires_at
+        if send_at is not _UNSET:
+            fields["send_at"] = send_at
+        if test_segment is not _UNSET:
+            _same_workspace(locked, [test_segment] if test_segment else [], "test_segment")
+            fields["test_segment"] = test_segment
+        if tracking is not _UNSET:
+            fields["tracking"] = bool(tracking)
+        if in_recipient_time_zone is not _UNSET:
+            fields["in_recipient_time_zone"] = bool(in_recipient_time_zone)
+        for key, value in fields.items():
+            setattr(locked, key, value)
+        if fields:
+            locked.save(update_fields=[*fields, "updated_at"])
+            changed += list(fields)
+        if include is not _UNSET:
+            _same_workspace(locked, include, "include")
+            locked.include.set(include)
+            changed.append("include")
+        if exclude is not _UNSET:
+            _same_workspace(locked, exclude, "exclude")
+            locked.exclude.set(exclude)
+            changed.append("exclude")
+        if people is not _UNSET:
+            _set_people(locked, people, actor=actor)
+            changed.append("people")
+        audit_record(workspace=locked.workspace_id, actor=actor, action="campaign.update",
+                     obj=locked, summary={"fields": sorted(set(changed))})  # fmt: skip
+    locked.refresh_from_db()
+    return locked
+
+
+def _clean_name(name) -> str:
+    name = " ".join(str(name or "").split())
+    if not name or len(name) > 200:
+        raise ValidationError({"name": "Give the campaign a name (at most 200 characters)."})
+    return name
+
+
+def _same_workspace(campaign: Campaign, segments, field: str) -> None:
+    for segment in segments:
+        if segment.workspace_id != campaign.workspace_id:
+            raise ValidationError({field: "No such segment in this workspace."})
+
+
+def _set_people(campaign: Campaign, people, *, actor: Actor) -> None:
+    """The campaign's ad-hoc recipients as its own static segment (created when first
+    needed, named after the campaign), members replaced set-based."""
+    from segments.services import segment_create, static_members_replace
+
+    segment = campaign.people_segment
+    if segment is None:
+        if people is None or (hasattr(people, "exists") and not people.exists()):
+            return
+        base = f"Recipients of campaign #{campaign.pk}"
+        segment = segment_create(workspace=campaign.workspace, name=base, kind="static",
+                                 actor=actor)  # fmt: skip
+        Campaign.objects.filter(pk=campaign.pk).update(people_segment=segment)
+        campaign.people_segment = segment
+    static_members_replace(segment=segment, people=people, actor=actor)
+
+
+def campaign_delete(*, campaign: Campaign, actor: Actor) -> None:
+    """Delete a draft (409 otherwise), with its ad-hoc recipients' segment.
+    audit: "campaign.delete"."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.status != CampaignStatus.DRAFT:
+            raise CampaignConflict("Only a draft is deleted; a campaign that was scheduled or "
+                                   "sent keeps its record (cancel it instead).")  # fmt: skip
+        audit_record(workspace=locked.workspace_id, actor=actor, action="campaign.delete",
+                     obj=locked, summary={"name": locked.name})  # fmt: skip
+        people_segment = locked.people_segment
+        locked.delete()
+        if people_segment is not None:
+            people_segment.delete()
+
+
+def campaign_broadcast(*, workspace, channel: str, people, actor: Actor, name: str = ""
+                       ) -> Campaign:  # fmt: skip
+    """ "Add to communication -> Broadcast" from the People page: a draft of `channel`
+    whose recipients are `people` (a queryset: the rows chosen, or all N matching), kept
+    as the campaign's static segment. audit: "campaign.create" + "campaign.update"."""
+    name = name or f"Broadcast of {timezone.localdate():%Y-%m-%d}"
+    with transaction.atomic():
+        campaign = campaign_create(workspace=workspace, name=name, channel=channel, content={},
+                                   actor=actor)  # fmt: skip
+        _set_people(campaign, people, actor=actor)
+    campaign.refresh_from_db()
     return campaign
 
 
