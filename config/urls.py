@@ -12,6 +12,7 @@ urlpatterns = [
     path("ofrep/v1/", ofrep_api.urls),
     path("v1/", include("people.tracking_urls")),
     path("hooks/", include("channels.hook_urls")),
+    path("", include("campaigns.public_urls")),
     path("people/import/", include("people.import_urls")),
     path("", include("people.urls")),
     path("audiences/import/", include("audiences.import_urls")),
@@ -19,6 +20,7 @@ urlpatterns = [
     path("", include("segments.urls")),
     path("", include("channels.urls")),
     path("", include("channels.list_urls")),
+    path("", include("campaigns.urls")),
     path("", include("accounts.urls")),
 ]
 

@@ -1,0 +1,3 @@
+"""Public campaign URLs without login: unsubscribe (/u/), tracking (/t/)."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""The campaign pages (campaigns.views)."""
+
+urlpatterns = []
