@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from accounts.admin_scoping import ReadOnlyScopedAdmin
-from campaigns.models import Campaign, Delivery
+from campaigns.models import Campaign, CampaignLaunch, Delivery
 
 
 @admin.register(Campaign)
@@ -16,3 +16,17 @@ class DeliveryAdmin(ReadOnlyScopedAdmin):
     list_display = ("campaign", "person", "status", "reason", "is_test", "sent_at", "workspace")
     list_filter = ("status", "is_test")
     search_fields = ("provider_message_id",)
+
+
+@admin.register(CampaignLaunch)
+class CampaignLaunchAdmin(ReadOnlyScopedAdmin):
+    list_display = (
+        "campaign",
+        "status",
+        "total_rows",
+        "queued",
+        "skipped",
+        "workspace",
+        "created_at",
+    )
+    list_filter = ("status",)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.audit import Actor, audit_record
 from accounts.jobs import UNFINISHED, attempt_lock, job_claim, job_done, job_fail, job_give_up
 from campaigns.dispatch.freeze import NoRecipients, freeze
-from campaigns.dispatch.send import _transition
+from campaigns.dispatch.send import _transition as _system_transition
 from campaigns.models import (
     EDITABLE,
     Campaign,
@@ -65,6 +65,14 @@ def campaign_create(*, workspace, name: str, channel: str, content: dict, actor:
                      summary={"channel": channel, "include": len(include),
                               "exclude": len(exclude)})  # fmt: skip
     return campaign
+
+
+def _transition(
+    campaign: Campaign, status: str, *, actor: Actor | None = None, reason: str = "", now=None
+) -> None:
+    """The dispatcher's transition (audited "campaign.<status>"), attributed to `actor`
+    when a person or key asked for it."""
+    _system_transition(campaign, status, reason=reason, now=now, actor=actor)
 
 
 _UNSET = object()
@@ -218,7 +226,7 @@ def campaign_launch(*, campaign: Campaign, actor: Actor, send_at: datetime | Non
             _check_sendable(locked)
         if locked.expires_at and locked.expires_at <= now:
             _transition(locked, CampaignStatus.EXPIRED, reason="It expired before it was sent: "
-                        "nothing was sent.", now=now)  # fmt: skip
+                        "nothing was sent.", now=now, actor=actor)  # fmt: skip
             return locked
         if send_at and send_at > now:
             if locked.expires_at and locked.expires_at <= send_at:
@@ -226,7 +234,7 @@ def campaign_launch(*, campaign: Campaign, actor: Actor, send_at: datetime | Non
                                        "sent: choose a time before its expiry."})  # fmt: skip
             Campaign.objects.filter(pk=locked.pk).update(send_at=send_at)
             locked.send_at = send_at
-            _transition(locked, CampaignStatus.SCHEDULED, now=now)
+            _transition(locked, CampaignStatus.SCHEDULED, now=now, actor=actor)
             return locked
         Campaign.objects.filter(pk=locked.pk).update(launched_at=now)
         locked.launched_at = now
@@ -234,7 +242,7 @@ def campaign_launch(*, campaign: Campaign, actor: Actor, send_at: datetime | Non
             workspace_id=locked.workspace_id, campaign=locked, created_by=actor.user,
             detail="Waiting for a worker to freeze the recipients…",
         )  # fmt: skip
-        _transition(locked, CampaignStatus.SENDING, now=now)
+        _transition(locked, CampaignStatus.SENDING, now=now, actor=actor)
         audit_record(workspace=locked.workspace_id, actor=actor, action="campaign.launch",
                      obj=locked, summary={"launch": launch.pk})  # fmt: skip
         transaction.on_commit(lambda: _enqueue_launch(launch.pk))
@@ -247,6 +255,10 @@ def _check_sendable(campaign: Campaign) -> None:
     if not (campaign.everyone or campaign.people_segment_id or campaign.include.exists()):
         raise ValidationError({"include": "No recipients chosen: pick an audience, segments "
                                "or people, or choose Everyone."})  # fmt: skip
+    _check_sendable_content(campaign)
+
+
+def _check_sendable_content(campaign: Campaign) -> None:
     try:
         clean_content(campaign.channel, campaign.content)
     except ValidationError as e:
@@ -355,7 +367,7 @@ def campaign_pause(*, campaign: Campaign, actor: Actor) -> Campaign:
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.status != CampaignStatus.SENDING:
             raise CampaignConflict("Only a sending campaign can be paused.")
-        _transition(locked, CampaignStatus.PAUSED)
+        _transition(locked, CampaignStatus.PAUSED, actor=actor)
     return locked
 
 
@@ -366,7 +378,7 @@ def campaign_resume(*, campaign: Campaign, actor: Actor) -> Campaign:
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.status != CampaignStatus.PAUSED:
             raise CampaignConflict("Only a paused campaign can be resumed.")
-        _transition(locked, CampaignStatus.SENDING)
+        _transition(locked, CampaignStatus.SENDING, actor=actor)
         _enqueue_dispatch(locked)
     return locked
 
@@ -382,40 +394,67 @@ def campaign_cancel(*, campaign: Campaign, actor: Actor) -> Campaign:
         Delivery.objects.filter(campaign=locked, is_test=False,
                                 status=DeliveryStatus.QUEUED).update(
             status=DeliveryStatus.SKIPPED, reason=SkipReason.CANCELLED)  # fmt: skip
-        _transition(locked, CampaignStatus.CANCELLED)
+        _transition(locked, CampaignStatus.CANCELLED, actor=actor)
     return locked
+
+
+class TestSendRefused(ValueError):
+    """A test send that cannot happen (no provider on the channel): the message says why."""
+
+
+TEST_SEND_LIMIT = 1000  # people in one test send
 
 
 def campaign_test_send(*, campaign: Campaign, actor: Actor, segment: Segment | None = None,
                        people=None, now: datetime | None = None) -> dict:  # fmt: skip
-    """Send the campaign now to a test segment or chosen people, through the real
-    transport and the same ledger and suppression check (rows marked as tests, outside
-    the stats). {"sent", "skipped": [(person external id, reason)]}. audit: "campaign.test"."""
+    """Send the campaign now to a test segment or chosen people (at most TEST_SEND_LIMIT),
+    through the real transport and the same ledger and suppression check (rows marked as
+    tests, outside the stats). Content must be complete (ValidationError otherwise);
+    TestSendRefused without a provider. {"sent", "failed", "skipped": [(person external id,
+    reason)]}. audit: "campaign.test"."""
     from campaigns.dispatch.freeze import blocked, test_segment_people
     from campaigns.dispatch.send import send_batch
     from campaigns.templating import compile_content
-    from channels.providers import get_transport
+    from channels.providers import NoProvider, get_transport
     from people.models import Person
 
     now = now or timezone.now()
+    _check_sendable_content(campaign)
     if segment is not None:
         targets = test_segment_people(segment, now=now)
     else:
         targets = Person.objects.for_workspace(campaign.workspace_id).filter(pk__in=people or [])
-    targets = targets.annotate(is_blocked=blocked(campaign.channel))[:1000]
+    targets = targets.annotate(is_blocked=blocked(campaign.channel)).order_by("id")
+    targets = list(targets[:TEST_SEND_LIMIT])
+    try:
+        transport = get_transport(campaign.channel, campaign.workspace)
+    except NoProvider as e:
+        raise TestSendRefused(str(e)) from None
+    compiled = compile_content(campaign.channel, campaign.content)
     with transaction.atomic():
         rows = [Delivery(workspace_id=campaign.workspace_id, campaign=campaign, person=p,
                          is_test=True, status=DeliveryStatus.SENDING, attempts=1,
                          lease_until=now) for p in targets]  # fmt: skip
         Delivery.objects.bulk_create(rows)
-    compiled = compile_content(campaign.channel, campaign.content)
-    with get_transport(campaign.channel, campaign.workspace) as transport:
-        result = send_batch(campaign, transport, compiled, [r.pk for r in rows], now=now)
+    ids = [r.pk for r in rows]
+    with transport:
+        result = send_batch(campaign, transport, compiled, ids, now=now) if ids else None
     skipped = list(
-        Delivery.objects.filter(
-            pk__in=[r.pk for r in rows], status=DeliveryStatus.SKIPPED
-        ).values_list("person__external_id", "reason")
+        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.SKIPPED).values_list(
+            "person__external_id", "reason"
+        )
     )
+    # a temporary error is not retried for a test: it is reported now
+    Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.QUEUED).update(
+        status=DeliveryStatus.FAILED, next_attempt_at=None
+    )
+    failed = list(
+        Delivery.objects.filter(pk__in=ids, status__in=(DeliveryStatus.FAILED,
+                                                        DeliveryStatus.BOUNCED))
+        .values_list("person__external_id", "error")
+    )  # fmt: skip
+    sent = result.sent if result else 0
     audit_record(workspace=campaign.workspace_id, actor=actor, action="campaign.test",
-                 obj=campaign, summary={"sent": result.sent, "skipped": len(skipped)})  # fmt: skip
-    return {"sent": result.sent, "skipped": skipped}
+                 obj=campaign, summary={"sent": sent, "skipped": len(skipped),
+                                        "failed": len(failed)})  # fmt: skip
+    return {"sent": sent, "skipped": skipped, "failed": failed}

@@ -30,6 +30,9 @@ BODIES = {
         "name": "Copy"
     },
     ("api/v1/channels/meta/audiences/<int:channel_audience_id>/export", "post"): {"replace": False},
+    ("api/v1/campaigns/<int:campaign_id>", "patch"): {"name": "Renamed"},
+    ("api/v1/campaigns/<int:campaign_id>/launch", "post"): {},
+    ("api/v1/campaigns/<int:campaign_id>/test", "post"): {"people": ["p1"]},
 }
 
 # Writes the API contract defines as "create or update by this key in the caller's

@@ -79,6 +79,19 @@ def _meta_export(ws):
     ).id
 
 
+def _campaign(ws):
+    """A draft email campaign with content, targeting everyone."""
+    from campaigns.models import Campaign
+
+    return Campaign.objects.create(
+        workspace=ws,
+        name=f"campaign-{ws.slug}",
+        channel="email",
+        everyone=True,
+        content={"subject": "Hello", "text": "Hello there"},
+    ).id
+
+
 def _tag_name(ws):
     return Tag.objects.create(workspace=ws, name=f"tag-of-{ws.slug}").name
 
@@ -118,6 +131,7 @@ OBJECT_MAKERS = {
     "channel_audience_id": lambda ws: _channel_audience(ws),
     "sync_id": lambda ws: _channel_sync(ws),
     "export_id": lambda ws: _meta_export(ws),
+    "campaign_id": _campaign,
 }
 
 # URL trees that are not workspace pages: the Django admin (scoped and tested on its own),

@@ -351,15 +351,18 @@ def _fail(campaign: Campaign, reason: str) -> None:
     _transition(campaign, CampaignStatus.FAILED, reason=reason)
 
 
-def _transition(campaign: Campaign, status: str, *, reason: str = "", now=None) -> None:
-    """Move the campaign to `status` (audited "campaign.<status>")."""
+def _transition(
+    campaign: Campaign, status: str, *, reason: str = "", now=None, actor: Actor | None = None
+) -> None:
+    """Move the campaign to `status` (audited "campaign.<status>", by `actor` when a
+    person or key asked for it, else by the dispatcher)."""
     now = now or timezone.now()
     fields = {"status": status, "status_reason": reason}
     if status in (CampaignStatus.SENT, CampaignStatus.FAILED, CampaignStatus.EXPIRED):
         fields["finished_at"] = now
     with transaction.atomic():
         Campaign.objects.unscoped().filter(pk=campaign.pk).update(**fields)
-        audit_record(workspace=campaign.workspace_id, actor=SYSTEM,
+        audit_record(workspace=campaign.workspace_id, actor=actor or SYSTEM,
                      action=f"campaign.{status}", obj=campaign,
                      summary={"status": status})  # fmt: skip
     campaign.status = status

@@ -12,6 +12,7 @@ from accounts.models import ApiKey, AuditEntry, Membership, Role
 from accounts.services import api_key_create
 from audiences.models import TargetAudience
 from audiences.services import audience_create
+from campaigns.models import Campaign
 from config.api_urls import api
 from people.models import DoNotContact, Person, Tag
 from people.services.dnc import dnc_add
@@ -54,12 +55,26 @@ def data(workspace):
     segment_create(workspace=workspace, name="Query", kind="query", rules=rules,
                    refresh_every_minutes=60, actor=SYSTEM)  # fmt: skip
     _channel_lists(workspace)
+    _campaigns(workspace)
     return {
         "audience": lambda name: TargetAudience.objects.for_workspace(workspace).get(name=name).pk,
         "segment": lambda name: Segment.objects.for_workspace(workspace).get(name=name).pk,
         "entry": lambda name: _entry(workspace, name),
         "channel_audience": lambda name: _channel_audience(workspace, name),
+        "campaign": lambda name: Campaign.objects.for_workspace(workspace).get(name=name).pk,
     }
+
+
+CAMPAIGN_EMAIL = {"subject": "Hello", "text": "Hello there"}
+
+
+def _campaigns(workspace):
+    from campaigns.services import campaign_create
+
+    snap = Segment.objects.for_workspace(workspace).get(name="Snap")
+    for name in ("Camp keep", "Camp doomed"):
+        campaign_create(workspace=workspace, name=name, channel="email", content=CAMPAIGN_EMAIL,
+                        include=[snap], actor=SYSTEM)  # fmt: skip
 
 
 def _channel_lists(workspace):
@@ -169,6 +184,22 @@ def api_calls(ids):
          None, "channel_audience.delete"),
         ("POST", f"/api/v1/channels/meta/audiences/{ids['channel_audience']('Aud meta')}/export",
          {"replace": False}, "meta_export.start"),
+        ("POST", "/api/v1/campaigns", {"name": "Camp new", "channel": "email",
+                                        "content": CAMPAIGN_EMAIL}, "campaign.create"),
+        ("PATCH", f"/api/v1/campaigns/{ids['campaign']('Camp keep')}", {"name": "Camp kept"},
+         "campaign.update"),
+        ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp keep')}/test", {"people": ["p1"]},
+         "campaign.test"),
+        ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp keep')}/launch", {},
+         ["campaign.sending", "campaign.launch"]),
+        ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp keep')}/pause", None,
+         "campaign.paused"),
+        ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp keep')}/resume", None,
+         "campaign.sending"),
+        ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp keep')}/cancel", None,
+         "campaign.cancelled"),
+        ("DELETE", f"/api/v1/campaigns/{ids['campaign']('Camp doomed')}", None,
+         "campaign.delete"),
         ("DELETE", "/api/v1/people/p2", None, "person.erase"),
     ]  # fmt: skip
 
