@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
 from accounts.jobs import UNFINISHED
+from campaigns import events, unsubscribe
 from campaigns.dispatch.freeze import ADDRESS_COLUMN
 from campaigns.models import (
     Campaign,
@@ -125,9 +126,12 @@ def _message(campaign: Campaign, rendered: dict, row: dict, delivery_id: int) ->
             **common, subject=content.get("subject", ""), text=content.get("text", ""),
             html=content.get("html", ""), from_name=content.get("from_name", ""),
             reply_to=content.get("reply_to", ""),
+            headers=unsubscribe.email_headers(campaign, delivery_id, row["current_address"]),
         )  # fmt: skip
     if campaign.channel == "sms":
-        return OutboundMessage(**common, body=content.get("body", ""))
+        return OutboundMessage(
+            **common, body=unsubscribe.sms_body(campaign, content.get("body", ""))
+        )
     data = {k: content[k] for k in ("ios", "android", "data") if content.get(k)}
     if content.get("image_url"):
         data["image"] = content["image_url"]
@@ -233,6 +237,8 @@ def send_batch(campaign: Campaign, transport, compiled, ids: list[int], *, now: 
         if dead:
             suppressions_apply(workspace=campaign.workspace_id, channel=campaign.channel,
                                addresses=dead, reason="The provider reported it dead")  # fmt: skip
+        # a provider's webhook may name a message before its id was recorded here
+        events.apply_known_events(campaign.workspace_id, [r["id"] for r in to_send])
     return result
 
 
