@@ -28,8 +28,10 @@ from segments.models import SegmentKind
 from segments.rules import RuleError
 from segments.rules import schema as rules_schema
 from segments.rules.operators import (
+    CHANNEL_LABELS,
     COUNT_LABELS,
     MEMBERSHIP_LABELS,
+    MESSAGE_LABELS,
     PROPERTY_OPS,
     TAG_LABELS,
     TIME_LABELS,
@@ -44,10 +46,12 @@ from segments.rules.schema import (
     AttributeCondition,
     AudienceCondition,
     EventCondition,
+    MessageCondition,
     Not,
     RelativeDate,
     SegmentCondition,
     TagCondition,
+    Window,
 )
 
 # Posted trees are bounded before anything else is done with them: Django refuses more
@@ -74,6 +78,7 @@ CONDITION_TYPES = [
     ("tag", "Tag"),
     ("audience", "Target audience"),
     ("segment", "Segment"),
+    ("message", "Message"),
 ]
 MATCHES = [
     ("all", "All of these (AND)"),
@@ -88,6 +93,8 @@ WINDOW_UNITS = list(rules_schema.WINDOW_UNITS)
 RELATIVE_UNITS = list(rules_schema.RELATIVE_UNITS)
 TAG_OPS = list(TAG_LABELS.items())
 MEMBERSHIP_OPS = list(MEMBERSHIP_LABELS.items())
+MESSAGE_OPS = list(MESSAGE_LABELS.items())
+MESSAGE_CHANNELS = list(CHANNEL_LABELS.items())  # "" (any message) is offered beside them
 # Event properties are untyped: a value is compared as what it looks like (a number,
 # true/false, a YYYY-MM-DD date, else text); quotes keep a value text ("007").
 PROPERTY_OP_CHOICES = op_choices(PROPERTY_OPS)
@@ -160,6 +167,7 @@ class Catalogue:
     tags: list[str]
     audiences: list[str]
     segments: list[tuple[int, str]]  # (id, label)
+    campaigns: list[tuple[int, str]] = field(default_factory=list)  # (id, label)
 
     @property
     def attribute_choices(self) -> list[tuple[str, str]]:
@@ -171,7 +179,8 @@ class Catalogue:
         return builtin + custom
 
 
-def make_catalogue(*, definitions, events, tags, audiences, segments) -> Catalogue:
+def make_catalogue(*, definitions, events, tags, audiences, segments, campaigns=()) -> Catalogue:
+    """`campaigns`: (id, label) pairs for the message conditions' campaign picker."""
     types = dict(BUILTIN_ATTRIBUTES)
     labels = dict(BUILTIN_LABELS)
     for key, definition in definitions.items():
@@ -184,6 +193,7 @@ def make_catalogue(*, definitions, events, tags, audiences, segments) -> Catalog
         tags=list(tags),
         audiences=list(audiences),
         segments=[(s.pk, f"{s.name} ({s.get_kind_display()})") for s in segments],
+        campaigns=list(campaigns),
     )
 
 
@@ -678,26 +688,58 @@ def _event(node: Node, catalogue: Catalogue) -> dict | None:
         raise _RowError("Choose how many times: at least, more than, exactly, at most, fewer than.")
     count = _whole(node.get("count"), "The count", default=1)
     condition["count"] = {"op": count_op, "value": count}
-    time_op = node.get("time_op") or "any_time"
-    if time_op not in dict(TIME_OPS):
-        raise _RowError("Choose when: at any time, in the last, more than … ago or between.")
-    if time_op != "any_time":
-        unit = node.get("unit") or "days"
-        if unit not in WINDOW_UNITS:
-            raise _RowError("Choose minutes, hours or days.")
-        window = {"op": time_op, "unit": unit}
-        if time_op == "between_last":
-            window["from"] = _whole(node.get("amount"), "“From”")
-            window["to"] = _whole(node.get("to"), "“To”")
-            if window["from"] > window["to"]:
-                raise _RowError("Between: the first amount must not be more than the second.")
-        else:
-            window["amount"] = _whole(node.get("amount"), "The amount")
+    window = _window(node)
+    if window is not None:
         condition["time"] = window
     where = [_property(row, name) for row in _where_rows(node)]
     where = [w for w in where if w is not None]
     if where:
         condition["where"] = where
+    return condition
+
+
+def _window(node: Node) -> dict | None:
+    """The time window of an event or message row (None: at any time)."""
+    time_op = node.get("time_op") or "any_time"
+    if time_op not in dict(TIME_OPS):
+        raise _RowError("Choose when: at any time, in the last, more than … ago or between.")
+    if time_op == "any_time":
+        return None
+    unit = node.get("unit") or "days"
+    if unit not in WINDOW_UNITS:
+        raise _RowError("Choose minutes, hours or days.")
+    window = {"op": time_op, "unit": unit}
+    if time_op == "between_last":
+        window["from"] = _whole(node.get("amount"), "“From”")
+        window["to"] = _whole(node.get("to"), "“To”")
+        if window["from"] > window["to"]:
+            raise _RowError("Between: the first amount must not be more than the second.")
+    else:
+        window["amount"] = _whole(node.get("amount"), "The amount")
+    return window
+
+
+def _message(node: Node, catalogue: Catalogue) -> dict | None:
+    """A message row is complete as soon as it is one ("was sent a message at any time"):
+    its channel and campaign are optional narrowings."""
+    op = node.get("message_op") or "received"
+    if op not in dict(MESSAGE_OPS):
+        raise _RowError("Choose was sent, was not sent, opened, clicked or bounced.")
+    message = {}
+    channel = node.get("channel")
+    if channel:
+        if channel not in dict(MESSAGE_CHANNELS):
+            raise _RowError("Choose email, SMS or push (or any message).")
+        message["channel"] = channel
+    campaign = node.get("campaign")
+    if campaign:
+        if not _SEGMENT_ID.fullmatch(campaign) or int(campaign) < 1:
+            raise _RowError("Choose a campaign from the list.")
+        message["campaign"] = int(campaign)
+    condition: dict = {"message": message, "op": op}
+    window = _window(node)
+    if window is not None:
+        condition["time"] = window
     return condition
 
 
@@ -739,6 +781,7 @@ _CONDITIONS = {
     "tag": _tag,
     "audience": _audience,
     "segment": _segment,
+    "message": _message,
 }
 
 
@@ -808,7 +851,20 @@ def _node_for(item) -> Node:
             return Node("x", {"type": "audience", "audience": audience, "member_op": op})
         case SegmentCondition(segment=segment, op=op):
             return Node("x", {"type": "segment", "segment": str(segment), "member_op": op})
+        case MessageCondition(op=op, campaign=campaign, channel=channel, time=window):
+            fields = {"type": "message", "message_op": op, "channel": channel or ""}
+            fields["campaign"] = str(campaign) if campaign is not None else ""
+            return Node("x", fields | _window_fields(window))
     raise TypeError(f"not a rule node: {item!r}")
+
+
+def _window_fields(window: Window) -> dict[str, str]:
+    fields = {"time_op": window.op}
+    if window.op in ("within_last", "before_last"):
+        fields |= {"amount": str(window.amount), "unit": window.unit}
+    elif window.op == "between_last":
+        fields |= {"amount": str(window.start), "to": str(window.end), "unit": window.unit}
+    return fields
 
 
 def _event_fields(item: EventCondition) -> dict[str, str]:
@@ -817,12 +873,7 @@ def _event_fields(item: EventCondition) -> dict[str, str]:
         "event": item.event,
         "count_op": item.count.op,
         "count": str(item.count.value),
-        "time_op": item.time.op,
-    }
-    if item.time.op in ("within_last", "before_last"):
-        fields |= {"amount": str(item.time.amount), "unit": item.time.unit}
-    elif item.time.op == "between_last":
-        fields |= {"amount": str(item.time.start), "to": str(item.time.end), "unit": item.time.unit}
+    } | _window_fields(item.time)
     for i, where in enumerate(item.where):
         fields |= {f"w{i}_prop": where.property, f"w{i}_op": where.op}
         if isinstance(where.value, RelativeDate):
@@ -865,6 +916,16 @@ def _ui(node: Node, catalogue: Catalogue) -> dict:
             "time_op": node.get("time_op") or "any_time",
             "where": rows,
             "can_add_where": len(rows) < MAX_WHERE,
+        }
+    if node.type == "message":
+        campaign = node.get("campaign")
+        known = {str(pk) for pk, _label in catalogue.campaigns}
+        return {
+            "op": node.get("message_op") or "received",
+            "time_op": node.get("time_op") or "any_time",
+            # a stored rule may name a campaign the picker does not list (deleted, or
+            # past the picker's length): still shown, by its id
+            "unknown_campaign": campaign if campaign and campaign not in known else "",
         }
     if node.type == "tag":
         return {"op": node.get("tag_op") or "has"}

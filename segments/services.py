@@ -19,7 +19,7 @@ from audiences.services import (
     get_or_create_unaudited,
 )
 from people.changes import record_change, segment_key
-from people.models import AttributeType, Person
+from people.models import Person
 from people.sql import insert_for_people
 from segments import realtime
 from segments.models import (
@@ -34,7 +34,7 @@ from segments.models import (
 )
 from segments.rules import RuleError, check_catalogue, iter_nodes, parse_rules
 from segments.rules.compiler import check_inlining
-from segments.rules.schema import AttributeCondition, SegmentCondition
+from segments.rules.schema import SegmentCondition, check_realtime
 from segments.selectors import current_members, segment_people, segment_users
 
 MIN_REFRESH_MINUTES = 5
@@ -90,15 +90,9 @@ def _check_rules(*, workspace, kind: str, rules, segment_id=None):
         raise RuleError("", "this kind of segment needs rules")
     tree = parse_rules(rules, workspace=workspace)
     types = check_catalogue(tree, workspace=workspace)
+    if kind == SegmentKind.REALTIME:
+        check_realtime(tree, types=types)
     for node in iter_nodes(tree):
-        if (
-            kind == SegmentKind.REALTIME
-            and isinstance(node, AttributeCondition)
-            and types.get(node.attribute) == AttributeType.LIST
-        ):
-            raise RuleError(
-                node.path, f"real-time segments cannot use list attributes (“{node.attribute}”)"
-            )
         if isinstance(node, SegmentCondition):
             _check_no_cycle(
                 workspace=workspace, start=node.segment, path=node.path, forbidden=segment_id

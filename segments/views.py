@@ -19,6 +19,7 @@ from accounts.models import role_at_least
 from accounts.permissions import MANAGE_SEGMENTS, VIEW, role_required
 from accounts.text import has_forbidden_character
 from audiences import selectors as audience_selectors
+from campaigns.selectors import campaigns_for
 from people import selectors as people_selectors
 from people.selection import FilteredPeople, selected_people
 from people.selectors import Counted, count_people
@@ -31,6 +32,8 @@ from segments.forms import (
     KIND_HELP,
     MATCHES,
     MEMBERSHIP_OPS,
+    MESSAGE_CHANNELS,
+    MESSAGE_OPS,
     PROPERTY_OP_CHOICES,
     RELATIVE_UNITS,
     TAG_OPS,
@@ -73,7 +76,7 @@ def _words(segment: Segment) -> tuple[str, str]:
     if not segment.rules:
         return "", ""
     try:
-        return describe_rules(parse_rules(segment.rules)), ""
+        return describe_rules(parse_rules(segment.rules), workspace=segment.workspace_id), ""
     except RuleError as e:
         return "", _capital(e.message)
 
@@ -145,7 +148,17 @@ def _catalogue(workspace, *, exclude: Segment | None = None) -> Catalogue:
         tags=[t.name for t in people_selectors.tag_choices(workspace=workspace)],
         audiences=[a.name for a in audience_selectors.audience_list(workspace=workspace)[:500]],
         segments=[s for s in segments if exclude is None or s.pk != exclude.pk],
+        campaigns=_campaign_choices(workspace),
     )
+
+
+def _campaign_choices(workspace) -> list[tuple[int, str]]:
+    """The campaigns a message condition can name: the newest 500, sent ones first."""
+    campaigns = campaigns_for(workspace).exclude(channel="banner").order_by("-created_at")
+    return [
+        (pk, f"{name} ({channel})")
+        for pk, name, channel in campaigns.values_list("pk", "name", "channel")[:500]
+    ]
 
 
 def _rules_locked(segment: Segment | None) -> str:
@@ -180,7 +193,7 @@ def _preview(request, builder: RuleBuilder) -> dict:
     except RuleError as e:
         builder.attach(e)
         return context | {"preview_error": builder.first_error()}
-    return context | {"count": count, "sample": sample, "words": describe_rules(parsed)}
+    return context | {"count": count, "sample": sample, "words": describe_rules(parsed, workspace=ws)}
 
 
 def _builder_context(request, *, form, builder, segment, source, locked, conflict=False):
@@ -213,6 +226,8 @@ def _builder_context(request, *, form, builder, segment, source, locked, conflic
         "relative_units": RELATIVE_UNITS,
         "tag_ops": TAG_OPS,
         "membership_ops": MEMBERSHIP_OPS,
+        "message_ops": MESSAGE_OPS,
+        "message_channels": MESSAGE_CHANNELS,
         "property_ops": PROPERTY_OP_CHOICES,
     }
 

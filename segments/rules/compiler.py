@@ -2,22 +2,22 @@
 
     people = Person.objects.for_workspace(ws).filter(compile_rules(tree, workspace=ws, now=now))
 
-Events, tags and companies are correlated EXISTS subqueries ("at least n events" with n > 1
-one over the people grouped by their count); custom attributes are JSONB lookups (equality
-as `attributes @> {"key": value}`, which the GIN index answers, number comparisons as
-SQL/JSON path predicates); dates compare on their date part in the workspace's time zone.
-The shapes were chosen with benchmarks/segments_suite.py (1M people, 10M events, against
-hand-written SQL) so that a whole workspace and one person are both fast. A condition is
-never NULL for a person (see sql.py), so the operators a person without the attribute
-satisfies (is_not, not_in, not_contains, is_empty) are simply the negations of those they
-cannot.
-"""
+Events, tags, companies and messages (the send ledger) are correlated EXISTS subqueries ("at
+least n events" with n > 1 one over the people grouped by their count); custom attributes
+are JSONB lookups (equality as `attributes @> {"key": value}`, which the GIN index answers,
+number comparisons as SQL/JSON path predicates); dates compare on their date part in the
+workspace's time zone. The shapes were chosen with benchmarks/segments_suite.py (1M people,
+10M events, against hand-written SQL) so that a whole workspace and one person are both
+fast. A condition is never NULL for a person (see sql.py), so the operators a person without
+the attribute satisfies (is_not, not_in, not_contains, is_empty) are simply the negations of
+those they cannot. """
 
 import json
 from datetime import date, datetime, timedelta
 from functools import reduce
 from operator import and_, or_
 
+from django.apps import apps
 from django.db.models import (
     BooleanField,
     Count,
@@ -30,7 +30,7 @@ from django.db.models import (
     Value,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Lower, TruncDate
+from django.db.models.functions import Coalesce, Lower, TruncDate
 from django.db.models.lookups import Exact, IContains, IEndsWith, IStartsWith
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ from audiences.models import AudienceMember, TargetAudience
 from people.models import AttributeType, Company, Event, Person, PersonTag, Tag
 from segments.models import Segment, SegmentKind, SegmentMember
 from segments.rules.dates import ABSOLUTE_COMPARISONS, relative_constraints
-from segments.rules.describe import describe_node
+from segments.rules.describe import campaign_names, describe_node
 from segments.rules.schema import (
     ABSOLUTE_DATE_OPS,
     COMPARISON_OPS,
@@ -48,6 +48,7 @@ from segments.rules.schema import (
     AttributeCondition,
     AudienceCondition,
     EventCondition,
+    MessageCondition,
     Node,
     Not,
     PropertyFilter,
@@ -60,6 +61,18 @@ from segments.rules.schema import (
     parse_rules,
 )
 from segments.rules.sql import json_text, json_value, local_date, predicate
+
+# The delivery statuses of a message that reached its provider's far end ("received").
+RECEIVED_STATUSES = ("sent", "delivered")
+# The column a message condition's window reads, per operator: bounces have no sent_at
+# (the provider refused the message), so theirs is when the send was attempted.
+MESSAGE_MOMENTS = {
+    "received": "sent_at",
+    "not_received": "sent_at",
+    "opened": "opened_at",
+    "clicked": "clicked_at",
+    "bounced": "message_at",  # Coalesce(sent_at, created_at), see _Compiler.message
+}
 
 # The operators a person without the value satisfies, as negations of those they cannot.
 NEGATED = {"is_not": "is", "not_in": "in", "not_contains": "contains", "is_empty": "is_not_empty"}
@@ -118,8 +131,9 @@ def explain_rules(
         .values_list(*columns)
         .get()
     )
+    campaigns = campaign_names(tree, workspace=workspace)
     return [
-        (node.path, describe_node(node), bool(value))
+        (node.path, describe_node(node, campaigns=campaigns), bool(value))
         for node, value in zip(nodes, row, strict=True)
     ]
 
@@ -169,6 +183,8 @@ class _Compiler:
                 return self.audience(node)
             case SegmentCondition():
                 return self.segment(node)
+            case MessageCondition():
+                return self.message(node)
         raise TypeError(f"not a rule node: {node!r}")
 
     def _children(self, nodes, *, tag_op: str, audience_op: str) -> list[Q]:
@@ -266,18 +282,52 @@ class _Compiler:
             case _:  # eq
                 return ~at_least(1) if n == 0 else at_least(n) & ~at_least(n + 1)
 
-    def window(self, window: Window) -> Q:
+    def window(self, window: Window, moment: str = "occurred_at") -> Q:
+        """The rows whose `moment` (a datetime column) falls in `window` (shared/API.md,
+        event conditions); message conditions use it on the ledger's columns."""
+
         def ago(amount: int) -> datetime:
             return self.now - timedelta(**{window.unit: amount})
 
         match window.op:
             case "within_last":
-                return Q(occurred_at__gte=ago(window.amount))
+                return Q(**{f"{moment}__gte": ago(window.amount)})
             case "before_last":
-                return Q(occurred_at__lt=ago(window.amount))
+                return Q(**{f"{moment}__lt": ago(window.amount)})
             case "between_last":
-                return Q(occurred_at__gte=ago(window.end), occurred_at__lte=ago(window.start))
+                return Q(**{f"{moment}__gte": ago(window.end), f"{moment}__lte": ago(window.start)})
         return Q()  # any time: filter() ignores an empty Q
+
+    def message(self, node: MessageCondition) -> Q:
+        """The send ledger: one EXISTS over the person's deliveries (test sends never
+        count), on the index (workspace, person, -created_at); not_received is its NOT."""
+        # The ledger (campaigns.models.Delivery) belongs to the campaigns app, above
+        # segments in the app chain (pyproject.toml, import-linter): segments only reads
+        # it, through the app registry, and imports nothing of campaigns.
+        delivery = apps.get_model("campaigns", "Delivery")
+        messages = delivery.objects.for_workspace(self.workspace).filter(
+            person=OuterRef("pk"), is_test=False
+        )
+        if node.campaign is not None:
+            messages = messages.filter(campaign_id=node.campaign)
+        if node.channel is not None:
+            messages = messages.filter(campaign__channel=node.channel)
+        match node.op:
+            case "received" | "not_received":
+                messages = messages.filter(status__in=RECEIVED_STATUSES)
+            case "opened":
+                # Every open counts for now: the ledger does not yet tell a person's opens
+                # from a mail client's prefetch (a later issue adds machine-open flags).
+                messages = messages.filter(opened_at__isnull=False)
+            case "clicked":
+                messages = messages.filter(clicked_at__isnull=False)
+            case "bounced":
+                messages = messages.alias(message_at=Coalesce("sent_at", "created_at")).filter(
+                    status="bounced"
+                )
+        moment = MESSAGE_MOMENTS[node.op]
+        exists = Q(Exists(messages.filter(self.window(node.time, moment))))
+        return ~exists if node.op == "not_received" else exists
 
     def property_filter(self, where: PropertyFilter) -> Q:
         source = _Json(self, "properties", where.property, where.type, untyped=True)

@@ -47,11 +47,34 @@ _VALUE = {
 }
 _WINDOW_AMOUNT = {"type": "integer", "minimum": 0, "maximum": rules.MAX_AMOUNT["minutes"]}
 _UNIT = {"type": "string", "enum": list(rules.WINDOW_UNITS)}
+_TIME = {
+    "description": "Which rows count, relative to the evaluation time; any time if left out.",
+    "oneOf": [
+        _object({"op": {"type": "string", "const": "any_time"}}, ["op"]),
+        _object(
+            {
+                "op": {"type": "string", "enum": ["within_last", "before_last"]},
+                "unit": _UNIT,
+                "amount": _WINDOW_AMOUNT,
+            },
+            ["op", "unit", "amount"],
+        ),
+        _object(
+            {
+                "op": {"type": "string", "const": "between_last"},
+                "unit": _UNIT,
+                "from": _WINDOW_AMOUNT,
+                "to": _WINDOW_AMOUNT,
+            },
+            ["op", "unit", "from", "to"],
+        ),
+    ],
+}
 
 COMPONENTS = {
     "RuleNode": {
         "description": "A group (all, any, not) or a condition (attribute, event, tag, "
-        "audience, segment). Groups nest at most 20 deep; a tree holds at most 500 nodes.",
+        "audience, segment, message). Groups nest at most 20 deep; a tree holds at most 500 nodes.",
         "oneOf": [
             _ref("RuleAll"),
             _ref("RuleAny"),
@@ -61,6 +84,7 @@ COMPONENTS = {
             _ref("TagCondition"),
             _ref("AudienceCondition"),
             _ref("SegmentCondition"),
+            _ref("MessageCondition"),
         ],
     },
     "RuleAll": _object(
@@ -91,28 +115,7 @@ COMPONENTS = {
                 },
                 ["op", "value"],
             ),
-            "time": {
-                "oneOf": [
-                    _object({"op": {"type": "string", "const": "any_time"}}, ["op"]),
-                    _object(
-                        {
-                            "op": {"type": "string", "enum": ["within_last", "before_last"]},
-                            "unit": _UNIT,
-                            "amount": _WINDOW_AMOUNT,
-                        },
-                        ["op", "unit", "amount"],
-                    ),
-                    _object(
-                        {
-                            "op": {"type": "string", "const": "between_last"},
-                            "unit": _UNIT,
-                            "from": _WINDOW_AMOUNT,
-                            "to": _WINDOW_AMOUNT,
-                        },
-                        ["op", "unit", "from", "to"],
-                    ),
-                ]
-            },
+            "time": _TIME,
             "where": {
                 "type": "array",
                 "items": _object(
@@ -141,5 +144,35 @@ COMPONENTS = {
             "op": {"type": "string", "enum": list(rules.MEMBERSHIP_OPS)},
         },
         ["segment", "op"],
+    ),
+    "MessageCondition": _object(
+        {
+            "message": _object(
+                {
+                    "campaign": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "A campaign of the workspace; any campaign if left out.",
+                    },
+                    "channel": {
+                        "type": "string",
+                        "enum": list(rules.MESSAGE_CHANNELS),
+                        "description": "Any channel if left out.",
+                    },
+                },
+                [],
+                description="Which messages of the send ledger count ({} for any); test "
+                "sends never do.",
+            ),
+            "op": {
+                "type": "string",
+                "enum": list(rules.MESSAGE_OPS),
+                "description": "received: sent or delivered (window on the send time); "
+                "not_received: its negation; opened, clicked: at the open or click time; "
+                "bounced: at the send (or attempt) time.",
+            },
+            "time": _TIME,
+        },
+        ["message", "op"],
     ),
 }

@@ -92,7 +92,8 @@ PROPERTY_OPS = (
     "was_more_than", "is_empty", "is_not_empty",
 )  # fmt: skip
 
-# The other conditions' operators (schema COUNT_OPS, TIME_OPS, TAG_OPS, MEMBERSHIP_OPS),
+# The other conditions' operators (schema COUNT_OPS, TIME_OPS, TAG_OPS, MEMBERSHIP_OPS,
+# MESSAGE_OPS and the message channels),
 # in the order the segment builder offers them.
 COUNT_LABELS = {
     "gte": "at least",
@@ -109,6 +110,14 @@ TIME_LABELS = {
 }
 TAG_LABELS = {"has": "has", "has_not": "does not have"}
 MEMBERSHIP_LABELS = {"in": "is in", "not_in": "is not in"}
+MESSAGE_LABELS = {
+    "received": "was sent",
+    "not_received": "was not sent",
+    "opened": "opened",
+    "clicked": "clicked",
+    "bounced": "bounced",
+}
+CHANNEL_LABELS = {"email": "an email", "sms": "an SMS", "push": "a push notification"}
 
 
 def op_label(op: str) -> str:

@@ -13,6 +13,10 @@ Choices the contract leaves open, which the compiler and the descriptions follow
   "YYYY-MM-DD" values, like `before`..`after`;
 - an event `where` filter compares the property as the type of the value it gives
   (a number, true/false, a "YYYY-MM-DD" date, or else text), since properties are untyped;
+- a message condition's `message` is an object naming at most a campaign (an id) and a
+  channel (email, sms, push); `{}` is any message. Its campaign is checked against the
+  workspace with the catalogues (see check_catalogue): campaigns belong to a higher app,
+  whose table is read through the app registry, never imported;
 - limits: groups nest at most 20 deep, a tree holds at most 500 groups and conditions,
   its JSON is at most 64 KB, an `in` list at most 1000 values.
 """
@@ -23,6 +27,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+
+from django.apps import apps
 
 from accounts.text import has_forbidden_character
 from people.attributes import BUILTIN_ATTRIBUTES, KEY_PATTERN
@@ -79,9 +85,11 @@ TIME_OPS = ("any_time", "within_last", "before_last", "between_last")
 WINDOW_UNITS = ("minutes", "hours", "days")
 TAG_OPS = ("has", "has_not")
 MEMBERSHIP_OPS = ("in", "not_in")
+MESSAGE_OPS = ("received", "not_received", "opened", "clicked", "bounced")
+MESSAGE_CHANNELS = ("email", "sms", "push")
 
 GROUP_KEYS = ("all", "any", "not")
-CONDITION_KEYS = ("attribute", "event", "tag", "audience", "segment")
+CONDITION_KEYS = ("attribute", "event", "tag", "audience", "segment", "message")
 _DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A position in a path ("all.2"): ASCII digits only, as the parser writes them. A key a
 # client sent may be "²", which str.isdigit() accepts and int() refuses.
@@ -205,10 +213,24 @@ class SegmentCondition:
     path: str = ""
 
 
+@dataclass(frozen=True)
+class MessageCondition:
+    """What the send ledger holds for the person: a message received (sent or delivered),
+    not received, opened, clicked or bounced, optionally of one campaign or channel,
+    within a window as for events. Test sends never count."""
+
+    op: str
+    campaign: int | None = None
+    channel: str | None = None
+    time: Window = Window()
+    path: str = ""
+
+
 Group = All | Any | Not
 Condition = (
     AttributeCondition | EventCondition | TagCondition | AudienceCondition | SegmentCondition
-)
+    | MessageCondition
+)  # fmt: skip
 Node = Group | Condition
 
 
@@ -228,7 +250,10 @@ def check_catalogue(tree: Node, *, workspace, events: bool = True) -> dict[str, 
     """Check `tree` against the workspace's attribute and event catalogues.
 
     Returns the declared type of each custom attribute the tree uses. An unknown tag is fine
-    (nobody has it); audiences and segments are checked by their own apps.
+    (nobody has it); audiences and segments are checked by their own apps. `events` (when
+    rules are written) also refuses an event the workspace has never seen and a campaign
+    it does not have; a stored tree compiles without these checks (a campaign deleted since
+    simply matches nobody).
     """
     nodes = list(iter_nodes(tree))
     custom = [node for node in nodes if isinstance(node, AttributeCondition) and not node.builtin]
@@ -263,7 +288,49 @@ def check_catalogue(tree: Node, *, workspace, events: bool = True) -> dict[str, 
     for node in events:
         if node.event not in known:
             raise RuleError(_join(node.path, "event"), f"unknown event “{node.event}”")
+    _check_campaigns(nodes, workspace=workspace)
     return types
+
+
+def _check_campaigns(nodes: list["Node"], *, workspace) -> None:
+    wanted = [n for n in nodes if isinstance(n, MessageCondition) and n.campaign is not None]
+    if not wanted:
+        return
+    # The send ledger and its campaigns belong to the campaigns app, above segments in the
+    # app chain (pyproject.toml, import-linter): segments only reads them, by the app
+    # registry, and imports nothing of campaigns.
+    campaign_model = apps.get_model("campaigns", "Campaign")
+    known = set(
+        campaign_model.objects.for_workspace(workspace)
+        .filter(pk__in={node.campaign for node in wanted})
+        .values_list("pk", flat=True)
+    )
+    for node in wanted:
+        if node.campaign not in known:
+            raise RuleError(
+                _join(node.path, "message.campaign"),
+                f"no such campaign: there is no campaign {node.campaign} in this workspace",
+            )
+
+
+REALTIME_MESSAGES = (
+    "real-time segments cannot use message conditions: sends, opens, clicks and bounces "
+    "do not pass through the real-time outbox, so membership would not follow them; use "
+    "a snapshot or a scheduled query segment"
+)
+
+
+def check_realtime(tree: "Node", *, types: dict[str, str]) -> None:
+    """Refuse (RuleError at the node) what the real-time engine cannot keep current: list
+    attributes and message conditions. `types`: the custom attribute types check_catalogue
+    returned for the tree."""
+    for node in iter_nodes(tree):
+        if isinstance(node, AttributeCondition) and types.get(node.attribute) == AttributeType.LIST:
+            raise RuleError(
+                node.path, f"real-time segments cannot use list attributes (“{node.attribute}”)"
+            )
+        if isinstance(node, MessageCondition):
+            raise RuleError(node.path, REALTIME_MESSAGES)
 
 
 def check_value_type(op: str, value: Value, type_: str, *, path: str, subject: str) -> None:
@@ -370,7 +437,8 @@ def _parse_node(raw, path: str) -> Node:
 
 
 _NODE_SHAPE = (
-    "expected a group (all, any, not) or a condition (attribute, event, tag, audience, segment)"
+    "expected a group (all, any, not) or a condition "
+    "(attribute, event, tag, audience, segment, message)"
 )
 
 
@@ -638,6 +706,30 @@ def _parse_segment(raw: dict, path: str) -> SegmentCondition:
     return SegmentCondition(segment, _choice(raw, "op", MEMBERSHIP_OPS, path), path)
 
 
+def _parse_message(raw: dict, path: str) -> MessageCondition:
+    _only_keys(raw, path, ("message", "op", "time"))
+    message_path = _join(path, "message")
+    message = raw["message"]
+    if not isinstance(message, dict):
+        raise RuleError(message_path, 'expected {"campaign": id, "channel": "email"|...} or {}')
+    _only_keys(message, message_path, ("campaign", "channel"))
+    campaign = message.get("campaign")
+    if campaign is not None and (
+        isinstance(campaign, bool) or not isinstance(campaign, int) or campaign < 1
+    ):
+        raise RuleError(
+            _join(message_path, "campaign"), "expected a campaign id (a positive whole number)"
+        )
+    channel = None
+    if message.get("channel") is not None:
+        channel = _choice(message, "channel", MESSAGE_CHANNELS, message_path)
+    op = _choice(raw, "op", MESSAGE_OPS, path)
+    window = Window()
+    if "time" in raw:
+        window = _parse_window(raw["time"], _join(path, "time"))
+    return MessageCondition(op, campaign, channel, window, path)
+
+
 _PARSERS = {
     "all": _parse_group,
     "any": _parse_group,
@@ -647,4 +739,5 @@ _PARSERS = {
     "tag": _parse_tag,
     "audience": _parse_audience,
     "segment": _parse_segment,
+    "message": _parse_message,
 }
