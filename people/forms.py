@@ -19,6 +19,28 @@ def whole_number(text: str) -> int | None:
     return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
 
 
+# The quick filters over the send ledger (seed 003: "contacted within a period", "reached on
+# a channel"): message conditions of the rule tree (shared/API.md, Segments), compiled
+# with the others by the segment compiler. value -> (operator, days; None: any time).
+CONTACTED_CHOICES = [
+    ("", "Any time or never"),
+    ("1", "In the last 24 hours"),
+    ("7", "In the last 7 days"),
+    ("30", "In the last 30 days"),
+    ("90", "In the last 90 days"),
+    ("ever", "Ever"),
+    ("not-30", "Not in the last 30 days"),
+    ("not-90", "Not in the last 90 days"),
+    ("never", "Never"),
+]
+_CONTACTED = {
+    "1": ("received", 1), "7": ("received", 7), "30": ("received", 30),
+    "90": ("received", 90), "ever": ("received", None), "not-30": ("not_received", 30),
+    "not-90": ("not_received", 90), "never": ("not_received", None),
+}  # fmt: skip
+REACHED_CHOICES = [("", "Any channel"), ("email", "Email"), ("sms", "SMS"), ("push", "Push")]
+
+
 class QuickFilterForm(StyledFormMixin, forms.Form):
     q = forms.CharField(required=False, label="Search", max_length=200)
     tags = forms.CharField(
@@ -31,6 +53,9 @@ class QuickFilterForm(StyledFormMixin, forms.Form):
     company = forms.CharField(required=False, max_length=200)
     # Applied by the view (audiences sit above people): people in the target audience.
     in_audience = forms.CharField(required=False, max_length=200)
+    # Applied by the view as a message condition (the ledger belongs to campaigns)
+    contacted = forms.ChoiceField(required=False, choices=CONTACTED_CHOICES, label="Contacted")
+    reached = forms.ChoiceField(required=False, choices=REACHED_CHOICES, label="Reached on")
     rules = forms.CharField(required=False, widget=forms.HiddenInput)
     # The advanced filters' relative date units, for the shared value input
     # (templates/segments/builder_value.html).
@@ -39,6 +64,20 @@ class QuickFilterForm(StyledFormMixin, forms.Form):
     def audience_name(self) -> str:
         data = self.cleaned_data if self.is_valid() else {}
         return " ".join((data.get("in_audience") or "").split())
+
+    def message_rule(self) -> dict | None:
+        """ "Contacted" and "Reached on" as one message condition: "was sent an email in
+        the last 7 days", "was never sent an SMS"; None when neither is chosen. "Reached on"
+        alone means reached on that channel at any time."""
+        data = self.cleaned_data if self.is_valid() else {}
+        contacted, channel = data.get("contacted") or "", data.get("reached") or ""
+        if not contacted and not channel:
+            return None
+        op, days = _CONTACTED.get(contacted, ("received", None))
+        rule: dict = {"message": {"channel": channel} if channel else {}, "op": op}
+        if days is not None:
+            rule["time"] = {"op": "within_last", "unit": "days", "amount": days}
+        return rule
 
     def filters(self) -> QuickFilters:
         data = self.cleaned_data if self.is_valid() else {}

@@ -61,6 +61,11 @@ class FilteredPeople:
                 people = people.none()
             else:
                 people = narrowed
+        self.message_rule = self.form.message_rule()
+        if self.message_rule is not None:
+            # one EXISTS over the send ledger, compiled like the advanced filters
+            parsed = parse_rules(self.message_rule, workspace=workspace)
+            people = people.filter(compile_rules(parsed, workspace=workspace, now=timezone.now()))
         try:
             self.tree = builder_tree(self.groups, self.types)
         except BuilderError as e:
@@ -143,6 +148,8 @@ class FilteredPeople:
             )
         if self.form.audience_name():
             nodes.append({"audience": self.form.audience_name(), "op": "in"})
+        if self.message_rule is not None:
+            nodes.append(self.message_rule)
         if self.tree is not None:
             nodes.append(self.tree)
         if not nodes:

@@ -5,6 +5,7 @@ from people import views
 urlpatterns = [
     path("people/", views.people_list, name="people_list"),
     path("people/bulk/tags/", views.people_bulk_tags, name="people_bulk_tags"),
+    path("people/bulk/broadcast/", views.people_bulk_broadcast, name="people_bulk_broadcast"),
     path("people/export/", views.people_export, name="people_export"),
     path("people/attributes/", views.attribute_list, name="attribute_list"),
     path("people/<int:person_id>/", views.person_detail, name="person_detail"),

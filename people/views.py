@@ -19,9 +19,17 @@ from accounts.csv_safe import Echo
 from accounts.csv_safe import escape_cell as csv_safe
 from accounts.models import role_at_least
 from accounts.pages import keyset_page
-from accounts.permissions import MANAGE_PEOPLE, MANAGE_SEGMENTS, VIEW, role_required
+from accounts.permissions import (
+    MANAGE_CAMPAIGNS,
+    MANAGE_PEOPLE,
+    MANAGE_SEGMENTS,
+    VIEW,
+    role_required,
+)
 from audiences import selectors as audience_selectors
 from audiences.imports.uploads import limit_uploads
+from campaigns import selectors as campaign_selectors
+from campaigns import services as campaign_services
 from people import selectors
 from people.forms import AttributeForm, DncAddForm, DncImportForm, TagForm, whole_number
 from people.models import (
@@ -53,6 +61,7 @@ PEOPLE_SORT_CHOICES = [
     ("-city", "City, Z to A"),
 ]
 LARGE_SELECTION = 10_000
+MESSAGES_SHOWN = 20  # on a profile: the newest; the API lists them all
 # then one column per custom attribute, named by its key (as the contact import reads it)
 EXPORT_FIELDS = ["external_id", *PERSON_TEXT_FIELDS, "company", "tags", "created_at"]
 
@@ -119,6 +128,42 @@ def people_list(request):
         "all_audiences": audience_selectors.audience_list(workspace=request.workspace)[:500],
     }
     return render(request, "people/people_list.html", context)
+
+
+BROADCAST_CHANNELS = {"email": "Email", "sms": "SMS", "push": "Push"}
+
+
+@require_POST
+@role_required(MANAGE_CAMPAIGNS)
+def people_bulk_broadcast(request):
+    """ "Add to communication -> Broadcast": a draft campaign of the chosen channel whose
+    recipients are the selection (the rows, or all N matching), then its editor."""
+    view = FilteredPeople(request, request.POST)
+    people = selected_people(request, view)
+    back = redirect(f"{reverse('people_list')}?{view.querystring}")
+    channel = request.POST.get("channel", "")
+    if channel not in BROADCAST_CHANNELS:
+        messages.error(request, "Choose the channel of the broadcast: email, SMS or push.")
+        return back
+    if not people.exists():
+        messages.error(request, "Select the people to send to first.")
+        return back
+    name = " ".join((request.POST.get("broadcast_name") or "").split())
+    try:
+        campaign = campaign_services.campaign_broadcast(
+            workspace=request.workspace, channel=channel, people=people, name=name,
+            actor=Actor.from_request(request),
+        )  # fmt: skip
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+        return back
+    messages.success(
+        request,
+        f"Draft “{campaign.name}” created for {campaign.people_segment.people_count:,} people: "
+        "write the "
+        "message, test it and send.",
+    )
+    return redirect(reverse("campaign_edit", kwargs={"campaign_id": campaign.pk}))
 
 
 @require_POST
@@ -227,6 +272,9 @@ def person_detail(request, person_id):
         )
         for key, value in sorted(person.attributes.items())
     ]
+    sent = list(campaign_selectors.person_messages(person)[: MESSAGES_SHOWN + 1])
+    for delivery in sent:
+        delivery.reason_label = campaign_selectors.SKIP_LABELS.get(delivery.reason, delivery.reason)
     context = {
         "person": person,
         "attributes": attributes,
@@ -241,6 +289,8 @@ def person_detail(request, person_id):
         "push_tokens": list(person.push_tokens.all()),
         "audiences": audience_selectors.person_audiences(person=person),
         "segment_explanations": segment_explanations(person, ws, timezone.now()),
+        "messages_sent": sent,
+        "messages_shown": MESSAGES_SHOWN,
     }
     return render(request, "people/person_detail.html", context)
 

@@ -24,7 +24,7 @@
       ? `All ${exact ? "" : "≈ "}${fmt(total)} matching people selected`
       : (ticked ? `${fmt(ticked)} selected on this page` : "No one selected");
     selectAll.hidden = !(ticked && ticked === checks().length && total > ticked && allMatching.value !== "1");
-    for (const id of ["manage-tags-button", "manage-audiences-button", "manage-segments-button", "export-button"]) {
+    for (const id of ["manage-tags-button", "manage-audiences-button", "manage-segments-button", "broadcast-button", "export-button"]) {
       const b = document.getElementById(id); if (b) b.disabled = n === 0;
     }
     const scope = document.getElementById("manage-tags-scope");
