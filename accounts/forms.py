@@ -17,12 +17,23 @@ class WorkspaceForm(StyledFormMixin, forms.ModelForm):
 
     class Meta:
         model = Workspace
-        fields = ["name", "time_zone"]
+        fields = ["name", "time_zone", "sms_opt_out_line"]
+        help_texts = {
+            "sms_opt_out_line": "Added on its own line at the end of every campaign SMS, "
+            "e.g. “Reply STOP to opt out”. Replies of STOP put the number on Do Not "
+            "Contact. Leave empty to add nothing."
+        }
+        widgets = {
+            "sms_opt_out_line": forms.TextInput(attrs={"placeholder": "Reply STOP to opt out"})
+        }
 
     def clean_name(self):
         # One line: line breaks and tabs typed or pasted into the name become spaces (the
         # model refuses other control characters).
         return one_line(self.cleaned_data["name"])
+
+    def clean_sms_opt_out_line(self):
+        return one_line(self.cleaned_data["sms_opt_out_line"])
 
 
 class InviteForm(StyledFormMixin, forms.Form):

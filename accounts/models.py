@@ -91,6 +91,15 @@ def validate_one_line(value: str) -> None:
         raise ValidationError("A name cannot contain control characters.")
 
 
+SMS_OPT_OUT_LINE_MAX = 70  # characters: under half of one GSM-7 segment (160)
+
+
+def validate_opt_out_line(value: str) -> None:
+    """The SMS opt-out line: one line (it is appended as the message's last line)."""
+    if value != one_line(value) or any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValidationError("The opt-out line is one line, without tabs or line breaks.")
+
+
 class Workspace(models.Model):
     """A tenant: everything a customer owns hangs off one workspace."""
 
@@ -99,6 +108,12 @@ class Workspace(models.Model):
     name = models.CharField(max_length=100, validators=[validate_one_line])
     slug = models.SlugField(max_length=60, unique=True)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # appended on its own line to every campaign SMS (campaigns.unsubscribe.sms_body),
+    # e.g. "Reply STOP to opt out"; empty: nothing is added
+    sms_opt_out_line = models.CharField(
+        "SMS opt-out line", max_length=SMS_OPT_OUT_LINE_MAX, blank=True, default="",
+        validators=[validate_opt_out_line],
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -64,14 +64,21 @@ def workspace_create(
 
 
 @transaction.atomic
-def workspace_update(*, workspace: Workspace, name: str, time_zone: str, actor: Actor) -> Workspace:
-    """Renames the workspace (on one line, as workspace_create) and sets its time zone.
+def workspace_update(
+    *, workspace: Workspace, name: str, time_zone: str, actor: Actor,
+    sms_opt_out_line: str | None = None,
+) -> Workspace:  # fmt: skip
+    """Renames the workspace (on one line, as workspace_create), sets its time zone and,
+    when given, the SMS opt-out line (campaigns.unsubscribe.sms_body).
     audit: "workspace.update" with the names of the fields that changed."""
-    before = {"name": workspace.name, "time_zone": workspace.time_zone}
+    before = {"name": workspace.name, "time_zone": workspace.time_zone,
+              "sms_opt_out_line": workspace.sms_opt_out_line}  # fmt: skip
     workspace.name = one_line(name)
     workspace.time_zone = time_zone
+    if sms_opt_out_line is not None:
+        workspace.sms_opt_out_line = one_line(sms_opt_out_line)
     workspace.full_clean(exclude=["slug"])
-    workspace.save(update_fields=["name", "time_zone"])
+    workspace.save(update_fields=["name", "time_zone", "sms_opt_out_line"])
     changed = [f for f, old in before.items() if getattr(workspace, f) != old]
     audit_record(
         workspace=workspace,

@@ -111,6 +111,7 @@ def settings_workspace(request):
             workspace=Workspace.objects.get(pk=request.workspace.pk),
             name=form.cleaned_data["name"],
             time_zone=form.cleaned_data["time_zone"],
+            sms_opt_out_line=form.cleaned_data["sms_opt_out_line"],
             actor=Actor.from_request(request),
         )
         messages.success(request, "Workspace settings saved.")

@@ -1,3 +1,10 @@
 """Public campaign URLs without login: unsubscribe (/u/), tracking (/t/)."""
 
-urlpatterns = []
+from django.urls import path
+
+from campaigns import public_views
+
+urlpatterns = [
+    # shared/API.md: GET shows the page, POST unsubscribes (RFC 8058 one-click)
+    path("u/<str:token>", public_views.unsubscribe, name="unsubscribe"),
+]

@@ -13,6 +13,7 @@ from accounts.audit import Actor, audit_record
 from channels.models import Provider, ProviderEvent, ProviderEventKind
 from channels.providers import clean_provider, transport_for
 from channels.secrets import SecretsUnreadable, seal, unseal
+from channels.signals import provider_events_recorded
 from channels.transports.base import SUPPRESS, OutboundMessage, TransportError
 from people.models import DncSource, DoNotContact, PushToken
 from people.normalize import InvalidAddress, normalize_address
@@ -172,6 +173,11 @@ def provider_events_record(*, provider: Provider, events: list[Reported]) -> int
         before = ProviderEvent.objects.for_workspace(provider.workspace_id).count()
         ProviderEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
         added = ProviderEvent.objects.for_workspace(provider.workspace_id).count() - before
+        # campaigns maps them onto its deliveries (channels import nothing of campaigns)
+        provider_events_recorded.send(
+            sender=ProviderEvent, workspace_id=provider.workspace_id,
+            provider_message_ids=sorted({r.provider_message_id for r in rows} - {""}),
+        )  # fmt: skip
         for source, addresses in suppressed.items():
             dnc_add_many(
                 workspace=provider.workspace_id, channel=provider.channel, addresses=addresses,

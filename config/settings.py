@@ -406,6 +406,13 @@ ALLOW_PRIVATE_PROVIDER_HOSTS = env_bool("ALLOW_PRIVATE_PROVIDER_HOSTS", False)
 # Where providers reach Herald's webhooks (https://herald.example.com): Twilio's status
 # callbacks are asked for only when it is set (tracking links of campaigns use it too).
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "").rstrip("/")
+# The port `make run` serves the demo on (config/launch.py): without PUBLIC_BASE_URL, links
+# in the demo's messages (unsubscribe) point at http://127.0.0.1:HERALD_PORT.
+HERALD_PORT = env_int("HERALD_PORT", 8000)
+# A mailbox that takes unsubscribe requests by email (unsubscribe@herald.example.com):
+# when set, every campaign email's List-Unsubscribe also offers mailto: it, the message's
+# token in the subject. Empty: the one-click HTTPS link only.
+UNSUBSCRIBE_MAILTO = env_str("UNSUBSCRIBE_MAILTO", "")
 
 PROVIDER_SECRET_KEYS = env_list("PROVIDER_SECRET_KEYS", [])
 if PROVIDER_SECRET_KEYS:

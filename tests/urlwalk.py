@@ -138,8 +138,11 @@ OBJECT_MAKERS = {
 # password reset links (uidb64/token name a user, not a workspace object), static docs, and
 # providers' webhooks (/hooks/: no session, no key; the unguessable hook id and the
 # provider's signature authenticate them, proven in tests/channels/test_esp.py and
-# test_twilio_hooks.py: an unknown hook 404, a bad signature 403 and nothing changed).
-SKIPPED_PREFIXES = ("admin/", "reset/<uidb64>/<token>/", "hooks/")
+# test_twilio_hooks.py: an unknown hook 404, a bad signature 403 and nothing changed), and
+# the public links in messages (/u/ unsubscribe, /t/ tracking: no session, the signed token
+# is the credential; tests/campaigns/test_unsubscribe.py proves a token not ours 404s and
+# changes nothing).
+SKIPPED_PREFIXES = ("admin/", "reset/<uidb64>/<token>/", "hooks/", "u/", "t/")
 
 _PARAM = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
 

@@ -1,0 +1,67 @@
+"""Public campaign pages, without login: the unsubscribe page of a message (/u/<token>).
+
+GET shows the page (which workspace, the address masked, a button) and changes nothing:
+mail scanners open links. POST unsubscribes: RFC 8058's one-click POST that mail clients
+send (body `List-Unsubscribe=One-Click`, no cookie, no CSRF token) and the page's own
+button alike, at once and idempotently, answering 200 with the thank-you page (one-click
+clients follow no redirect). The signed token is the only credential: anything that is not
+a token of ours answers 404 and changes nothing."""
+
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from accounts.audit import Actor
+from campaigns import unsubscribe as unsub
+from people.selectors import dnc_is_blocked
+
+PAGE = "campaigns/public/unsubscribe.html"
+DONE = "campaigns/public/unsubscribed.html"
+INVALID = "campaigns/public/unsubscribe_invalid.html"
+
+
+def _one_click(request) -> bool:
+    try:
+        return request.POST.get("List-Unsubscribe", "") == "One-Click"
+    except (MultiPartParserError, RequestDataTooBig, SuspiciousOperation, UnicodeDecodeError):
+        return False  # a body we cannot read: still the POST of a valid link
+
+
+def _actor(request) -> Actor:
+    from axes.helpers import get_client_ip_address
+
+    return Actor(system="unsubscribe link", ip=get_client_ip_address(request) or "")
+
+
+def _invalid(request):
+    return render(request, INVALID, status=404)
+
+
+@csrf_exempt  # RFC 8058: the one-click POST carries no CSRF token; the signed token is the check
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request, token: str):
+    delivery = unsub.delivery_for_token(token)
+    if delivery is None:
+        return _invalid(request)
+    channel = delivery.campaign.channel
+    address = unsub.delivery_address(delivery)
+    context = {
+        "token": token,
+        "sender": delivery.workspace.name,
+        "channel": channel,
+        "masked": unsub.masked(address, channel),
+    }
+    if request.method != "POST":
+        if dnc_is_blocked(workspace=delivery.workspace_id, channel=channel, address=address):
+            return render(request, DONE, {**context, "already": True})
+        return render(request, PAGE, context)
+    one_click = _one_click(request)
+    try:
+        unsub.delivery_unsubscribe(delivery=delivery, actor=_actor(request), one_click=one_click)
+    except unsub.NothingToUnsubscribe:
+        return _invalid(request)
+    return render(request, DONE, context)
