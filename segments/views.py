@@ -193,7 +193,8 @@ def _preview(request, builder: RuleBuilder) -> dict:
     except RuleError as e:
         builder.attach(e)
         return context | {"preview_error": builder.first_error()}
-    return context | {"count": count, "sample": sample, "words": describe_rules(parsed, workspace=ws)}
+    words = describe_rules(parsed, workspace=ws)
+    return context | {"count": count, "sample": sample, "words": words}
 
 
 def _builder_context(request, *, form, builder, segment, source, locked, conflict=False):
