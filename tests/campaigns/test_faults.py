@@ -353,9 +353,11 @@ def test_an_sms_campaign_survives_kills_and_restarts_with_no_duplicate(
     campaign = campaign_create(workspace=workspace, name="Faults SMS", channel="sms",
                                content={"body": "Sale today"}, include=[crowd],
                                actor=ACTOR)  # fmt: skip
+    started = time.monotonic()
     counts = _run_with_faults(
         workspace, workers, private_redis, campaign, SMS_RECIPIENTS, fake.gate
     )
+    _report("sms", counts, sum(n - 1 for n in fake.messages.values()), started)
     assert sum(counts.values()) == SMS_RECIPIENTS
     assert set(counts) <= set(FINAL), counts
     assert counts["unknown"] == 0, counts  # Twilio dedupes our key: re-sent, not unknown
@@ -380,9 +382,11 @@ def test_an_email_campaign_survives_kills_and_restarts_with_no_duplicate(
         campaign = campaign_create(workspace=workspace, name="Faults email", channel="email",
                                    content={"subject": "Hi", "text": "Sale"}, include=[crowd],
                                    actor=ACTOR)  # fmt: skip
+        started = time.monotonic()
         counts = _run_with_faults(
             workspace, workers, private_redis, campaign, EMAIL_RECIPIENTS, sink.gate
         )
+        _report("email", counts, sum(n - 1 for n in sink.messages.values()), started)
     finally:
         controller.stop()
     assert sum(counts.values()) == EMAIL_RECIPIENTS
