@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from accounts.admin_scoping import ReadOnlyScopedAdmin
-from campaigns.models import Campaign, CampaignLaunch, Delivery
+from campaigns.models import Campaign, CampaignLaunch, CampaignLink, Delivery
 
 
 @admin.register(Campaign)
@@ -30,3 +30,8 @@ class CampaignLaunchAdmin(ReadOnlyScopedAdmin):
         "created_at",
     )
     list_filter = ("status",)
+
+
+@admin.register(CampaignLink)
+class CampaignLinkAdmin(ReadOnlyScopedAdmin):
+    list_display = ("campaign", "index", "url", "clicks", "machine_clicks", "workspace")

@@ -133,8 +133,21 @@ class Delivery(WorkspaceOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Engagement (campaigns.tracking): `opened_at` / `clicked_at` are a person's first open
+    # and click (a click counts as an open: images may be blocked); machine fetches (Apple
+    # Mail Privacy Protection, image proxies' prefetches, link scanners) are kept apart.
     opened_at = models.DateTimeField(null=True, blank=True)
     clicked_at = models.DateTimeField(null=True, blank=True)
+    last_opened_at = models.DateTimeField(null=True, blank=True)
+    last_clicked_at = models.DateTimeField(null=True, blank=True)
+    open_count = models.PositiveIntegerField(default=0)
+    click_count = models.PositiveIntegerField(default=0)
+    machine_opened_at = models.DateTimeField(null=True, blank=True)
+    machine_clicked_at = models.DateTimeField(null=True, blank=True)
+    machine_open_count = models.PositiveIntegerField(default=0)
+    machine_click_count = models.PositiveIntegerField(default=0)
+    # the last tracking batch applied to this row: a batch applied twice counts once
+    tracking_batch = models.BigIntegerField(default=0)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)  # through this message
 
     class Meta:
@@ -160,6 +173,34 @@ class Delivery(WorkspaceOwned):
 
     def __str__(self):
         return f"{self.campaign_id}/{self.person_id}: {self.status}"
+
+
+class CampaignLink(WorkspaceOwned):
+    """A link of a campaign's email that is tracked: `/t/c/<token>` names the campaign and
+    the index, and redirects only to the `url` stored here (never to one in the request).
+    Made from the stored HTML (its links without Liquid), the first time the campaign's
+    email is sent; an index never changes its url. Clicks counted by the tracking flush."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="links")
+    index = models.PositiveIntegerField()
+    url = models.TextField()
+    clicks = models.PositiveIntegerField(default=0)  # human clicks
+    machine_clicks = models.PositiveIntegerField(default=0)
+    tracking_batch = models.BigIntegerField(default=0)  # as Delivery.tracking_batch
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "campaign", "index"], name="campaignlink_index"
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "campaign", "url"], name="campaignlink_url"
+            ),
+        ]
+        ordering = ["campaign", "index"]
+
+    def __str__(self):
+        return f"{self.campaign_id}#{self.index}: {self.url[:80]}"
 
 
 class CampaignLaunch(Job):

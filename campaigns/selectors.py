@@ -10,7 +10,14 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from campaigns.dispatch.freeze import NoRecipients, blocked, recipients
-from campaigns.models import Campaign, CampaignLaunch, Delivery, DeliveryStatus, SkipReason
+from campaigns.models import (
+    Campaign,
+    CampaignLaunch,
+    CampaignLink,
+    Delivery,
+    DeliveryStatus,
+    SkipReason,
+)
 from segments.models import Segment
 
 SKIP_KEYS = ("dnc", "no_address", "frequency_cap", "quiet_hours", "duplicate_address", "expired",
@@ -28,7 +35,9 @@ def campaigns_for(workspace, *, status: str = "", channel: str = "") -> QuerySet
 
 def campaign_stats(campaign: Campaign) -> dict:
     """The contract's `stats` from the ledger, tests apart: `recipients` is every delivery
-    not skipped; `sent` counts what the provider took (delivered is a part of it)."""
+    not skipped; `sent` counts what the provider took (delivered is a part of it);
+    `opened` and `clicked` count people's opens and clicks, machine ones apart
+    (campaign_engagement)."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -65,6 +74,60 @@ def campaign_stats(campaign: Campaign) -> dict:
         "unsubscribed": unsubscribed,
         "skipped": skipped,
     }
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part * 100 / whole, 1) if whole else None
+
+
+def campaign_engagement(campaign: Campaign, stats: dict | None = None) -> dict:
+    """What the page shows beside the contract's stats (campaigns.tracking): rates on
+    human opens and clicks (per message sent; clicks also per opener), the machine ones
+    apart (messages only a machine opened or clicked, and every machine hit), and the
+    totals of hits. One aggregate over the ledger, tests apart."""
+    stats = stats or campaign_stats(campaign)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FILTER (WHERE machine_opened_at IS NOT NULL AND opened_at IS NULL),
+                   count(*) FILTER (WHERE machine_clicked_at IS NOT NULL AND clicked_at IS NULL),
+                   COALESCE(sum(open_count), 0), COALESCE(sum(click_count), 0),
+                   COALESCE(sum(machine_open_count), 0), COALESCE(sum(machine_click_count), 0)
+            FROM campaigns_delivery
+            WHERE workspace_id = %s AND campaign_id = %s AND NOT is_test
+            """,
+            [campaign.workspace_id, campaign.pk],
+        )
+        machine_only_opened, machine_only_clicked, opens, clicks, m_opens, m_clicks = (
+            cursor.fetchone()
+        )
+    sent = stats["sent"]
+    return {
+        "tracking": campaign.tracking,
+        "opened": stats["opened"],
+        "clicked": stats["clicked"],
+        "open_rate": _rate(stats["opened"], sent),
+        "click_rate": _rate(stats["clicked"], sent),
+        "click_to_open_rate": _rate(stats["clicked"], stats["opened"]),
+        "delivered_rate": _rate(stats["delivered"], sent),
+        "unsubscribe_rate": _rate(stats["unsubscribed"], sent),
+        "bounce_rate": _rate(stats["bounced"], sent + stats["bounced"]),
+        "machine_opened": machine_only_opened,
+        "machine_clicked": machine_only_clicked,
+        "opens": opens,
+        "clicks": clicks,
+        "machine_opens": m_opens,
+        "machine_clicks": m_clicks,
+    }
+
+
+def top_links(campaign: Campaign, *, limit: int = 10) -> list[CampaignLink]:
+    """The campaign's tracked links by human clicks, most first."""
+    return list(
+        CampaignLink.objects.for_workspace(campaign.workspace_id)
+        .filter(campaign_id=campaign.pk)
+        .order_by("-clicks", "-machine_clicks", "index")[:limit]
+    )
 
 
 def campaign_progress(campaign: Campaign) -> dict:

@@ -149,7 +149,8 @@ _EMAIL_ATTRIBUTES = {
     # style is kept whole: nh3's property filter rewrites values (and the Liquid in
     # them), and mail clients filter CSS themselves.
     "*": {"style", "align", "valign", "width", "height", "bgcolor", "dir", "lang", "title"},
-    "a": {"href", "hreflang", "name", "target"},
+    # data-herald-notrack: the link is not tracked (campaigns.tracking)
+    "a": {"href", "hreflang", "name", "target", "data-herald-notrack"},
     "img": {"src", "alt", "border"},
     "table": {"border", "cellpadding", "cellspacing", "role", "summary"},
     "td": {"colspan", "rowspan", "nowrap", "headers"},

@@ -664,7 +664,10 @@ def campaign_detail(request, campaign_id):
     skipped = [(key, selectors.SKIP_LABELS.get(key, key), n)
                for key, n in stats["skipped"].items() if n]  # fmt: skip
     chart = selectors.sends_over_time(campaign) if campaign.launched_at else None
+    engaged = campaign.launched_at and campaign.channel in ("email", "push")
     context |= {
+        "engagement": selectors.campaign_engagement(campaign, stats) if engaged else None,
+        "links": selectors.top_links(campaign) if engaged else [],
         "definition": selectors.campaign_definition(campaign),
         "people_count": _people_count(campaign),
         "skipped_rows": skipped,

@@ -315,6 +315,8 @@ CELERY_TASK_ROUTES = {
     "people.tasks.*import*": {"queue": "imports"},
     "audiences.tasks.*import*": {"queue": "imports"},
     "campaigns.tasks.*": {"queue": "dispatch"},
+    # short and frequent: not behind a long send on `dispatch`
+    "campaigns.tracking_tasks.*": {"queue": "default"},
     # a channel's syncs and exports are long jobs, like imports
     "channels.tasks.channel_sync*": {"queue": "imports"},
     "channels.tasks.meta_export*": {"queue": "imports"},
@@ -338,6 +340,11 @@ CELERY_BEAT_SCHEDULE = {
     "real-time-segments-clock": {
         "task": "segments.tasks.realtime_clock_task",
         "schedule": 30.0,
+    },
+    # opens and clicks queued in Redis by /t/o and /t/c, applied in batches
+    "flush-tracking-hits": {
+        "task": "campaigns.tracking_tasks.tracking_flush_task",
+        "schedule": 5.0,
     },
     "dispatch-due-campaigns": {
         "task": "campaigns.tasks.campaigns_due_task",

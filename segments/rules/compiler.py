@@ -10,7 +10,7 @@ workspace's time zone. The shapes were chosen with benchmarks/segments_suite.py 
 10M events, against hand-written SQL) so that a whole workspace and one person are both
 fast. A condition is never NULL for a person (see sql.py), so the operators a person without
 the attribute satisfies (is_not, not_in, not_contains, is_empty) are simply the negations of
-those they cannot. """
+those they cannot."""
 
 import json
 from datetime import date, datetime, timedelta
@@ -316,8 +316,9 @@ class _Compiler:
             case "received" | "not_received":
                 messages = messages.filter(status__in=RECEIVED_STATUSES)
             case "opened":
-                # Every open counts for now: the ledger does not yet tell a person's opens
-                # from a mail client's prefetch (a later issue adds machine-open flags).
+                # Human opens only: the ledger's opened_at / clicked_at are a person's
+                # (campaigns.tracking keeps Apple Mail Privacy Protection, image-proxy
+                # prefetches and link scanners apart, in machine_opened_at / _clicked_at).
                 messages = messages.filter(opened_at__isnull=False)
             case "clicked":
                 messages = messages.filter(clicked_at__isnull=False)
