@@ -39,6 +39,11 @@ class PersonIn(InputSchema):
     city: str | None = None
     address: str | None = None
     company: str | None = None
+    time_zone: str | None = Field(
+        None,
+        description="IANA name such as Europe/Paris (any letter case; stored canonically); "
+        "empty or null: the workspace's time zone. An unknown name is a 422.",
+    )
     attributes: dict[str, Any] | None = Field(
         None, description="Custom attributes; null clears one. Types are enforced once known."
     )

@@ -14,11 +14,12 @@ from django.db.models.functions import Lower, Now, Upper
 
 from accounts.jobs import ImportJob
 from accounts.models import Workspace, WorkspaceOwned
+from people.normalize import validate_person_time_zone
 
 # Person's built-in text fields and the words people read for them: the one list of them.
-# Company is Company.name through the FK, so it stays last (people/imports/rows.py counts
-# on that). With created_at they are the rule tree's built-in attributes, see
-# people.attributes.BUILTIN_ATTRIBUTES.
+# Company is Company.name through the FK, so it stays last (people/imports/rows.py and
+# people/admin.py count on that). With created_at they are the rule tree's built-in
+# attributes, see people.attributes.BUILTIN_ATTRIBUTES.
 BUILTIN_FIELD_LABELS = {
     "external_id": "External ID",
     "email": "Email",
@@ -29,6 +30,7 @@ BUILTIN_FIELD_LABELS = {
     "country": "Country",
     "city": "City",
     "address": "Address",
+    "time_zone": "Time zone",
     "company": "Company",
 }
 BUILTIN_FIELDS = list(BUILTIN_FIELD_LABELS)
@@ -94,6 +96,13 @@ class Person(WorkspaceOwned):
     country = models.CharField(max_length=100, blank=True, default="")
     city = models.CharField(max_length=100, blank=True, default="")
     address = models.CharField(max_length=255, blank=True, default="")
+    # An IANA name in its canonical spelling (people.normalize.normalize_time_zone), or ""
+    # for the workspace's. db_default: set-based writers that predate the field (COPY,
+    # INSERT ... SELECT) name only the columns they know.
+    time_zone = models.CharField(
+        max_length=64, blank=True, default="", db_default="",
+        validators=[validate_person_time_zone], help_text="IANA name; empty: the workspace's",
+    )  # fmt: skip
     company = models.ForeignKey(
         Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="people"
     )

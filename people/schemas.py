@@ -29,6 +29,7 @@ class PersonOut(Schema):
     city: str
     address: str
     company: str
+    time_zone: str = Field(description="IANA name; empty: the workspace's time zone.")
     attributes: dict[str, Any]
     push_tokens: list[PushTokenSchema]
     tags: list[str]

@@ -29,6 +29,7 @@ from accounts.audit import Actor
 from accounts.models import ApiKeyKind
 from accounts.text import has_forbidden_character
 from config.api import key_limits
+from people.normalize import InvalidTimeZone, normalize_time_zone
 from people.services._common import MAX_BATCH
 from people.services.events import event_ingest_batch
 from people.services.people import person_upsert_batch
@@ -47,6 +48,8 @@ TRAIT_FIELDS = {
     "lastName": "last_name",
     "last_name": "last_name",
     "gender": "gender",
+    "timezone": "time_zone",
+    "time_zone": "time_zone",
 }
 NESTED_FIELDS = {
     ("address", "city"): "city",
@@ -166,6 +169,24 @@ def _person_item(user_id: str, traits: dict) -> dict:
     return item
 
 
+def _time_zone_problem(item: dict) -> str | None:
+    """Why the identify item's time zone trait cannot be kept, taking it out of the item:
+    SDKs fill it in from the device, and a zone this server does not know must not lose
+    the rest of the profile (the person keeps their zone, or the workspace's). None when
+    it is fine (normalized in place)."""
+    value = item["time_zone"]
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise InvalidTimeZone("the time zone must be text, an IANA name such as Europe/Paris.")
+        item["time_zone"] = normalize_time_zone(value)
+    except InvalidTimeZone as e:
+        del item["time_zone"]
+        return f"traits.timezone: {e} The rest of the message was applied."
+    return None
+
+
 def _check(message, default_type: str | None) -> tuple[str | None, str, dict]:
     """(messageId, kind, item) of a readable message: the item is a person upsert item
     for identify, an event item for track / page / screen. Raises ValueError saying what
@@ -234,6 +255,11 @@ def _ingest(workspace, actor: Actor, messages: list, default_type: str | None) -
             checked.append((index, *_check(message, default_type)))
         except ValueError as e:
             errors.append({"index": index, "msg": str(e)})
+            continue
+        if checked[-1][2] == "identify" and "time_zone" in checked[-1][3]:
+            problem = _time_zone_problem(checked[-1][3])
+            if problem:
+                errors.append({"index": index, "msg": problem})
     now = timezone.now()
     with transaction.atomic():
         fresh = _claim_message_ids(workspace, sorted({c[1] for c in checked if c[1]}), now)

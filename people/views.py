@@ -3,6 +3,7 @@
 import csv
 import json
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib import messages
@@ -272,6 +273,7 @@ def person_detail(request, person_id):
         )
         for key, value in sorted(person.attributes.items())
     ]
+    zone_name, zone, zone_note = _person_zone(person, ws)
     sent = list(campaign_selectors.person_messages(person)[: MESSAGES_SHOWN + 1])
     for delivery in sent:
         delivery.reason_label = campaign_selectors.SKIP_LABELS.get(delivery.reason, delivery.reason)
@@ -291,8 +293,24 @@ def person_detail(request, person_id):
         "segment_explanations": segment_explanations(person, ws, timezone.now()),
         "messages_sent": sent,
         "messages_shown": MESSAGES_SHOWN,
+        "zone_name": zone_name,
+        "zone_note": zone_note,
+        "local_now": timezone.now().astimezone(zone),
     }
     return render(request, "people/person_detail.html", context)
+
+
+def _person_zone(person, workspace) -> tuple[str, ZoneInfo, str]:
+    """(zone name, zone, note) the profile shows: the person's own zone, else the
+    workspace's; a stored name this server's zone database no longer knows falls back to
+    the workspace's too, and the note says which case it is."""
+    if person.time_zone:
+        try:
+            return person.time_zone, ZoneInfo(person.time_zone), ""
+        except (ZoneInfoNotFoundError, ValueError):
+            note = f"“{person.time_zone}” is unknown here: the workspace's is used"
+            return workspace.time_zone, workspace.tzinfo, note
+    return workspace.time_zone, workspace.tzinfo, "the workspace's"
 
 
 @require_POST

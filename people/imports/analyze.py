@@ -63,6 +63,10 @@ ALIASES = {
     "country": ["country", "country_code", "nation"],
     "city": ["city", "town", "locality", "ville"],
     "address": ["address", "street", "street_address", "address_line_1", "address1"],
+    "time_zone": [
+        "time_zone", "timezone", "tz", "time_zone_name", "timezone_name", "tz_name",
+        "iana_time_zone", "iana_timezone", "fuseau_horaire",
+    ],
     "company": ["company", "company_name", "organization", "organisation", "employer"],
 }  # fmt: skip
 _ALIAS_TO_FIELD = {alias: field for field, aliases in ALIASES.items() for alias in aliases}

@@ -15,7 +15,13 @@ from people.attributes import (
     parse_text_value,
 )
 from people.models import BUILTIN_FIELD_LABELS, BUILTIN_FIELDS, AttributeType, Company, Person
-from people.normalize import InvalidAddress, normalize_email, normalize_phone
+from people.normalize import (
+    InvalidAddress,
+    InvalidTimeZone,
+    normalize_email,
+    normalize_phone,
+    normalize_time_zone,
+)
 
 DEDUPE_KEYS = ["external_id", "email", "phone"]
 IGNORE = "ignore"
@@ -24,6 +30,7 @@ ATTRIBUTE = "attribute"
 # The columns of a staging row, in COPY order (see staging.py).
 STAGE_COLUMNS = ["line", "key", *BUILTIN_FIELDS, "attributes"]
 _SLOT = {name: i for i, name in enumerate(STAGE_COLUMNS[1:])}  # row tuple without `line`
+_ATTRIBUTES_SLOT = _SLOT["attributes"]
 FIELD_LABELS = BUILTIN_FIELD_LABELS
 MAX_LENGTH = {name: Person._meta.get_field(name).max_length for name in BUILTIN_FIELDS[:-1]}
 MAX_LENGTH["company"] = Company._meta.get_field("name").max_length
@@ -99,7 +106,8 @@ def canonical_phone(text: str) -> str | None:
     return f"+{country_code}{national}"
 
 
-_TEXT, _EMAIL, _PHONE = 0, 1, 2
+_TEXT, _EMAIL, _PHONE, _TIME_ZONE = 0, 1, 2, 3
+_KINDS = {"email": _EMAIL, "phone": _PHONE, "time_zone": _TIME_ZONE}
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -251,9 +259,9 @@ class RowChecker:
     """Validates and normalizes rows for one mapping.
 
     check(cells) returns the staging row without its line number: (key, external_id,
-    email, phone, first_name, last_name, gender, country, city, address, company,
-    attributes_json), None for an empty cell; or raises RowError with every reason the
-    row has. Empty cells never clear a value: they stage as NULL.
+    email, phone, first_name, last_name, gender, country, city, address, time_zone,
+    company, attributes_json), None for an empty cell; or raises RowError with every
+    reason the row has. Empty cells never clear a value: they stage as NULL.
     """
 
     def __init__(self, *, columns: list[MappedColumn], width: int, dedupe: str,
@@ -271,7 +279,7 @@ class RowChecker:
             if c.target == ATTRIBUTE:
                 self.attributes.append((c.column, c.key, c.type, c.header))
                 continue
-            kind = _EMAIL if c.target == "email" else _PHONE if c.target == "phone" else _TEXT
+            kind = _KINDS.get(c.target, _TEXT)
             self.fields.append((c.column, _SLOT[c.target], kind, MAX_LENGTH[c.target], c.header))
         self.empty = [None] * (len(STAGE_COLUMNS) - 1)
 
@@ -317,6 +325,12 @@ class RowChecker:
                         errors.append(f"{header}: longer than {limit} characters")
                         continue
                 out[slot] = email
+            elif kind == _TIME_ZONE:
+                try:
+                    out[slot] = normalize_time_zone(text)
+                except InvalidTimeZone as e:
+                    errors = errors or []
+                    errors.append(f"{header}: {e}")
             else:
                 phone = canonical_phone(text)
                 if phone is not None:
@@ -362,7 +376,7 @@ class RowChecker:
             )
         out[0] = out[self.key_slot]
         if attributes is not None:
-            out[11] = _json(attributes)
+            out[_ATTRIBUTES_SLOT] = _json(attributes)
         return tuple(out)
 
 

@@ -102,8 +102,8 @@ def _merge_sql(*, stage_final: str, policy: str, mapped: set[str]) -> sql.Compos
         """
         WITH merged AS (
             INSERT INTO people_person AS p (
-                workspace_id, external_id, email, phone, first_name, last_name, gender,
-                country, city, address, company_id, attributes, created_at, updated_at
+                workspace_id, external_id, {text_columns}, company_id, attributes,
+                created_at, updated_at
             )
             SELECT %(ws)s, f.target, {insert_values}, c.id,
                    COALESCE(f.attributes, '{{}}'::jsonb), %(now)s, %(now)s
@@ -130,6 +130,7 @@ def _merge_sql(*, stage_final: str, policy: str, mapped: set[str]) -> sql.Compos
         FROM merged
         """
     ).format(
+        text_columns=sql.SQL(", ").join(sql.Identifier(c) for c in _TEXT_FIELDS),
         insert_values=sql.SQL(", ").join(insert_values),
         final=sql.Identifier(stage_final),
         conflict=conflict,

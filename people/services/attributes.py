@@ -4,8 +4,15 @@ from django.db import transaction
 
 from accounts.audit import Actor, audit_record
 from accounts.text import has_forbidden_character
-from people.attributes import AttributeTypeError, check_value, infer_type, key_problem, unstorable
-from people.models import AttributeDefinition, Person
+from people.attributes import (
+    BUILTIN_ATTRIBUTES,
+    AttributeTypeError,
+    check_value,
+    infer_type,
+    key_problem,
+    unstorable,
+)
+from people.models import AttributeDefinition
 from people.services._common import PersonInputError
 
 RESERVED_KEYS = {"tags", "audiences", "push_tokens", "id"}
@@ -16,7 +23,7 @@ def _attribute_names_problem(attributes: dict, catalogue: dict) -> PersonInputEr
     anything is written, so a refused person adds nothing to the catalogue."""
     for key in attributes:
         problem = key_problem(key, known=catalogue)
-        if problem is None and (key in Person._meta.fields_map or key in RESERVED_KEYS):
+        if problem is None and (key in BUILTIN_ATTRIBUTES or key in RESERVED_KEYS):
             problem = f"“{key}” is a built-in field, not a custom one"
         if problem:
             shown = f"attributes.{key}" if isinstance(key, str) and key.strip() else "attributes"

@@ -15,7 +15,14 @@ from accounts.text import has_forbidden_character
 from people.attributes import NOT_STORABLE, AttributeTypeError, check_value
 from people.changes import ANY_RULE, attr_key, record_change
 from people.models import AttributeDefinition, Company, Person, PushToken
-from people.normalize import InvalidAddress, normalize_address, normalize_email, normalize_phone
+from people.normalize import (
+    InvalidAddress,
+    InvalidTimeZone,
+    normalize_address,
+    normalize_email,
+    normalize_phone,
+    normalize_time_zone,
+)
 from people.services._common import MAX_BATCH, PersonInputError
 from people.services.attributes import (
     _attribute_names_problem,
@@ -34,6 +41,7 @@ PERSON_TEXT_FIELDS = [
     "country",
     "city",
     "address",
+    "time_zone",
 ]
 
 
@@ -65,7 +73,9 @@ def _clean_person(data: dict, types: dict[str, str]) -> dict:
                     value = normalize_email(value)
                 elif name == "phone":
                     value = normalize_phone(value)
-            except InvalidAddress as e:
+                elif name == "time_zone":  # "" (null, or not sent) is the workspace's
+                    value = normalize_time_zone(value)
+            except (InvalidAddress, InvalidTimeZone) as e:
                 raise PersonInputError(name, str(e)) from None
         max_length = Person._meta.get_field(name).max_length
         if len(value) > max_length:
