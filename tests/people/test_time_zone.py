@@ -318,3 +318,11 @@ def test_another_workspaces_person_is_404(client, ops_user, other_workspace):
     client.force_login(ops_user)
     stranger = PersonFactory(workspace=other_workspace, time_zone="Europe/Paris")
     assert client.get(f"/people/{stranger.pk}/").status_code == 404
+
+
+@pytest.mark.parametrize("key", ["time_zone", "city", "email"])
+def test_a_custom_attribute_named_like_a_built_in_field_is_refused(api_client, workspace, key):
+    r = put(api_client, "u-9", {"attributes": {key: "Europe/Paris"}})
+    assert r.status_code == 422
+    assert "built-in field" in r.content.decode()
+    assert not Person.objects.for_workspace(workspace).filter(external_id="u-9").exists()
