@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
 from accounts.jobs import UNFINISHED
-from campaigns import events, unsubscribe
+from campaigns import events, tracking, unsubscribe
 from campaigns.dispatch.freeze import ADDRESS_COLUMN
 from campaigns.models import (
     Campaign,
@@ -124,7 +124,8 @@ def _message(campaign: Campaign, rendered: dict, row: dict, delivery_id: int) ->
     if campaign.channel == "email":
         return OutboundMessage(
             **common, subject=content.get("subject", ""), text=content.get("text", ""),
-            html=content.get("html", ""), from_name=content.get("from_name", ""),
+            html=tracking.email_html(campaign, content.get("html", ""), delivery_id),
+            from_name=content.get("from_name", ""),
             reply_to=content.get("reply_to", ""),
             headers=unsubscribe.email_headers(campaign, delivery_id, row["current_address"]),
         )  # fmt: skip
@@ -140,6 +141,8 @@ def _message(campaign: Campaign, rendered: dict, row: dict, delivery_id: int) ->
     if content.get("buttons"):
         data["buttons"] = [{"id": b.get("id", ""), "label": b.get("title", ""),
                             "url": b.get("url", "")} for b in content["buttons"]]  # fmt: skip
+    if url := tracking.push_open_url(campaign, delivery_id):  # the app GETs it when opened
+        data["data"] = {**data.get("data", {}), tracking.PUSH_DATA_KEY: url}
     return OutboundMessage(**common, title=content.get("title", ""),
                            body=content.get("body", ""), data=data)  # fmt: skip
 
@@ -194,10 +197,15 @@ def send_batch(campaign: Campaign, transport, compiled, ids: list[int], *, now: 
     _record(updates)
     if not messages:
         return result
-    # handed: from here a dead worker leaves "unknown", not "never sent"
-    Delivery.objects.filter(pk__in=[r["id"] for r in to_send]).update(
-        handed_at=now, lease_until=now + LEASE
-    )
+    # handed: from here a dead worker leaves "unknown", not "never sent"; with the address
+    # each is handed to (one UPDATE)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE campaigns_delivery d SET handed_at = %s, lease_until = %s, "
+            "address = u.address FROM unnest(%s::bigint[], %s::text[]) AS u(id, address) "
+            "WHERE d.id = u.id",
+            [now, now + LEASE, [r["id"] for r in to_send], [m.address for m in messages]],
+        )
     outcomes = transport.send_many(messages)
     sent_at = timezone.now()
     updates, dead = [], []
@@ -228,12 +236,6 @@ def send_batch(campaign: Campaign, transport, compiled, ids: list[int], *, now: 
                 dead.append(message.address)
     with transaction.atomic():
         _record(updates)
-        with connection.cursor() as cursor:  # the address each delivery was sent to
-            cursor.execute(
-                "UPDATE campaigns_delivery d SET address = u.address FROM unnest(%s::bigint[], "
-                "%s::text[]) AS u(id, address) WHERE d.id = u.id",
-                [[r["id"] for r in to_send], [m.address for m in messages]],
-            )
         if dead:
             suppressions_apply(workspace=campaign.workspace_id, channel=campaign.channel,
                                addresses=dead, reason="The provider reported it dead")  # fmt: skip

@@ -389,3 +389,32 @@ def test_the_campaign_page_shows_rates_machine_opens_and_top_links(client, marke
     assert 'id="top-links"' in page and 'data-link-clicks="1">1<' in page
     stats = campaign_stats(campaign)
     assert (stats["opened"], stats["clicked"], stats["sent"]) == (1, 1, 2)
+
+
+@pytest.mark.parametrize("tracking_on", [True, False])
+def test_dispatch_sends_tracked_links_and_the_pixel_unless_tracking_is_off(workspace,
+                                                                           tracking_on):  # fmt: skip
+    """End to end through the dispatch and the Sandbox: what the person receives."""
+    from accounts.audit import Actor
+    from campaigns.dispatch.send import dispatch
+    from campaigns.services import campaign_create, campaign_launch, campaign_launch_run
+    from channels.models import SandboxMessage
+    from channels.services import provider_set
+
+    actor = Actor.of_system("tests")
+    provider_set(workspace=workspace, channel="email", kind="sandbox", settings={},
+                 secrets={}, actor=actor)  # fmt: skip
+    PersonFactory(workspace=workspace, external_id="ann", email="ann@example.com")
+    campaign = campaign_create(workspace=workspace, name="Tracked", channel="email",
+                               content={"subject": "Hi", "text": "Hi", "html": HTML},
+                               everyone=True, actor=actor)  # fmt: skip
+    Campaign.objects.filter(pk=campaign.pk).update(tracking=tracking_on)
+    campaign.refresh_from_db()
+    launch = campaign_launch(campaign=campaign, actor=actor).launches.get()
+    campaign_launch_run(launch_id=launch.pk)
+    dispatch(campaign.pk)
+    html = SandboxMessage.objects.for_workspace(workspace).get().html
+    assert ("https://herald.test/t/c/" in html) is tracking_on
+    assert ("https://herald.test/t/o/" in html) is tracking_on
+    assert ('href="https://blog.example.com/"' in html) is not tracking_on
+    assert 'href="mailto:help@example.com"' in html
