@@ -392,8 +392,7 @@ def test_the_campaign_page_shows_rates_machine_opens_and_top_links(client, marke
 
 
 @pytest.mark.parametrize("tracking_on", [True, False])
-def test_dispatch_sends_tracked_links_and_the_pixel_unless_tracking_is_off(workspace,
-                                                                           tracking_on):  # fmt: skip
+def test_dispatch_sends_tracked_links_and_the_pixel_unless_off(workspace, tracking_on):
     """End to end through the dispatch and the Sandbox: what the person receives."""
     from accounts.audit import Actor
     from campaigns.dispatch.send import dispatch
