@@ -49,7 +49,6 @@ import html as html_lib
 import ipaddress
 import logging
 import re
-import string
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import CampaignLink
+from campaigns.tokens import b62, from_b62
 from campaigns.unsubscribe import public_base_url
 
 log = logging.getLogger(__name__)
@@ -94,28 +94,8 @@ PIXEL = (
     b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
 
-_DIGITS = string.digits + string.ascii_letters
-
 
 # --- Tokens --------------------------------------------------------------------------------
-
-
-def _b62(n: int) -> str:
-    out = ""
-    while True:
-        n, r = divmod(n, 62)
-        out = _DIGITS[r] + out
-        if not n:
-            return out
-
-
-def _from_b62(text: str) -> int:
-    if not text or len(text) > 12 or any(ch not in _DIGITS for ch in text):
-        raise ValueError("not base 62")
-    n = 0
-    for ch in text:
-        n = n * 62 + _DIGITS.index(ch)
-    return n
 
 
 @cache
@@ -133,7 +113,7 @@ class Hit:
 
 def make_token(workspace_id: int, campaign_id: int, delivery_id: int, link: int | None = None):
     parts = [workspace_id, campaign_id, delivery_id] + ([] if link is None else [link])
-    return _signer().sign("-".join(_b62(p) for p in parts))
+    return _signer().sign("-".join(b62(p) for p in parts))
 
 
 def read_token(token: str, *, click: bool) -> Hit | None:
@@ -142,7 +122,7 @@ def read_token(token: str, *, click: bool) -> Hit | None:
     if not isinstance(token, str) or not token or len(token) > TOKEN_MAX:
         return None
     try:
-        parts = [_from_b62(p) for p in _signer().unsign(token).split("-")]
+        parts = [from_b62(p) for p in _signer().unsign(token).split("-")]
     except (signing.BadSignature, ValueError):
         return None
     if len(parts) != (4 if click else 3):

@@ -14,7 +14,6 @@ Settings read here:
   email; when set, List-Unsubscribe also offers `mailto:` it, with the token in the
   subject, so whoever reads the mailbox can act on it."""
 
-import string
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
 from campaigns.models import Delivery
+from campaigns.tokens import b62, from_b62
 from people.models import DncSource
 from people.normalize import InvalidAddress
 from people.services.dnc import dnc_add
@@ -32,25 +32,6 @@ from people.services.dnc import dnc_add
 SALT = "herald.campaigns.unsubscribe"
 TOKEN_MAX = 120  # characters; a real token is about 50: anything longer is refused unread
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058's POST body and header value
-_DIGITS = string.digits + string.ascii_letters
-
-
-def _b62(n: int) -> str:
-    out = ""
-    while True:
-        n, r = divmod(n, 62)
-        out = _DIGITS[r] + out
-        if not n:
-            return out
-
-
-def _from_b62(text: str) -> int:
-    if not text or len(text) > 12 or any(ch not in _DIGITS for ch in text):
-        raise ValueError("not base 62")
-    n = 0
-    for ch in text:
-        n = n * 62 + _DIGITS.index(ch)
-    return n
 
 
 def _signer() -> signing.Signer:
@@ -58,7 +39,7 @@ def _signer() -> signing.Signer:
 
 
 def make_token(workspace_id: int, delivery_id: int) -> str:
-    return _signer().sign(f"{_b62(workspace_id)}-{_b62(delivery_id)}")
+    return _signer().sign(f"{b62(workspace_id)}-{b62(delivery_id)}")
 
 
 def read_token(token: str) -> tuple[int, int] | None:
@@ -69,7 +50,7 @@ def read_token(token: str) -> tuple[int, int] | None:
     try:
         value = _signer().unsign(token)
         workspace, _, delivery = value.partition("-")
-        return _from_b62(workspace), _from_b62(delivery)
+        return from_b62(workspace), from_b62(delivery)
     except (signing.BadSignature, ValueError):
         return None
 
