@@ -119,6 +119,18 @@ def demo_pages():
         reverse("sandbox_inbox"),
     ]
     pages += _channel_list_pages(ws, static, actor)
+    # the demo's campaigns: a sent email (stats, chart, log) and an SMS draft (the editor)
+    from campaigns.models import Campaign
+
+    sent = Campaign.objects.for_workspace(ws).get(channel="email")
+    draft = Campaign.objects.for_workspace(ws).get(channel="sms")
+    pages += [
+        reverse("campaign_list"),
+        reverse("campaign_detail", kwargs={"campaign_id": sent.pk}),
+        reverse("campaign_log", kwargs={"campaign_id": sent.pk}),
+        reverse("campaign_detail", kwargs={"campaign_id": draft.pk}),
+        reverse("campaign_edit", kwargs={"campaign_id": draft.pk}),
+    ]
     # the demo's channels record into the Sandbox inbox: one message of each kind, long
     for channel, fields in (
         ("email", {"subject": "Spring sale: everything in the Featherstonehaugh collection "

@@ -295,6 +295,47 @@ def _sandbox_providers(ws):
                          actor=ACTOR)  # fmt: skip
 
 
+DEMO_EMAIL = {
+    "subject": "{{ person.first_name | default: 'Hello' }}, our spring sale is on",
+    "preheader": "Up to 30% off this week",
+    "text": "Hi {{ person.first_name | default: 'there' }},\n\nOur spring sale is on: up to "
+            "30% off until Sunday.\n\nhttps://shop.example.com/sale",
+    "html": "<h1>Hi {{ person.first_name | default: 'there' }},</h1><p>Our spring sale is on: "
+            "<strong>up to 30% off</strong> until Sunday.</p>"
+            "<p><a href=\"https://shop.example.com/sale\">Shop the sale</a></p>",
+}  # fmt: skip
+
+
+def seed_campaigns(workspace: Workspace) -> None:
+    """A sent email campaign (through the Sandbox, so its stats, chart and log are there
+    to look at) and an SMS draft, the first time only."""
+    from campaigns.dispatch.send import dispatch
+    from campaigns.models import Campaign
+    from campaigns.services import (
+        campaign_broadcast,
+        campaign_launch,
+        campaign_launch_run,
+        campaign_update,
+    )
+
+    if Campaign.objects.for_workspace(workspace).exists():
+        return
+    people = Person.objects.for_workspace(workspace).order_by("id")
+    chosen = people.filter(pk__in=people.values("pk")[:200])
+    sale = campaign_broadcast(workspace=workspace, channel="email", people=chosen,
+                              actor=ACTOR, name="Spring sale")  # fmt: skip
+    sale = campaign_update(campaign=sale, actor=ACTOR, content=DEMO_EMAIL)
+    launch = campaign_launch(campaign=sale, actor=ACTOR).launches.get()
+    campaign_launch_run(launch_id=launch.pk)
+    dispatch(sale.pk)
+    few = people.filter(pk__in=people.values("pk")[:50])
+    draft = campaign_broadcast(workspace=workspace, channel="sms", people=few,
+                               actor=ACTOR, name="Flash sale reminder")  # fmt: skip
+    campaign_update(campaign=draft, actor=ACTOR,
+                    content={"body": "{{ person.first_name | default: 'Hi' }}: the sale "
+                             "ends tonight. shop.example.com/sale"})  # fmt: skip
+
+
 class Command(BaseCommand):
     help = "Load the demo workspaces, users and people (idempotent)."
 
@@ -332,6 +373,7 @@ class Command(BaseCommand):
         ops = User.objects.get(email="owner@demo.herald")
         for ws in workspaces:  # the import services own their transactions
             seed_imports(ws, ops)
+            seed_campaigns(ws)
         self.stdout.write(self.style.SUCCESS("Demo workspaces are ready:"))
         for ws in workspaces:
             n = Person.objects.for_workspace(ws).count()
