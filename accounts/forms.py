@@ -3,7 +3,14 @@ import zoneinfo
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
 
-from accounts.models import ApiKeyKind, Role, Workspace, one_line
+from accounts.models import (
+    ApiKeyKind,
+    Role,
+    Workspace,
+    format_frequency_caps,
+    one_line,
+    parse_frequency_caps,
+)
 from config.forms import StyledFormMixin
 
 TIME_ZONE_CHOICES = [(tz, tz.replace("_", " ")) for tz in sorted(zoneinfo.available_timezones())]
@@ -14,17 +21,37 @@ class WorkspaceForm(StyledFormMixin, forms.ModelForm):
         choices=TIME_ZONE_CHOICES,
         help_text="Relative dates in segments (“today”, “30 days ago”) are counted here.",
     )
+    frequency_caps = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "email 1 per 16h\nany 3 per 7d"}),
+        help_text="At most so many campaign messages per person in a rolling period, one "
+        "rule per line: “email 1 per 16h” (email, sms, push, or any for all channels "
+        "together; hours h, days d or weeks w). Someone at a cap is skipped. Transactional "
+        "campaigns are neither held nor counted.",
+    )
 
     class Meta:
         model = Workspace
-        fields = ["name", "time_zone", "sms_opt_out_line"]
+        fields = [
+            "name",
+            "time_zone",
+            "sms_opt_out_line",
+            "frequency_caps",
+            "quiet_hours_start",
+            "quiet_hours_end",
+        ]
         help_texts = {
             "sms_opt_out_line": "Added on its own line at the end of every campaign SMS, "
             "e.g. “Reply STOP to opt out”. Replies of STOP put the number on Do Not "
-            "Contact. Leave empty to add nothing."
+            "Contact. Leave empty to add nothing.",
+            "quiet_hours_start": "In each recipient's time zone (else the workspace's), e.g. "
+            "21:00 until 08:00. Campaign messages that would go out then wait until the "
+            "end, or are skipped, as the campaign chooses. Leave both empty for none.",
         }
         widgets = {
-            "sms_opt_out_line": forms.TextInput(attrs={"placeholder": "Reply STOP to opt out"})
+            "sms_opt_out_line": forms.TextInput(attrs={"placeholder": "Reply STOP to opt out"}),
+            "quiet_hours_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "quiet_hours_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
         }
 
     def clean_name(self):
@@ -32,8 +59,19 @@ class WorkspaceForm(StyledFormMixin, forms.ModelForm):
         # model refuses other control characters).
         return one_line(self.cleaned_data["name"])
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:  # creating a workspace: these are set in its settings
+            for name in ("frequency_caps", "quiet_hours_start", "quiet_hours_end"):
+                del self.fields[name]
+        elif not self.is_bound:
+            self.initial["frequency_caps"] = format_frequency_caps(self.instance.frequency_caps)
+
     def clean_sms_opt_out_line(self):
         return one_line(self.cleaned_data["sms_opt_out_line"])
+
+    def clean_frequency_caps(self):
+        return parse_frequency_caps(self.cleaned_data["frequency_caps"] or "")
 
 
 class InviteForm(StyledFormMixin, forms.Form):

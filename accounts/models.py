@@ -7,6 +7,7 @@ and loud.
 
 import hashlib
 import hmac
+import re
 import secrets
 import unicodedata
 import zoneinfo
@@ -100,6 +101,74 @@ def validate_opt_out_line(value: str) -> None:
         raise ValidationError("The opt-out line is one line, without tabs or line breaks.")
 
 
+CAP_CHANNELS = ("email", "sms", "push", "any")
+CAP_MAX_HOURS = 24 * 366
+_CAP_LINE = re.compile(
+    r"^\s*(?P<channel>[a-z]+)\s+(?P<max>-?\d+)\s*(?:messages?\s+)?(?:per|/|every|in)\s*"
+    r"(?P<period>-?\d+)\s*(?P<unit>h|hours?|d|days?|w|weeks?)\s*$",
+    re.IGNORECASE,
+)
+_CAP_UNIT_HOURS = {"h": 1, "d": 24, "w": 168}
+
+
+def parse_frequency_caps(text: str) -> list[dict]:
+    """Frequency caps written one per line, e.g. "email 1 per 16h", "any 3 per 7d", as
+    rules {channel, max, period (hours)}. A line that does not read is an error naming it."""
+    rules, errors = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _CAP_LINE.match(line)
+        if not match:
+            errors.append(
+                f"Line {number} (“{line.strip()}”): write a cap as “email 1 per "
+                "16h” or “any 3 per 7d” (channel email, sms, push or any)."
+            )
+            continue
+        channel = match["channel"].lower()
+        maximum, period = int(match["max"]), int(match["period"])
+        period *= _CAP_UNIT_HOURS[match["unit"][0].lower()]
+        if channel not in CAP_CHANNELS:
+            errors.append(
+                f"Line {number}: “{match['channel']}” is not a channel: use "
+                "email, sms, push or any."
+            )
+        elif maximum < 1:
+            errors.append(
+                f"Line {number}: a cap is at least 1 message (to send nothing, "
+                "exclude the people instead)."
+            )
+        elif not 1 <= period <= CAP_MAX_HOURS:
+            errors.append(f"Line {number}: the period is 1 hour to 366 days.")
+        else:
+            rules.append({"channel": channel, "max": maximum, "period": period})
+    if errors:
+        raise ValidationError(errors)
+    return rules
+
+
+def format_frequency_caps(rules: list[dict]) -> str:
+    return "\n".join(f"{r['channel']} {r['max']} per {r['period']}h" for r in rules or [])
+
+
+def validate_frequency_caps(value) -> None:
+    """The stored rules: a list of {channel, max >= 1, period in hours}."""
+    if not isinstance(value, list):
+        raise ValidationError("Frequency caps are a list of rules.")
+    for index, rule in enumerate(value, start=1):
+        ok = (
+            isinstance(rule, dict) and set(rule) == {"channel", "max", "period"}
+            and rule["channel"] in CAP_CHANNELS
+            and all(type(rule[k]) is int for k in ("max", "period"))
+            and rule["max"] >= 1 and 1 <= rule["period"] <= CAP_MAX_HOURS
+        )  # fmt: skip
+        if not ok:
+            raise ValidationError(
+                f"Cap {index}: a rule is a channel (email, sms, push or any), "
+                "a max of at least 1 and a period of 1 to 8784 hours."
+            )
+
+
 class Workspace(models.Model):
     """A tenant: everything a customer owns hangs off one workspace."""
 
@@ -114,6 +183,16 @@ class Workspace(models.Model):
         "SMS opt-out line", max_length=SMS_OPT_OUT_LINE_MAX, blank=True, default="",
         validators=[validate_opt_out_line],
     )  # fmt: skip
+    # at most `max` messages per person per rolling `period` hours, on a channel or across
+    # them ("any"): [{"channel": "email", "max": 1, "period": 16}, ...] (campaigns.dispatch)
+    frequency_caps = models.JSONField(
+        default=list, blank=True, validators=[validate_frequency_caps]
+    )
+    # campaign messages wait (or are skipped, as the campaign says) while it is between
+    # these times in the recipient's time zone; may wrap midnight (21:00-08:00); both or
+    # neither; equal is refused (the whole day)
+    quiet_hours_start = models.TimeField("Quiet hours from", null=True, blank=True)
+    quiet_hours_end = models.TimeField("Quiet hours until", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -121,6 +200,23 @@ class Workspace(models.Model):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        super().clean()
+        start, end = self.quiet_hours_start, self.quiet_hours_end
+        if (start is None) != (end is None):
+            missing = "quiet_hours_end" if end is None else "quiet_hours_start"
+            raise ValidationError({missing: "Give both ends of the quiet hours, or neither."})
+        if start is not None and start == end:
+            raise ValidationError(
+                {
+                    "quiet_hours_end": "Quiet hours that start and end at the "
+                    "same time cover the whole day: nothing would be sent."
+                }
+            )
+        if start is not None:  # minutes: the freeze compares wall-clock times
+            self.quiet_hours_start = start.replace(second=0, microsecond=0)
+            self.quiet_hours_end = end.replace(second=0, microsecond=0)
 
     @property
     def tzinfo(self) -> zoneinfo.ZoneInfo:

@@ -63,22 +63,36 @@ def workspace_create(
     return workspace
 
 
+_UNSET = object()
+
+
 @transaction.atomic
 def workspace_update(
     *, workspace: Workspace, name: str, time_zone: str, actor: Actor,
-    sms_opt_out_line: str | None = None,
+    sms_opt_out_line: str | None = None, frequency_caps: list[dict] | None = None,
+    quiet_hours=_UNSET,
 ) -> Workspace:  # fmt: skip
     """Renames the workspace (on one line, as workspace_create), sets its time zone and,
-    when given, the SMS opt-out line (campaigns.unsubscribe.sms_body).
+    when given, the SMS opt-out line (campaigns.unsubscribe.sms_body) and the frequency
+    caps (accounts.models.parse_frequency_caps: a list of {channel, max, period}) and the
+    quiet hours ((start, end) times, or None for none).
     audit: "workspace.update" with the names of the fields that changed."""
     before = {"name": workspace.name, "time_zone": workspace.time_zone,
-              "sms_opt_out_line": workspace.sms_opt_out_line}  # fmt: skip
+              "sms_opt_out_line": workspace.sms_opt_out_line,
+              "frequency_caps": workspace.frequency_caps,
+              "quiet_hours_start": workspace.quiet_hours_start,
+              "quiet_hours_end": workspace.quiet_hours_end}  # fmt: skip
     workspace.name = one_line(name)
     workspace.time_zone = time_zone
     if sms_opt_out_line is not None:
         workspace.sms_opt_out_line = one_line(sms_opt_out_line)
+    if frequency_caps is not None:
+        workspace.frequency_caps = frequency_caps
+    if quiet_hours is not _UNSET:
+        workspace.quiet_hours_start, workspace.quiet_hours_end = quiet_hours or (None, None)
     workspace.full_clean(exclude=["slug"])
-    workspace.save(update_fields=["name", "time_zone", "sms_opt_out_line"])
+    workspace.save(update_fields=["name", "time_zone", "sms_opt_out_line", "frequency_caps",
+                                  "quiet_hours_start", "quiet_hours_end"])  # fmt: skip
     changed = [f for f, old in before.items() if getattr(workspace, f) != old]
     audit_record(
         workspace=workspace,

@@ -112,6 +112,11 @@ def settings_workspace(request):
             name=form.cleaned_data["name"],
             time_zone=form.cleaned_data["time_zone"],
             sms_opt_out_line=form.cleaned_data["sms_opt_out_line"],
+            frequency_caps=form.cleaned_data["frequency_caps"],
+            quiet_hours=(
+                form.cleaned_data["quiet_hours_start"],
+                form.cleaned_data["quiet_hours_end"],
+            ),  # fmt: skip
             actor=Actor.from_request(request),
         )
         messages.success(request, "Workspace settings saved.")

@@ -27,6 +27,7 @@ from segments.selectors import current_members
 router = Router(tags=["Campaigns"])
 
 CampaignChannelName = Literal["email", "sms", "push", "banner"]
+QuietHoursName = Literal["wait", "skip"]
 StatusName = Literal["draft", "scheduled", "sending", "sent", "paused", "cancelled", "expired",
                      "failed"]  # fmt: skip
 DeliveryStatusName = Literal["queued", "sending", "sent", "delivered", "failed", "bounced",
@@ -95,6 +96,14 @@ class CampaignOut(Schema):
     expires_at: datetime | None
     test_segment: int | None
     tracking: bool
+    transactional: bool = Field(
+        description="Exempt from the workspace's frequency caps and "
+        "not counted toward them (receipts, password resets)."
+    )
+    quiet_hours: QuietHoursName = Field(
+        description="In the recipient's quiet hours (the "
+        "workspace's): wait until they end, or skip."
+    )
     variants: list[dict]
     stats: CampaignStats
     audience_changes: CampaignAudienceChanges | None = Field(
@@ -130,6 +139,8 @@ class CampaignIn(InputSchema):
     expires_at: datetime | None = None
     test_segment: int | None = None
     tracking: bool = True
+    transactional: bool = False
+    quiet_hours: QuietHoursName = "wait"
 
 
 class CampaignPatch(InputSchema):
@@ -147,6 +158,8 @@ class CampaignPatch(InputSchema):
     expires_at: datetime | None = None
     test_segment: int | None = None
     tracking: bool | None = None
+    transactional: bool | None = None
+    quiet_hours: QuietHoursName | None = None
 
 
 class CampaignEstimateOut(Schema):
@@ -267,7 +280,9 @@ def _out(campaign: Campaign) -> dict:
         "content": campaign.content, "send_at": campaign.send_at,
         "in_recipient_time_zone": campaign.in_recipient_time_zone,
         "expires_at": campaign.expires_at, "test_segment": campaign.test_segment_id,
-        "tracking": campaign.tracking, "variants": [],
+        "tracking": campaign.tracking, "transactional": campaign.transactional,
+        "quiet_hours": campaign.quiet_hours,
+        "variants": [],
         "stats": selectors.campaign_stats(campaign), "audience_changes": changes,
         "launch": launch, "created_at": campaign.created_at,
         "updated_at": campaign.updated_at, "launched_at": campaign.launched_at,
@@ -322,13 +337,10 @@ def _people(request, external_ids, field: str = "people"):
     return people
 
 
-def _refuse_not_yet(channel: str | None, in_recipient_time_zone: bool | None) -> None:
+def _refuse_not_yet(channel: str | None) -> None:
     if channel == "banner":
         _invalid("channel", "In-app banners are campaigns of their own (placements, weights): "
                  "they are not available in this version; send by email, SMS or push.")  # fmt: skip
-    if in_recipient_time_zone:
-        _invalid("in_recipient_time_zone", "Sending at a local time in each recipient's "
-                 "time zone is not available in this version: set one send_at.")  # fmt: skip
 
 
 def _conflict(e: Exception):
@@ -356,7 +368,7 @@ def campaigns_list(request, filters: Query[CampaignFilters]):
 
 @router.post("/campaigns", response={201: CampaignOut}, summary="Create a draft")
 def campaigns_create(request, payload: CampaignIn):
-    _refuse_not_yet(payload.channel, payload.in_recipient_time_zone)
+    _refuse_not_yet(payload.channel)
     actor = Actor.from_request(request)
     audience = _audience(request, payload.audience, payload.channel)
     include = _segments(request, payload.include, "include")
@@ -380,9 +392,18 @@ def campaigns_create(request, payload: CampaignIn):
             extra["exclude"] = exclude if exclude is not None else list(campaign.exclude.all())
         if people is not None:
             extra["people"] = people
-        if payload.send_at or test_segment or not payload.tracking:
+        if (
+            payload.send_at
+            or test_segment
+            or not payload.tracking
+            or payload.transactional
+            or payload.quiet_hours != "wait"
+            or payload.in_recipient_time_zone
+        ):
             extra.update(send_at=payload.send_at, test_segment=test_segment,
-                         tracking=payload.tracking)  # fmt: skip
+                         tracking=payload.tracking, transactional=payload.transactional,
+                         quiet_hours=payload.quiet_hours,
+                         in_recipient_time_zone=payload.in_recipient_time_zone)  # fmt: skip
         if extra:
             campaign = services.campaign_update(campaign=campaign, actor=actor, **extra)
     return Status(201, _out(_campaign(request, campaign.pk)))
@@ -399,13 +420,13 @@ def campaigns_get(request, campaign_id: int):
 def campaigns_patch(request, campaign_id: int, payload: CampaignPatch):
     campaign = _campaign(request, campaign_id)
     given = payload.model_dump(exclude_unset=True)
-    _refuse_not_yet(None, given.get("in_recipient_time_zone"))
-    for flag in ("name", "everyone", "tracking", "content", "in_recipient_time_zone"):
+    for flag in ("name", "everyone", "tracking", "content", "in_recipient_time_zone",
+                 "transactional", "quiet_hours"):  # fmt: skip
         if flag in given and given[flag] is None:  # null: not a change
             del given[flag]
     changes = {}
     for key in ("name", "content", "everyone", "send_at", "expires_at", "tracking",
-                "in_recipient_time_zone"):  # fmt: skip
+                "in_recipient_time_zone", "transactional", "quiet_hours"):  # fmt: skip
         if key in given:
             changes[key] = given[key]
     if "audience" in given:

@@ -15,7 +15,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from campaigns.models import CampaignChannel
+from campaigns.models import CampaignChannel, QuietHours
 
 # the channels a campaign is created for on these pages (banners are not built yet)
 NEW_CHANNELS = [
@@ -464,13 +464,32 @@ class ScheduleForm(StyledForm):
         help_text="Nothing more is sent after it; whoever is still waiting is recorded as "
                   "skipped (expired).",
     )  # fmt: skip
+    in_recipient_time_zone = forms.BooleanField(
+        label="At this time in each recipient's time zone", required=False,
+        help_text="10:00 means 10:00 where each person is (their time zone, else the "
+                  "workspace's): the first go out when the first zone reaches it.",
+    )  # fmt: skip
+    quiet_hours = forms.ChoiceField(
+        label="During the recipient's quiet hours", choices=QuietHours.choices,
+        initial=QuietHours.WAIT, required=False,
+        help_text="The quiet hours are a workspace setting (Settings, Workspace).",
+    )  # fmt: skip
+    transactional = forms.BooleanField(
+        label="Transactional (receipts, password resets)", required=False,
+        help_text="Sent even to people at the workspace's frequency caps, and not counted "
+                  "toward them.",
+    )  # fmt: skip
 
     def __init__(self, *args, campaign, now=None, **kwargs):
         self.now = now or timezone.now()
+        self.campaign = campaign
         if not args and "data" not in kwargs:
             kwargs.setdefault("initial", {
                 "when": WHEN_LATER if campaign.send_at else WHEN_NOW,
                 "send_at": campaign.send_at, "expires_at": campaign.expires_at,
+                "transactional": campaign.transactional,
+                "in_recipient_time_zone": campaign.in_recipient_time_zone,
+                "quiet_hours": campaign.quiet_hours,
             })  # fmt: skip
         super().__init__(*args, **kwargs)
 
@@ -479,6 +498,7 @@ class ScheduleForm(StyledForm):
         if self.errors:
             return data
         send_at, expires_at = data.get("send_at"), data.get("expires_at")
+        data["quiet_hours"] = data.get("quiet_hours") or self.campaign.quiet_hours
         if data.get("when") == WHEN_LATER:
             if send_at is None:
                 self.add_error("send_at", "Choose the date and time to send it.")
@@ -486,6 +506,9 @@ class ScheduleForm(StyledForm):
                 self.add_error("send_at", "Choose a time in the future, or send it now.")
         else:
             data["send_at"] = None
+            if data.get("in_recipient_time_zone"):
+                self.add_error("in_recipient_time_zone", "Schedule a time to send it in each "
+                               "recipient's time zone.")  # fmt: skip
         if expires_at is not None:
             if expires_at <= self.now:
                 self.add_error("expires_at", "The expiry must be in the future.")

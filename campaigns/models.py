@@ -31,6 +31,11 @@ class CampaignStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class QuietHours(models.TextChoices):
+    WAIT = "wait", "Wait until the quiet hours end"
+    SKIP = "skip", "Skip them"
+
+
 EDITABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 FINISHED = (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.EXPIRED,
             CampaignStatus.FAILED)  # fmt: skip
@@ -63,6 +68,14 @@ class Campaign(WorkspaceOwned):
         Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     tracking = models.BooleanField(default=True)
+    # a receipt, a password reset: never held by the workspace's frequency caps, and not
+    # counted toward them either (campaigns.dispatch.caps)
+    transactional = models.BooleanField(default=False)
+    # a message due in the recipient's quiet hours (Workspace.quiet_hours_*) waits until
+    # they end, or is skipped `quiet_hours`
+    quiet_hours = models.CharField(
+        max_length=4, choices=QuietHours.choices, default=QuietHours.WAIT
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -7,11 +7,12 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
 from accounts.jobs import UNFINISHED, attempt_lock, job_claim, job_done, job_fail, job_give_up
-from campaigns.dispatch.freeze import NoRecipients, freeze
+from campaigns.dispatch.freeze import NoRecipients, first_zone_moment, freeze, unknown_zones
 from campaigns.dispatch.send import _transition as _system_transition
 from campaigns.models import (
     EDITABLE,
@@ -21,6 +22,7 @@ from campaigns.models import (
     CampaignStatus,
     Delivery,
     DeliveryStatus,
+    QuietHours,
     SkipReason,
 )
 from campaigns.templating import clean_content
@@ -28,6 +30,9 @@ from segments.models import Segment
 
 logger = logging.getLogger(__name__)
 
+# a campaign sent in recipients' time zones launches when the first zone (UTC+14) reaches
+# its local time: up to 26 h before send_at (a workspace at UTC-12)
+LOCAL_SEND_LEAD = timedelta(hours=27)
 WORKERS_PER_CAMPAIGN = 2  # dispatch tasks started side by side at launch
 
 
@@ -81,7 +86,8 @@ _UNSET = object()
 def campaign_update(*, campaign: Campaign, actor: Actor, name=_UNSET, content=_UNSET,
                     audience=_UNSET, include=_UNSET, exclude=_UNSET, everyone=_UNSET,
                     people=_UNSET, send_at=_UNSET, expires_at=_UNSET, test_segment=_UNSET,
-                    tracking=_UNSET, in_recipient_time_zone=_UNSET) -> Campaign:  # fmt: skip
+                    tracking=_UNSET, in_recipient_time_zone=_UNSET,
+                    transactional=_UNSET, quiet_hours=_UNSET) -> Campaign:  # fmt: skip
     """Change a draft or scheduled campaign (409 otherwise). Choosing another audience
     without giving `include` / `exclude` copies its lists in; giving them sets the
     campaign's own lists (the audience is unchanged). `people`: a queryset of people who
@@ -119,6 +125,13 @@ def campaign_update(*, campaign: Campaign, actor: Actor, name=_UNSET, content=_U
             fields["tracking"] = bool(tracking)
         if in_recipient_time_zone is not _UNSET:
             fields["in_recipient_time_zone"] = bool(in_recipient_time_zone)
+        if transactional is not _UNSET:  # exempt from (and not counted toward) caps
+            fields["transactional"] = bool(transactional)
+        if quiet_hours is not _UNSET:
+            if quiet_hours not in QuietHours.values:
+                raise ValidationError({"quiet_hours": "Choose “wait” (until the quiet hours "
+                                       "end) or “skip”."})  # fmt: skip
+            fields["quiet_hours"] = quiet_hours
         for key, value in fields.items():
             setattr(locked, key, value)
         if fields:
@@ -228,7 +241,14 @@ def campaign_launch(*, campaign: Campaign, actor: Actor, send_at: datetime | Non
             _transition(locked, CampaignStatus.EXPIRED, reason="It expired before it was sent: "
                         "nothing was sent.", now=now, actor=actor)  # fmt: skip
             return locked
-        if send_at and send_at > now:
+        if locked.in_recipient_time_zone:
+            send_at = send_at or locked.send_at
+            if send_at is None:
+                raise ValidationError({"in_recipient_time_zone": "Sending in each recipient's "
+                                       "time zone needs a send time: choose one."})  # fmt: skip
+            locked.send_at = send_at
+        start = first_zone_moment(locked) or send_at
+        if send_at and start > now:
             if locked.expires_at and locked.expires_at <= send_at:
                 raise ValidationError({"send_at": "The campaign would expire before it is "
                                        "sent: choose a time before its expiry."})  # fmt: skip
@@ -236,7 +256,7 @@ def campaign_launch(*, campaign: Campaign, actor: Actor, send_at: datetime | Non
             locked.send_at = send_at
             _transition(locked, CampaignStatus.SCHEDULED, now=now, actor=actor)
             return locked
-        Campaign.objects.filter(pk=locked.pk).update(launched_at=now)
+        Campaign.objects.filter(pk=locked.pk).update(launched_at=now, send_at=locked.send_at)
         locked.launched_at = now
         launch = CampaignLaunch.objects.create(
             workspace_id=locked.workspace_id, campaign=locked, created_by=actor.user,
@@ -307,9 +327,12 @@ def campaign_launch_run(*, launch_id: int, now: datetime | None = None) -> Campa
                     job_done(jobs, detail=f"Not frozen: the campaign is {locked.status}.")
                     return jobs.get()
                 queued, skipped = freeze(locked, now=now)
+                detail = f"{queued} queued, {skipped} skipped."
+                if unknown := unknown_zones(locked):
+                    detail += (f" {unknown} with a time zone not known: the workspace's "
+                               "was used.")  # fmt: skip
                 job_done(jobs, total_rows=queued + skipped, processed_rows=queued + skipped,
-                         queued=queued, skipped=skipped,
-                         detail=f"{queued} queued, {skipped} skipped.")  # fmt: skip
+                         queued=queued, skipped=skipped, detail=detail)  # fmt: skip
                 _enqueue_dispatch(locked)
         except NoRecipients as e:
             job_fail(jobs, detail=str(e))
@@ -348,9 +371,17 @@ def campaigns_launch_due(*, now: datetime | None = None) -> int:
     """Scheduled campaigns whose time has come (beat): launched, or expired when their
     expiry passed while Herald was down."""
     now = now or timezone.now()
-    due = Campaign.objects.unscoped().filter(status=CampaignStatus.SCHEDULED, send_at__lte=now)
+    # in recipients' time zones: launched when the first zone reaches the local time
+    local = Q(in_recipient_time_zone=True, send_at__lte=now + LOCAL_SEND_LEAD)
+    due = (
+        Campaign.objects.unscoped()
+        .filter(Q(send_at__lte=now) | local, status=CampaignStatus.SCHEDULED)
+        .select_related("workspace")
+    )
     started = 0
     for campaign in due:
+        if (first_zone_moment(campaign) or campaign.send_at) > now:
+            continue
         try:
             campaign_launch(campaign=campaign, actor=Actor.of_system("campaign schedule"),
                             now=now)  # fmt: skip

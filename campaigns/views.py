@@ -584,16 +584,24 @@ def campaign_launch(request, campaign_id):
         actor = Actor.from_request(request)
         try:
             with transaction.atomic():
-                if data["expires_at"] != campaign.expires_at:
+                changes = {key: data[key] for key in ("expires_at", "transactional",
+                                                      "in_recipient_time_zone", "quiet_hours")
+                           if data[key] != getattr(campaign, key)}  # fmt: skip
+                if changes:
                     campaign = services.campaign_update(campaign=campaign, actor=actor,
-                                                        expires_at=data["expires_at"])  # fmt: skip
+                                                        **changes)  # fmt: skip
                 send_at = data["send_at"] if data["when"] == WHEN_LATER else None
                 campaign = services.campaign_launch(campaign=campaign, actor=actor,
                                                     send_at=send_at)  # fmt: skip
         except services.CampaignConflict as e:
             form.add_error(None, str(e))
         except ValidationError as e:
-            if hasattr(e, "error_dict") and set(e.message_dict) <= {"send_at", "expires_at"}:
+            if hasattr(e, "error_dict") and set(e.message_dict) <= {
+                "send_at",
+                "expires_at",
+                "in_recipient_time_zone",
+                "quiet_hours",
+            }:
                 for key, texts in e.message_dict.items():
                     for text in texts:
                         form.add_error(key, text)

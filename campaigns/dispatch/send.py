@@ -20,13 +20,21 @@ from django.utils import timezone
 from accounts.audit import Actor, audit_record
 from accounts.jobs import UNFINISHED
 from campaigns import events, tracking, unsubscribe
-from campaigns.dispatch.freeze import ADDRESS_COLUMN
+from campaigns.dispatch.freeze import (
+    ADDRESS_COLUMN,
+    capped_sql,
+    quiet_end_sql,
+    quiet_hours,
+    quiet_inside_sql,
+    zone_sql,
+)
 from campaigns.models import (
     Campaign,
     CampaignLaunch,
     CampaignStatus,
     Delivery,
     DeliveryStatus,
+    QuietHours,
     SkipReason,
 )
 from campaigns.templating import RenderError, compile_content, person_context_from_row
@@ -87,7 +95,7 @@ def _current(ids: list[int], channel: str) -> list[dict]:
     else:
         address = f"p.{ADDRESS_COLUMN[channel]}"
     sql = f"""
-        SELECT d.id, d.attempts, {columns}, c.name AS company__name,
+        SELECT d.id, d.attempts, d.person_id, {columns}, c.name AS company__name,
                {address} AS current_address
         FROM campaigns_delivery d JOIN people_person p ON p.id = d.person_id
         LEFT JOIN people_company c ON c.id = p.company_id
@@ -113,6 +121,57 @@ def _current(ids: list[int], channel: str) -> list[dict]:
         if isinstance(row["attributes"], str):  # Django's cursor hands jsonb over as text
             row["attributes"] = json.loads(row["attributes"])
     return rows
+
+
+def _capped(campaign: Campaign, person_ids: list[int], *, now: datetime) -> set[int]:
+    """Of `person_ids`, those at a frequency cap now (one query for the batch): someone
+    sent another campaign since the launch is skipped here."""
+    condition, params = capped_sql(campaign, now=now, person="p.id", people=person_ids)
+    if condition == "false" or not person_ids:
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT p.id FROM unnest(%s::bigint[]) AS p(id) WHERE {condition}",  # noqa: S608
+            [person_ids, *params],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _quiet(campaign: Campaign, person_ids: list[int], *, now: datetime) -> dict[int, datetime]:
+    """Of `person_ids`, those inside the quiet hours now in their time zone, with when
+    the hours end there (one query for the batch): a row claimed late, after the launch
+    found it outside them."""
+    window = quiet_hours(campaign)
+    if window is None or not person_ids:
+        return {}
+    sql = f"""
+        SELECT z.id, {quiet_end_sql("z.local", "z.zone", window)}
+        FROM (SELECT y.id, y.zone, timezone(y.zone, %s::timestamptz) AS local
+              FROM (SELECT p.id, {zone_sql("p")} AS zone FROM people_person p
+                    WHERE p.id = ANY(%s)) y) z
+        WHERE {quiet_inside_sql("z.local", window)}
+    """  # noqa: S608 - SQL of ours, times formatted from time values
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, campaign.workspace.time_zone, person_ids])
+        return dict(cursor.fetchall())
+
+
+def _wait(waits: list[tuple[int, datetime]]) -> None:
+    """Claimed rows put back in the queue until `next_attempt_at` (the attempt not
+    counted: nothing was tried)."""
+    if not waits:
+        return
+    ids, nexts = (list(c) for c in zip(*waits, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_delivery d SET status = 'queued', next_attempt_at = u.next_at,
+                   lease_until = NULL, attempts = greatest(d.attempts - 1, 0)
+            FROM unnest(%s::bigint[], %s::timestamptz[]) AS u(id, next_at)
+            WHERE d.id = u.id AND d.status = 'sending'
+            """,
+            [ids, nexts],
+        )
 
 
 def _message(campaign: Campaign, rendered: dict, row: dict, delivery_id: int) -> OutboundMessage:
@@ -174,7 +233,9 @@ def send_batch(campaign: Campaign, transport, compiled, ids: list[int], *, now: 
     """Send the claimed deliveries `ids` and record each outcome."""
     result = BatchResult(claimed=len(ids))
     rows = _current(ids, campaign.channel)
-    updates, to_send, messages = [], [], []
+    capped = _capped(campaign, [r["person_id"] for r in rows], now=now)
+    quiet = _quiet(campaign, [r["person_id"] for r in rows], now=now)
+    updates, to_send, messages, waits = [], [], [], []
     for row in rows:
         if not row["current_address"]:
             updates.append((row["id"], DeliveryStatus.SKIPPED, SkipReason.NO_ADDRESS, "", "",
@@ -184,6 +245,17 @@ def send_batch(campaign: Campaign, transport, compiled, ids: list[int], *, now: 
             updates.append((row["id"], DeliveryStatus.SKIPPED, SkipReason.DNC, "", "", None,
                             None))  # fmt: skip
             result.skipped += 1
+        elif row["person_id"] in capped:  # sent another campaign since the launch
+            updates.append((row["id"], DeliveryStatus.SKIPPED, SkipReason.FREQUENCY_CAP, "", "",
+                            None, None))  # fmt: skip
+            result.skipped += 1
+        elif row["person_id"] in quiet and campaign.quiet_hours == QuietHours.SKIP:
+            updates.append((row["id"], DeliveryStatus.SKIPPED, SkipReason.QUIET_HOURS, "", "",
+                            None, None))  # fmt: skip
+            result.skipped += 1
+        elif row["person_id"] in quiet:  # waits until their quiet hours end
+            waits.append((row["id"], quiet[row["person_id"]]))
+            result.retried += 1
         else:
             try:
                 rendered = compiled.render(person_context_from_row(row))
@@ -195,6 +267,7 @@ def send_batch(campaign: Campaign, transport, compiled, ids: list[int], *, now: 
             to_send.append(row)
             messages.append(_message(campaign, rendered, row, row["id"]))
     _record(updates)
+    _wait(waits)
     if not messages:
         return result
     # handed: from here a dead worker leaves "unknown", not "never sent"; with the address
