@@ -347,10 +347,10 @@ def record(kind: str, hit: Hit, who: str, *, at: float | None = None) -> bool:
         log.warning("Tracking hit dropped: Redis is unavailable (%s).", e)
         return False
     if length % FLUSH_AT == 0:
-        from campaigns.tracking_tasks import tracking_flush_task
+        from celery import current_app  # by name: the task module imports this one
 
         try:
-            tracking_flush_task.delay()
+            current_app.send_task("campaigns.tracking_tasks.tracking_flush_task")
         except Exception:  # noqa: BLE001 - beat flushes anyway
             log.warning("Could not enqueue the tracking flush; beat will run it.")
     return True
