@@ -152,35 +152,42 @@ def campaign_estimate(campaign: Campaign, *, now: datetime | None = None) -> dic
     targeting and skip rules as the freeze, in one query. NoRecipients when nothing is
     chosen."""
     now = now or timezone.now()
-    from campaigns.dispatch.freeze import _address_sql
+    from campaigns.dispatch.freeze import _address_sql, capped_sql
 
     people = recipients(campaign, now=now).annotate(blocked=blocked(campaign.channel))
     inner_sql, params = (
         people.order_by().values("id", "workspace_id", "blocked").query.sql_with_params()
     )
+    # the freeze's reasons in the freeze's order (quiet hours depend on the send time: a
+    # launch decides them); the frequency caps as the freeze counts them now
+    capped, capped_params = capped_sql(campaign, now=now, person="q.id")
     sql = f"""
         SELECT count(*) FILTER (WHERE reason = ''),
                count(*) FILTER (WHERE reason = 'no_address'),
                count(*) FILTER (WHERE reason = 'dnc'),
+               count(*) FILTER (WHERE reason = 'frequency_cap'),
                count(*) FILTER (WHERE reason = 'duplicate_address')
         FROM (
             SELECT CASE WHEN x.address = '' THEN 'no_address'
                         WHEN x.blocked THEN 'dnc'
+                        WHEN x.capped THEN 'frequency_cap'
                         WHEN row_number() OVER (PARTITION BY lower(x.address) ORDER BY x.id) > 1
                             THEN 'duplicate_address'
                         ELSE '' END AS reason
             FROM (
-                SELECT q.id, q.blocked, {_address_sql(campaign.channel)} AS address
+                SELECT q.id, q.blocked, {_address_sql(campaign.channel)} AS address,
+                       {capped} AS capped
                 FROM ({inner_sql}) q JOIN people_person p ON p.id = q.id
             ) x
         ) r
     """  # noqa: S608 - the compiled people query and a column name of ours
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ok, no_address, dnc, duplicate = cursor.fetchone()
+        cursor.execute(sql, [*capped_params, *params])
+        ok, no_address, dnc, capped_count, duplicate = cursor.fetchone()
     skipped = dict.fromkeys(SKIP_KEYS, 0)
     skipped.pop("cancelled")
-    skipped.update(dnc=dnc, no_address=no_address, duplicate_address=duplicate)
+    skipped.update(dnc=dnc, no_address=no_address, frequency_cap=capped_count,
+                   duplicate_address=duplicate)  # fmt: skip
     return {"recipients": ok, "skipped": skipped}
 
 

@@ -14,6 +14,7 @@ from accounts.models import format_frequency_caps, parse_frequency_caps
 from accounts.services import workspace_update
 from campaigns.dispatch.send import dispatch
 from campaigns.models import Campaign, Delivery
+from campaigns.selectors import campaign_estimate
 from campaigns.services import (
     campaign_create,
     campaign_launch,
@@ -111,7 +112,11 @@ def test_caps_skip_exactly_the_capped_people_at_launch(workspace, people, sandbo
     Delivery.objects.create(workspace=workspace, campaign=_campaign(workspace, [p["Eve"]]),
                             person=p["Eve"], is_test=True, status="sent",
                             sent_at=NOW - timedelta(hours=1))  # fmt: skip
-    campaign = _launch(_campaign(workspace, list(p.values())))
+    draft = _campaign(workspace, list(p.values()))
+    # the live estimate counts the same people as capped before anything is sent
+    estimate = campaign_estimate(draft, now=NOW)
+    assert estimate["skipped"]["frequency_cap"] == 2 and estimate["recipients"] == 3
+    campaign = _launch(draft)
     assert _reasons(campaign) == {"Ann": "frequency_cap", "Bob": "", "Cy": "frequency_cap",
                                   "Dee": "", "Eve": ""}  # fmt: skip
     # an SMS campaign: the email rule does not apply, the "any" rule does
