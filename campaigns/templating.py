@@ -705,17 +705,11 @@ def compile_content(channel: str, content: dict) -> CompiledContent:
 
 # --- The person a template sees -------------------------------------------------------------
 
-_TEXT_FIELDS = tuple(name for name in BUILTIN_FIELDS if name != "company")
-_HAS_TIME_ZONE = any(field.name == "time_zone" for field in Person._meta.get_fields())
-
-# What the dispatcher reads per person: Person.objects...values(*PERSON_ROW_FIELDS).
-PERSON_ROW_FIELDS = (
-    *_TEXT_FIELDS,
-    "company__name",
-    "attributes",
-    "created_at",
-    *(("time_zone",) if _HAS_TIME_ZONE else ()),
-)
+_TEXT_FIELDS = tuple(name for name in BUILTIN_FIELDS if name != "company")  # time_zone too
+# The person's own columns a template reads (the dispatcher selects them in SQL, with the
+# company's name), and the same as a .values() row: one list for both.
+PERSON_COLUMNS = (*_TEXT_FIELDS, "attributes", "created_at")
+PERSON_ROW_FIELDS = (*PERSON_COLUMNS, "company__name")
 
 
 def person_context(person: Person, *, workspace_time_zone: str = "") -> dict:
@@ -725,7 +719,7 @@ def person_context(person: Person, *, workspace_time_zone: str = "") -> dict:
     with the person."""
     context = {name: getattr(person, name) or "" for name in _TEXT_FIELDS}
     context["company"] = person.company.name if person.company_id else ""
-    context["time_zone"] = getattr(person, "time_zone", "") or workspace_time_zone
+    context["time_zone"] = person.time_zone or workspace_time_zone
     context["created_at"] = person.created_at
     context["attributes"] = dict(person.attributes or {})
     return context

@@ -37,7 +37,12 @@ from campaigns.models import (
     QuietHours,
     SkipReason,
 )
-from campaigns.templating import RenderError, compile_content, person_context_from_row
+from campaigns.templating import (
+    PERSON_COLUMNS,
+    RenderError,
+    compile_content,
+    person_context_from_row,
+)
 from channels.providers import NoProvider, get_transport
 from channels.services import suppressions_apply
 from channels.transports.base import OutboundMessage, SendResult, TransportError
@@ -51,8 +56,6 @@ BACKOFF = (30, 120, 600, 1800)  # seconds before the 2nd, 3rd, ... attempt
 # providers that answer a repeated idempotency key with the first message: a delivery
 # handed to them with no recorded answer can go again without a duplicate
 DEDUPING_KINDS = ("twilio", "sandbox")
-PERSON_COLUMNS = ("external_id", "email", "phone", "first_name", "last_name", "gender",
-                  "country", "city", "address", "attributes", "created_at")  # fmt: skip
 SYSTEM = Actor.of_system("campaign dispatch")
 
 
@@ -258,7 +261,9 @@ def send_batch(campaign: Campaign, transport, compiled, ids: list[int], *, now: 
             result.retried += 1
         else:
             try:
-                rendered = compiled.render(person_context_from_row(row))
+                rendered = compiled.render(
+                    person_context_from_row(row, workspace_time_zone=campaign.workspace.time_zone)
+                )
             except RenderError as e:  # this person's data breaks the template: only theirs
                 updates.append((row["id"], DeliveryStatus.FAILED, "", str(e)[:2000], "", None,
                                 None))  # fmt: skip

@@ -150,3 +150,17 @@ def test_a_test_send_uses_the_ledger_and_honours_do_not_contact(workspace, peopl
     assert [p for p, _ in answer["skipped"]] == [people[1].external_id]
     assert Delivery.objects.filter(campaign=campaign, is_test=True).count() == 2
     assert Campaign.objects.get(pk=campaign.pk).status == "draft"
+
+
+def test_the_sent_message_reads_the_persons_time_zone_else_the_workspaces(workspace):
+    """What the preview shows is what is sent: {{ person.time_zone }} is the person's zone,
+    or the workspace's when they have none."""
+    provider_set(workspace=workspace, channel="email", kind="sandbox", settings={},
+                 secrets={}, actor=ACTOR)  # fmt: skip
+    type(workspace).objects.filter(pk=workspace.pk).update(time_zone="Europe/London")
+    zoned = PersonFactory(workspace=workspace, email="z@example.com", time_zone="Asia/Tokyo")
+    plain = PersonFactory(workspace=workspace, email="p@example.com")
+    campaign = _launch(workspace, [zoned, plain], text="Zone: {{ person.time_zone }}")
+    dispatch(campaign.pk)
+    sent = dict(SandboxMessage.objects.for_workspace(workspace).values_list("address", "text"))
+    assert sent == {"z@example.com": "Zone: Asia/Tokyo", "p@example.com": "Zone: Europe/London"}
