@@ -60,6 +60,65 @@ class CampaignStats(Schema):
     skipped: CampaignSkipped
 
 
+class VariantIn(InputSchema):
+    key: str | None = Field(None, description="A, B, ... in order (may be left out).")
+    name: Annotated[str, Field(max_length=60)] = ""
+    percent: int = Field(ge=1, le=99, description="The variant's share, in whole percent; "
+                         "the variants' add up to 100.")  # fmt: skip
+    content: dict = Field({}, description="The fields this variant changes (email: subject, "
+                          "preheader, from_name, text, html; sms: body; push: title, body, "
+                          "image_url, url); the rest are the campaign's.")  # fmt: skip
+
+
+class ABTestIn(InputSchema):
+    percent: int = Field(ge=0, le=95, description="The share of the recipients in the test "
+                         "phase (split among the variants); the rest are sent the winner. 0: "
+                         "everyone is split, no winner.")  # fmt: skip
+    metric: Literal["open", "click"] = "open"
+    decide_after_hours: int = Field(4, ge=1, le=720, description="The winner is chosen this "
+                                    "long after the launch.")  # fmt: skip
+
+
+class VersusOut(Schema):
+    difference: float = Field(description="This variant's rate minus A's, in points.")
+    p_value: float | None = Field(description="Two-proportion z-test; null: too few to tell.")
+    significant: bool
+    note: str
+
+
+class VariantStatsOut(Schema):
+    recipients: int
+    sent: int
+    delivered: int
+    bounced: int
+    opened: int
+    clicked: int
+    unsubscribed: int
+    open_rate: float | None
+    click_rate: float | None
+    versus_a: dict[str, VersusOut] | None = Field(description="open and click against A.")
+
+
+class VariantOut(Schema):
+    key: str
+    name: str
+    percent: int
+    content: dict
+    winner: bool
+    stats: VariantStatsOut | None = Field(description="On the test phase's messages (all "
+                                          "of the variant's without a test phase).")  # fmt: skip
+
+
+class ABTestOut(Schema):
+    percent: int
+    metric: Literal["open", "click"]
+    decide_after_hours: int
+    decide_at: datetime | None = Field(description="Set at launch.")
+    winner: str = Field(description="The winning key once chosen; the rest are sent it.")
+    decided_at: datetime | None
+    decision: dict = Field(description="What the winner was chosen on: by, note, results.")
+
+
 class CampaignLaunchOut(Schema):
     id: int
     status: str
@@ -104,7 +163,8 @@ class CampaignOut(Schema):
         description="In the recipient's quiet hours (the "
         "workspace's): wait until they end, or skip."
     )
-    variants: list[dict]
+    variants: list[VariantOut] = Field(description="A/B variants (none: one message).")
+    ab_test: ABTestOut | None = Field(description="The A/B test phase, when there is one.")
     stats: CampaignStats
     audience_changes: CampaignAudienceChanges | None = Field(
         description="The segments added to or removed from the audience's lists."
@@ -141,6 +201,8 @@ class CampaignIn(InputSchema):
     tracking: bool = True
     transactional: bool = False
     quiet_hours: QuietHoursName = "wait"
+    variants: list[VariantIn] | None = Field(None, max_length=5)
+    ab_test: ABTestIn | None = None
 
 
 class CampaignPatch(InputSchema):
@@ -160,6 +222,8 @@ class CampaignPatch(InputSchema):
     tracking: bool | None = None
     transactional: bool | None = None
     quiet_hours: QuietHoursName | None = None
+    variants: list[VariantIn] | None = Field(None, max_length=5, description="[]: no variants.")
+    ab_test: ABTestIn | None = Field(None, description="null: no test phase.")
 
 
 class CampaignEstimateOut(Schema):
@@ -172,6 +236,12 @@ class CampaignTestIn(InputSchema):
     people: list[Annotated[str, Field(min_length=1, max_length=255)]] | None = Field(
         None, max_length=services.TEST_SEND_LIMIT
     )
+    variant: str | None = Field(None, description="With A/B variants: only this one "
+                                "(default: every variant to each person).")  # fmt: skip
+
+
+class CampaignWinnerIn(InputSchema):
+    variant: str | None = Field(None, description="The winner; null: by the test's metric.")
 
 
 class CampaignTestSkipped(Schema):
@@ -282,11 +352,43 @@ def _out(campaign: Campaign) -> dict:
         "expires_at": campaign.expires_at, "test_segment": campaign.test_segment_id,
         "tracking": campaign.tracking, "transactional": campaign.transactional,
         "quiet_hours": campaign.quiet_hours,
-        "variants": [],
+        "variants": _variants_out(campaign), "ab_test": _ab_test_out(campaign),
         "stats": selectors.campaign_stats(campaign), "audience_changes": changes,
         "launch": launch, "created_at": campaign.created_at,
         "updated_at": campaign.updated_at, "launched_at": campaign.launched_at,
         "finished_at": campaign.finished_at,
+    }  # fmt: skip
+
+
+def _variants_out(campaign: Campaign) -> list[dict]:
+    stats = selectors.variant_stats(campaign)
+    if stats is None:
+        return []
+    out = []
+    for variant, row in zip(campaign.variants, stats["rows"], strict=True):
+        versus = None
+        if row["versus"]:
+            versus = {what: vars(c) for what, c in row["versus"].items()}
+        out.append({
+            "key": variant["key"], "name": variant.get("name", ""),
+            "percent": variant["percent"], "content": variant.get("content") or {},
+            "winner": row["winner"],
+            "stats": {**{k: row[k] for k in ("recipients", "sent", "delivered", "bounced",
+                                             "opened", "clicked", "unsubscribed",
+                                             "open_rate", "click_rate")},
+                      "versus_a": versus},
+        })  # fmt: skip
+    return out
+
+
+def _ab_test_out(campaign: Campaign) -> dict | None:
+    if not (campaign.variants and campaign.ab_test_percent):
+        return None
+    return {
+        "percent": campaign.ab_test_percent, "metric": campaign.ab_metric,
+        "decide_after_hours": campaign.ab_decide_hours, "decide_at": campaign.ab_decide_at,
+        "winner": campaign.ab_winner, "decided_at": campaign.ab_decided_at,
+        "decision": campaign.ab_decision or {},
     }  # fmt: skip
 
 
@@ -399,11 +501,17 @@ def campaigns_create(request, payload: CampaignIn):
             or payload.transactional
             or payload.quiet_hours != "wait"
             or payload.in_recipient_time_zone
+            or payload.variants
+            or payload.ab_test
         ):
             extra.update(send_at=payload.send_at, test_segment=test_segment,
                          tracking=payload.tracking, transactional=payload.transactional,
                          quiet_hours=payload.quiet_hours,
                          in_recipient_time_zone=payload.in_recipient_time_zone)  # fmt: skip
+            if payload.variants:
+                extra["variants"] = [v.model_dump(exclude_unset=True) for v in payload.variants]
+            if payload.ab_test:
+                extra["ab_test"] = payload.ab_test.model_dump()
         if extra:
             campaign = services.campaign_update(campaign=campaign, actor=actor, **extra)
     return Status(201, _out(_campaign(request, campaign.pk)))
@@ -436,6 +544,10 @@ def campaigns_patch(request, campaign_id: int, payload: CampaignPatch):
             changes[key] = _segments(request, given[key] or [], key)
     if "people" in given:
         changes["people"] = _people(request, given["people"] or [])
+    if "variants" in given:
+        changes["variants"] = [v.model_dump(exclude_unset=True) for v in payload.variants or []]
+    if "ab_test" in given:
+        changes["ab_test"] = payload.ab_test.model_dump() if payload.ab_test else None
     if "test_segment" in given:
         changes["test_segment"] = (
             _segments(request, [given["test_segment"]], "test_segment")[0]
@@ -482,7 +594,8 @@ def campaigns_test(request, campaign_id: int, payload: CampaignTestIn):
         people = list(_people(request, payload.people).values_list("pk", flat=True))
     try:
         answer = services.campaign_test_send(campaign=campaign, actor=Actor.from_request(request),
-                                             segment=segment, people=people)  # fmt: skip
+                                             segment=segment, people=people,
+                                             variant=payload.variant)  # fmt: skip
     except services.TestSendRefused as e:
         _invalid("channel", str(e))
     return {
@@ -521,6 +634,19 @@ def _lifecycle(name: str, service):
 
     view.__name__ = f"campaigns_{name}"
     return view
+
+
+@router.post("/campaigns/{int:campaign_id}/winner", response=CampaignOut,
+             summary="End the A/B test phase: the winner is sent to the rest",
+             openapi_extra=also_answers(409))  # fmt: skip
+def campaigns_winner(request, campaign_id: int, payload: CampaignWinnerIn | None = None):
+    campaign = _campaign(request, campaign_id)
+    try:
+        services.campaign_choose_winner(campaign=campaign, actor=Actor.from_request(request),
+                                        variant=payload.variant if payload else None)  # fmt: skip
+    except services.CampaignConflict as e:
+        _conflict(e)
+    return _out(_campaign(request, campaign_id))
 
 
 campaigns_pause = _lifecycle("pause", services.campaign_pause)

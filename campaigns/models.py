@@ -31,6 +31,11 @@ class CampaignStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class WinnerMetric(models.TextChoices):
+    OPEN = "open", "Open rate"
+    CLICK = "click", "Click rate"
+
+
 class QuietHours(models.TextChoices):
     WAIT = "wait", "Wait until the quiet hours end"
     SKIP = "skip", "Skip them"
@@ -76,6 +81,22 @@ class Campaign(WorkspaceOwned):
     quiet_hours = models.CharField(
         max_length=4, choices=QuietHours.choices, default=QuietHours.WAIT
     )
+    # A/B variants (campaigns.variants): [{"key": "A".., "name", "percent", "content": the
+    # fields it changes}], 2-5 of them or none; each person's variant is a stable hash
+    variants = models.JSONField(default=list, blank=True)
+    # the test phase: this share of the recipients is split among the variants; the rest
+    # wait (Delivery.ab_rest) until the winner by `ab_metric` is chosen, `ab_decide_hours`
+    # after the launch, and are sent it. 0: everyone is split, no winner
+    ab_test_percent = models.PositiveSmallIntegerField(default=0)
+    ab_metric = models.CharField(
+        max_length=5, choices=WinnerMetric.choices, default=WinnerMetric.OPEN
+    )
+    ab_decide_hours = models.PositiveSmallIntegerField(default=4)
+    ab_decide_at = models.DateTimeField(null=True, blank=True)  # set at launch
+    ab_winner = models.CharField(max_length=8, blank=True, default="")
+    ab_decided_at = models.DateTimeField(null=True, blank=True)
+    # what the winner was chosen on: {"by", "results": {key: {sent, opened, clicked}}, "note"}
+    ab_decision = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -88,7 +109,11 @@ class Campaign(WorkspaceOwned):
         indexes = [
             models.Index(fields=["workspace", "-created_at"], name="campaign_ws_recent"),
             models.Index(fields=["status", "send_at"], name="campaign_due"),
-        ]
+            models.Index(
+                fields=["ab_decide_at"], name="campaign_ab_due",
+                condition=models.Q(ab_winner="", ab_decide_at__isnull=False),
+            ),
+        ]  # fmt: skip
         ordering = ["-created_at", "-id"]
 
     def __str__(self):
@@ -145,6 +170,8 @@ class Delivery(WorkspaceOwned):
     reason = models.CharField(max_length=40, blank=True, default="")  # skip key
     error = models.TextField(blank=True, default="")  # the provider's answer
     variant = models.CharField(max_length=8, blank=True, default="")
+    # outside an A/B test phase: held (variant "") until the winner is chosen, then sent it
+    ab_rest = models.BooleanField(default=False)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)

@@ -262,6 +262,159 @@ def sends_over_time(campaign: Campaign, *, buckets: int = 60) -> dict:
             "bucket_seconds": width}  # fmt: skip
 
 
+def variant_results(campaign: Campaign, *, test_only: bool = False) -> dict[str, dict]:
+    """Per variant key, from the ledger in one GROUP BY (tests apart): recipients (not
+    skipped), sent (taken by the provider), delivered, bounced, opened and clicked (human),
+    unsubscribed. `test_only`: the test phase's rows alone (the rest sent the winner
+    apart), as the winner is chosen on them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT variant,
+                   count(*) FILTER (WHERE status <> 'skipped'),
+                   count(*) FILTER (WHERE status IN ('sent', 'delivered')),
+                   count(*) FILTER (WHERE status = 'delivered'),
+                   count(*) FILTER (WHERE status = 'bounced'),
+                   count(opened_at), count(clicked_at), count(unsubscribed_at)
+            FROM campaigns_delivery
+            WHERE campaign_id = %s AND NOT is_test AND variant <> '' AND (NOT %s OR NOT ab_rest)
+            GROUP BY variant
+            """,
+            [campaign.pk, test_only],
+        )
+        rows = cursor.fetchall()
+    names = ("recipients", "sent", "delivered", "bounced", "opened", "clicked", "unsubscribed")
+    return {key: dict(zip(names, counts, strict=True)) for key, *counts in rows}
+
+
+def _rest_counts(campaign: Campaign) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT count(*) FILTER (WHERE status <> 'skipped'),
+                   count(*) FILTER (WHERE status IN ('sent', 'delivered')),
+                   count(*) FILTER (WHERE status IN ('queued', 'sending')),
+                   count(opened_at), count(clicked_at)
+            FROM campaigns_delivery WHERE campaign_id = %s AND NOT is_test AND ab_rest
+            """,
+            [campaign.pk],
+        )
+        recipients, sent, waiting, opened, clicked = cursor.fetchone()
+    return {"recipients": recipients, "sent": sent, "waiting": waiting, "opened": opened,
+            "clicked": clicked, "open_rate": _rate(opened, sent),
+            "click_rate": _rate(clicked, sent)}  # fmt: skip
+
+
+def variant_stats(campaign: Campaign) -> dict | None:
+    """The A/B test as the campaign page and the API show it: per variant its share, its
+    counts and rates on the test phase's rows (all of its rows without a test phase),
+    and its open and click rates against A's (variants.compare: the difference in points,
+    the p-value, a note); the held or winner-sent rest apart. None without variants."""
+    from campaigns import variants as ab
+
+    if not campaign.variants:
+        return None
+    results = variant_results(campaign, test_only=True)
+    empty = dict.fromkeys(("recipients", "sent", "delivered", "bounced", "opened", "clicked",
+                           "unsubscribed"), 0)  # fmt: skip
+    rows, control = [], None
+    for variant in campaign.variants:
+        key = variant["key"]
+        counts = results.get(key, empty)
+        sent = counts["sent"]
+        row = {
+            "key": key, "name": variant.get("name", ""), "percent": variant["percent"],
+            "label": ab.label(campaign, key), **counts,
+            "open_rate": _rate(counts["opened"], sent),
+            "click_rate": _rate(counts["clicked"], sent),
+            "unsubscribe_rate": _rate(counts["unsubscribed"], sent),
+            "bounce_rate": _rate(counts["bounced"], sent + counts["bounced"]),
+            "winner": key == campaign.ab_winner, "versus": None,
+        }  # fmt: skip
+        if control is None:
+            control = counts
+        else:
+            row["versus"] = {
+                what: ab.compare((control[field], control["sent"]), (counts[field], sent),
+                                 what=what)
+                for what, field in (("open", "opened"), ("click", "clicked"))
+            }  # fmt: skip
+        rows.append(row)
+    test = bool(campaign.ab_test_percent)
+    return {
+        "rows": rows, "test_phase": test, "test_percent": campaign.ab_test_percent,
+        "metric": campaign.ab_metric, "decide_at": campaign.ab_decide_at,
+        "winner": campaign.ab_winner, "decided_at": campaign.ab_decided_at,
+        "decision": campaign.ab_decision or {}, "rest": _rest_counts(campaign) if test else None,
+    }  # fmt: skip
+
+
+def engagement_over_time(campaign: Campaign, *, buckets: int = 48,
+                         now: datetime | None = None) -> dict | None:  # fmt: skip
+    """Human open and click rates since the launch, cumulative per time bucket (the
+    chart): one line each per variant (the test phase's rows; the rest sent the winner as
+    its own line), or for the whole campaign. Each rate is of the line's messages sent in
+    all, so a line ends at the rate the page shows. None before anything was sent."""
+    start = campaign.launched_at
+    if not start:
+        return None
+    end = now or timezone.now()
+    span = max((end - start).total_seconds(), 60)
+    width = max(int(span / buckets), 1)
+    line = ("CASE WHEN ab_rest THEN '~rest' ELSE variant END" if campaign.variants
+            else "''")  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT g, kind, b, count(*) FROM (
+                SELECT {line} AS g, 'open' AS kind,
+                       floor(extract(epoch FROM (opened_at - %s)) / %s)::int AS b
+                FROM campaigns_delivery
+                WHERE campaign_id = %s AND NOT is_test AND opened_at IS NOT NULL
+                UNION ALL
+                SELECT {line}, 'click', floor(extract(epoch FROM (clicked_at - %s)) / %s)::int
+                FROM campaigns_delivery
+                WHERE campaign_id = %s AND NOT is_test AND clicked_at IS NOT NULL
+            ) e GROUP BY g, kind, b
+            """,  # noqa: S608 - fixed SQL of ours
+            [start, width, campaign.pk, start, width, campaign.pk],
+        )
+        hits = cursor.fetchall()
+        cursor.execute(
+            f"SELECT {line}, count(*) FROM campaigns_delivery WHERE campaign_id = %s "  # noqa: S608
+            "AND NOT is_test AND status IN ('sent', 'delivered') GROUP BY 1",
+            [campaign.pk],
+        )
+        sent = dict(cursor.fetchall())
+    if not any(sent.values()):
+        return None
+    last = max([b for *_, b, _ in hits if b is not None] or [0])
+    last = max(0, min(last, buckets))
+    per: dict[tuple[str, str], list[int]] = {}
+    for group, kind, b, n in hits:
+        series = per.setdefault((group, kind), [0] * (last + 1))
+        series[max(0, min(b, last))] += n
+    if campaign.variants:
+        groups = [(v["key"], f"Variant {v['key']}") for v in campaign.variants]
+        if campaign.ab_test_percent:
+            groups.append(("~rest", f"Rest ({campaign.ab_winner or 'waiting for the winner'})"))
+    else:
+        groups = [("", "")]
+    series = []
+    for group, name in groups:
+        whole = sent.get(group, 0)
+        for kind, word in (("open", "opened"), ("click", "clicked")):
+            counts = per.get((group, kind), [0] * (last + 1))
+            total, rates = 0, []
+            for n in counts:
+                total += n
+                rates.append(round(total * 100 / whole, 2) if whole else 0)
+            series.append({"label": f"{name}: {word}" if name else word.capitalize(),
+                           "group": group, "kind": kind, "data": rates})  # fmt: skip
+    labels = [(start + timedelta(seconds=b * width)).isoformat() for b in range(last + 1)]
+    return {"labels": labels, "bucket_seconds": width, "series": series}
+
+
 @dataclass
 class Definition:
     """A campaign's targeting relative to its audience: the segments it added to or

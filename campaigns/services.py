@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from campaigns.models import (
     SkipReason,
 )
 from campaigns.templating import clean_content
+from campaigns.variants import clean_test, clean_variants, pick_winner
 from segments.models import Segment
 
 logger = logging.getLogger(__name__)
@@ -87,11 +88,14 @@ def campaign_update(*, campaign: Campaign, actor: Actor, name=_UNSET, content=_U
                     audience=_UNSET, include=_UNSET, exclude=_UNSET, everyone=_UNSET,
                     people=_UNSET, send_at=_UNSET, expires_at=_UNSET, test_segment=_UNSET,
                     tracking=_UNSET, in_recipient_time_zone=_UNSET,
-                    transactional=_UNSET, quiet_hours=_UNSET) -> Campaign:  # fmt: skip
+                    transactional=_UNSET, quiet_hours=_UNSET, variants=_UNSET,
+                    ab_test=_UNSET) -> Campaign:  # fmt: skip
     """Change a draft or scheduled campaign (409 otherwise). Choosing another audience
     without giving `include` / `exclude` copies its lists in; giving them sets the
     campaign's own lists (the audience is unchanged). `people`: a queryset of people who
     become the campaign's ad-hoc recipients (its static segment), [] to drop them.
+    `variants`: the A/B variants ([] for none, campaigns.variants.clean_variants);
+    `ab_test`: {"percent", "metric", "decide_after_hours"} of the test phase (None: none).
     audit: "campaign.update" naming the fields changed."""
     changed = []
     with transaction.atomic():
@@ -132,6 +136,30 @@ def campaign_update(*, campaign: Campaign, actor: Actor, name=_UNSET, content=_U
                 raise ValidationError({"quiet_hours": "Choose “wait” (until the quiet hours "
                                        "end) or “skip”."})  # fmt: skip
             fields["quiet_hours"] = quiet_hours
+        content_now = fields.get("content", locked.content)
+        if variants is not _UNSET:
+            fields["variants"] = clean_variants(locked.channel, content_now, variants)
+        elif "content" in fields and locked.variants:  # each variant's message re-checked
+            fields["variants"] = clean_variants(locked.channel, content_now, locked.variants)
+        if ab_test is not _UNSET:
+            ab_test = ab_test or {"percent": 0}
+            fields |= clean_test(
+                channel=locked.channel, tracking=fields.get("tracking", locked.tracking),
+                variants=fields.get("variants", locked.variants),
+                percent=ab_test.get("percent", 0),
+                metric=ab_test.get("metric", locked.ab_metric),
+                hours=ab_test.get("decide_after_hours", locked.ab_decide_hours),
+            )  # fmt: skip
+        elif ("variants" in fields or "tracking" in fields) and locked.ab_test_percent:
+            try:  # the test phase still holds with the new variants and tracking
+                clean_test(channel=locked.channel, tracking=fields.get("tracking", locked.tracking),
+                           variants=fields.get("variants", locked.variants),
+                           percent=locked.ab_test_percent, metric=locked.ab_metric,
+                           hours=locked.ab_decide_hours)  # fmt: skip
+            except ValidationError:
+                if fields.get("variants", locked.variants):
+                    raise
+                fields["ab_test_percent"] = 0  # no variants left: no test phase either
         for key, value in fields.items():
             setattr(locked, key, value)
         if fields:
@@ -256,8 +284,13 @@ def campaign_launch(*, campaign: Campaign, actor: Actor, send_at: datetime | Non
             locked.send_at = send_at
             _transition(locked, CampaignStatus.SCHEDULED, now=now, actor=actor)
             return locked
-        Campaign.objects.filter(pk=locked.pk).update(launched_at=now, send_at=locked.send_at)
-        locked.launched_at = now
+        # an A/B test phase's winner is chosen this long after the launch
+        decide_at = now + timedelta(hours=locked.ab_decide_hours) if (
+            locked.variants and locked.ab_test_percent) else None  # fmt: skip
+        Campaign.objects.filter(pk=locked.pk).update(
+            launched_at=now, send_at=locked.send_at, ab_decide_at=decide_at
+        )
+        locked.launched_at, locked.ab_decide_at = now, decide_at
         launch = CampaignLaunch.objects.create(
             workspace_id=locked.workspace_id, campaign=locked, created_by=actor.user,
             detail="Waiting for a worker to freeze the recipients…",
@@ -283,6 +316,8 @@ def _check_sendable_content(campaign: Campaign) -> None:
         clean_content(campaign.channel, campaign.content)
     except ValidationError as e:
         raise ValidationError({f"content.{k}": v for k, v in e.message_dict.items()}) from None
+    if campaign.variants:  # each variant's message complete too (its own fields named)
+        clean_variants(campaign.channel, campaign.content, campaign.variants, draft=False)
 
 
 def _enqueue_launch(launch_id: int) -> None:
@@ -429,6 +464,77 @@ def campaign_cancel(*, campaign: Campaign, actor: Actor) -> Campaign:
     return locked
 
 
+def campaign_choose_winner(*, campaign: Campaign, actor: Actor, variant: str | None = None,
+                           now: datetime | None = None) -> Campaign:  # fmt: skip
+    """End the A/B test phase: the winner is `variant` when a person picks it, else the
+    variant with the highest human open (or click) rate per message sent in the test
+    (campaigns.variants.pick_winner); the held rest of the recipients are given it (one
+    UPDATE) and sent. The test's figures are kept with the decision. 409 when there is no
+    undecided test phase, or the campaign is finished. audit: "campaign.winner"."""
+    from campaigns.selectors import variant_results
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if not (locked.variants and locked.ab_test_percent):
+            raise CampaignConflict("The campaign has no A/B test phase: every recipient "
+                                   "already has a variant.")  # fmt: skip
+        if locked.ab_winner:
+            raise CampaignConflict(f"The winner was chosen already: {locked.ab_winner}.")
+        if locked.status not in (CampaignStatus.SENDING, CampaignStatus.PAUSED):
+            raise CampaignConflict(f"The campaign is {locked.get_status_display().lower()}: "
+                                   "a winner is chosen while it sends.")  # fmt: skip
+        keys = [v["key"] for v in locked.variants]
+        results = variant_results(locked, test_only=True)
+        results = {k: results.get(k, {"sent": 0, "opened": 0, "clicked": 0}) for k in keys}
+        if variant is not None:
+            if variant not in keys:
+                raise ValidationError({"variant": f"No variant {variant}: choose one of "
+                                       f"{', '.join(keys)}."})  # fmt: skip
+            winner, why, by = variant, f"{variant} was chosen by hand.", "chosen"
+        else:
+            winner, why = pick_winner(results, locked.ab_metric)
+            by = locked.ab_metric
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE campaigns_delivery SET variant = %s WHERE campaign_id = %s "
+                "AND NOT is_test AND ab_rest AND variant = ''",
+                [winner, locked.pk],
+            )
+            released = cursor.rowcount
+        decision = {"by": by, "note": why, "rest": released,
+                    "results": {k: {f: r[f] for f in ("sent", "opened", "clicked")}
+                                for k, r in results.items()}}  # fmt: skip
+        Campaign.objects.filter(pk=locked.pk).update(
+            ab_winner=winner, ab_decided_at=now, ab_decision=decision
+        )
+        audit_record(workspace=locked.workspace_id, actor=actor, action="campaign.winner",
+                     obj=locked, summary={"winner": winner, "by": by,
+                                          "rest": released})  # fmt: skip
+        if locked.status == CampaignStatus.SENDING:
+            _enqueue_dispatch(locked)
+    locked.refresh_from_db()
+    return locked
+
+
+def campaigns_decide_due(*, now: datetime | None = None) -> int:
+    """Beat: A/B tests whose decision time has come get their winner (a paused campaign
+    too: its rest is sent when it resumes)."""
+    now = now or timezone.now()
+    due = Campaign.objects.unscoped().filter(
+        ab_winner="", ab_decide_at__lte=now,
+        status__in=(CampaignStatus.SENDING, CampaignStatus.PAUSED),
+    )  # fmt: skip
+    decided = 0
+    for campaign in due:
+        try:
+            campaign_choose_winner(campaign=campaign, actor=Actor.of_system("A/B test"), now=now)
+        except CampaignConflict:  # decided meanwhile
+            continue
+        decided += 1
+    return decided
+
+
 class TestSendRefused(ValueError):
     """A test send that cannot happen (no provider on the channel): the message says why."""
 
@@ -437,15 +543,17 @@ TEST_SEND_LIMIT = 1000  # people in one test send
 
 
 def campaign_test_send(*, campaign: Campaign, actor: Actor, segment: Segment | None = None,
-                       people=None, now: datetime | None = None) -> dict:  # fmt: skip
+                       people=None, variant: str | None = None,
+                       now: datetime | None = None) -> dict:  # fmt: skip
     """Send the campaign now to a test segment or chosen people (at most TEST_SEND_LIMIT),
     through the real transport and the same ledger and suppression check (rows marked as
-    tests, outside the stats). Content must be complete (ValidationError otherwise);
-    TestSendRefused without a provider. {"sent", "failed", "skipped": [(person external id,
-    reason)]}. audit: "campaign.test"."""
+    tests, outside the stats). With A/B variants each person gets every variant, or only
+    `variant`. Content must be complete (ValidationError otherwise); TestSendRefused
+    without a provider. {"sent", "failed", "skipped": [(person external id, reason)]}.
+    audit: "campaign.test"."""
     from campaigns.dispatch.freeze import blocked, test_segment_people
     from campaigns.dispatch.send import send_batch
-    from campaigns.templating import compile_content
+    from campaigns.variants import compile_all
     from channels.providers import NoProvider, get_transport
     from people.models import Person
 
@@ -461,19 +569,24 @@ def campaign_test_send(*, campaign: Campaign, actor: Actor, segment: Segment | N
         transport = get_transport(campaign.channel, campaign.workspace)
     except NoProvider as e:
         raise TestSendRefused(str(e)) from None
-    compiled = compile_content(campaign.channel, campaign.content)
+    keys = [v["key"] for v in campaign.variants or ()]
+    if variant is not None and variant not in keys:
+        choices = ", ".join(keys) or "none (the campaign has no variants)"
+        raise ValidationError({"variant": f"No variant {variant}: choose one of {choices}."})
+    sent_keys = [variant] if variant else (keys or [""])
+    compiled = compile_all(campaign)
     with transaction.atomic():
         rows = [Delivery(workspace_id=campaign.workspace_id, campaign=campaign, person=p,
                          is_test=True, status=DeliveryStatus.SENDING, attempts=1,
-                         lease_until=now) for p in targets]  # fmt: skip
+                         lease_until=now, variant=key)
+                for p in targets for key in sent_keys]  # fmt: skip
         Delivery.objects.bulk_create(rows)
     ids = [r.pk for r in rows]
     with transport:
         result = send_batch(campaign, transport, compiled, ids, now=now) if ids else None
     skipped = list(
-        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.SKIPPED).values_list(
-            "person__external_id", "reason"
-        )
+        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.SKIPPED)
+        .values_list("person__external_id", "reason").order_by().distinct()
     )
     # a temporary error is not retried for a test: it is reported now
     Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.QUEUED).update(

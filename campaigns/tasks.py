@@ -24,15 +24,21 @@ def campaign_launch_run_task(launch_id: int):
 @shared_task(name="campaigns.tasks.campaigns_due_task")
 def campaigns_due_task():
     """Every minute (beat): launch scheduled campaigns that are due, reclaim the
-    deliveries of dead workers, and start a worker for campaigns with retries due."""
+    deliveries of dead workers, choose the winners of A/B tests that are due, and start a
+    worker for campaigns with retries due."""
     from campaigns.dispatch.send import reclaim
     from campaigns.models import Campaign, CampaignStatus
-    from campaigns.services import campaign_launches_resume, campaigns_launch_due
+    from campaigns.services import (
+        campaign_launches_resume,
+        campaigns_decide_due,
+        campaigns_launch_due,
+    )
 
     launched = campaigns_launch_due()
+    decided = campaigns_decide_due()
     resumed = campaign_launches_resume()
     reclaimed = reclaim()
     sending = Campaign.objects.unscoped().filter(status=CampaignStatus.SENDING)
     for pk in sending.values_list("pk", flat=True):
         campaign_dispatch_task.delay(pk)
-    return {"launched": launched, "launches_resumed": resumed, **reclaimed}
+    return {"launched": launched, "launches_resumed": resumed, "winners": decided, **reclaimed}

@@ -61,6 +61,7 @@ from django.core import signing
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns import variants
 from campaigns.models import CampaignLink
 from campaigns.tokens import b62, from_b62
 from campaigns.unsubscribe import public_base_url
@@ -190,7 +191,8 @@ _link_maps: dict[int, tuple[str, dict[str, int]]] = {}
 def campaign_links(campaign) -> dict[str, int]:
     """{href as written: link index} of the campaign's tracked links, stored (one INSERT ...
     SELECT under the campaign's advisory lock) the first time, then cached per process."""
-    source = (campaign.content or {}).get("html", "") or ""
+    # every variant's HTML: one index per distinct link across them
+    source = "\n".join(c.get("html", "") or "" for c in variants.contents(campaign).values())
     cached = _link_maps.get(campaign.pk)
     if cached and cached[0] == source:
         return cached[1]

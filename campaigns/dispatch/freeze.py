@@ -8,6 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from campaigns.models import Campaign, Delivery, DeliveryStatus, QuietHours, SkipReason
+from campaigns.variants import assignment_sql
 from channels.selectors import segments_condition
 from people.models import DoNotContact, Person, PushToken
 from segments.models import Segment
@@ -204,7 +205,10 @@ def freeze(campaign: Campaign, *, now: datetime) -> tuple[int, int]:
     Timing, in the same statement: each queued row's send time is now, or (in the
     recipient's time zone) the campaign's local send time; one inside the workspace's
     quiet hours there waits until they end (next_attempt_at) or is skipped `quiet_hours`,
-    as the campaign says."""
+    as the campaign says.
+
+    A/B variants: each row's variant (a stable hash of the person), and whether it is
+    held outside the test phase until the winner is chosen (campaigns.variants)."""
     people = recipients(campaign, now=now).annotate(blocked=blocked(campaign.channel))
     window = quiet_hours(campaign)
     local_send = local_send_time(campaign)
@@ -237,16 +241,18 @@ def freeze(campaign: Campaign, *, now: datetime) -> tuple[int, int]:
         else:
             end = quiet_end_sql("timezone(x.zone, x.send_time)", "x.zone", window)
             next_at = f"CASE WHEN {inside} THEN {end} ELSE {base} END"
+    variant, held = assignment_sql(campaign, "x.id")
 
     def insert(conflict: str) -> str:
         return f"""
         WITH frozen AS (
             INSERT INTO campaigns_delivery
                 (workspace_id, campaign_id, person_id, is_test, address, status, reason,
-                 next_attempt_at, created_at{"".join(f", {column}" for column, _ in defaults)})
+                 next_attempt_at, variant, ab_rest,
+                 created_at{"".join(f", {column}" for column, _ in defaults)})
             SELECT r.workspace_id, %s, r.id, false, r.address,
                    CASE WHEN r.reason = '' THEN %s ELSE %s END, r.reason,
-                   CASE WHEN r.reason = '' THEN r.next_at END,
+                   CASE WHEN r.reason = '' THEN r.next_at END, r.variant, r.ab_rest,
                    %s{", %s" * len(defaults)}
             FROM (
                 SELECT x.id, x.workspace_id, x.address,
@@ -258,7 +264,7 @@ def freeze(campaign: Campaign, *, now: datetime) -> tuple[int, int]:
                                 PARTITION BY lower(x.address) COLLATE "C" ORDER BY x.id) > 1
                                 THEN %s
                             ELSE '' END AS reason,
-                       {next_at} AS next_at
+                       {next_at} AS next_at, {variant} AS variant, {held} AS ab_rest
                 FROM (SELECT y.*, {send_time} AS send_time
                       FROM (SELECT p.id, p.workspace_id, p.blocked, {address} AS address,
                                    {capped} AS capped, {zone} AS zone
@@ -301,7 +307,7 @@ def freeze(campaign: Campaign, *, now: datetime) -> tuple[int, int]:
 
 
 _SET_BY_FREEZE = {"id", "workspace_id", "campaign_id", "person_id", "is_test", "address", "status",
-                  "reason", "next_attempt_at", "created_at"}  # fmt: skip
+                  "reason", "next_attempt_at", "variant", "ab_rest", "created_at"}  # fmt: skip
 
 
 def _column_defaults() -> list[tuple[str, object]]:

@@ -37,12 +37,8 @@ from campaigns.models import (
     QuietHours,
     SkipReason,
 )
-from campaigns.templating import (
-    PERSON_COLUMNS,
-    RenderError,
-    compile_content,
-    person_context_from_row,
-)
+from campaigns.templating import PERSON_COLUMNS, RenderError, person_context_from_row
+from campaigns.variants import compile_all
 from channels.providers import NoProvider, get_transport
 from channels.services import suppressions_apply
 from channels.transports.base import OutboundMessage, SendResult, TransportError
@@ -70,7 +66,8 @@ class BatchResult:
 
 def claim(campaign_id: int, *, now: datetime, limit: int = BATCH) -> list[int]:
     """Take up to `limit` due queued deliveries for this worker (a lease until now +
-    LEASE); other workers skip the locked rows. The ids claimed."""
+    LEASE); other workers skip the locked rows; rows held for an A/B test's winner are
+    not due. The ids claimed."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -80,6 +77,7 @@ def claim(campaign_id: int, *, now: datetime, limit: int = BATCH) -> list[int]:
                 SELECT id FROM campaigns_delivery
                 WHERE campaign_id = %s AND status = 'queued' AND NOT is_test
                   AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+                  AND NOT (ab_rest AND variant = '')
                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)
             RETURNING id
             """,
@@ -98,7 +96,7 @@ def _current(ids: list[int], channel: str) -> list[dict]:
     else:
         address = f"p.{ADDRESS_COLUMN[channel]}"
     sql = f"""
-        SELECT d.id, d.attempts, d.person_id, {columns}, c.name AS company__name,
+        SELECT d.id, d.attempts, d.person_id, d.variant, {columns}, c.name AS company__name,
                {address} AS current_address
         FROM campaigns_delivery d JOIN people_person p ON p.id = d.person_id
         LEFT JOIN people_company c ON c.id = p.company_id
@@ -231,9 +229,10 @@ def _record(updates: list[tuple]) -> None:
         )
 
 
-def send_batch(campaign: Campaign, transport, compiled, ids: list[int], *, now: datetime
+def send_batch(campaign: Campaign, transport, compiled: dict, ids: list[int], *, now: datetime
                ) -> BatchResult:  # fmt: skip
-    """Send the claimed deliveries `ids` and record each outcome."""
+    """Send the claimed deliveries `ids` and record each outcome. `compiled`: the
+    campaign's messages by variant key (campaigns.variants.compile_all)."""
     result = BatchResult(claimed=len(ids))
     rows = _current(ids, campaign.channel)
     capped = _capped(campaign, [r["person_id"] for r in rows], now=now)
@@ -261,7 +260,7 @@ def send_batch(campaign: Campaign, transport, compiled, ids: list[int], *, now: 
             result.retried += 1
         else:
             try:
-                rendered = compiled.render(
+                rendered = (compiled.get(row["variant"]) or compiled[""]).render(
                     person_context_from_row(row, workspace_time_zone=campaign.workspace.time_zone)
                 )
             except RenderError as e:  # this person's data breaks the template: only theirs
@@ -366,7 +365,7 @@ def dispatch(campaign_id: int, *, batch: int = BATCH, now=None) -> BatchResult:
     except NoProvider as e:
         _fail(campaign, str(e))
         return total
-    compiled = compile_content(campaign.channel, campaign.content)
+    compiled = compile_all(campaign)
     with transport:
         while True:
             current = now or timezone.now()

@@ -69,12 +69,14 @@ CAMPAIGN_EMAIL = {"subject": "Hello", "text": "Hello there"}
 
 
 def _campaigns(workspace):
-    from campaigns.services import campaign_create
+    from campaigns.services import campaign_create, campaign_update
 
     snap = Segment.objects.for_workspace(workspace).get(name="Snap")
-    for name in ("Camp keep", "Camp doomed"):
-        campaign_create(workspace=workspace, name=name, channel="email", content=CAMPAIGN_EMAIL,
-                        include=[snap], actor=SYSTEM)  # fmt: skip
+    for name in ("Camp keep", "Camp doomed", "Camp ab"):
+        campaign = campaign_create(workspace=workspace, name=name, channel="email",
+                                   content=CAMPAIGN_EMAIL, include=[snap], actor=SYSTEM)  # fmt: skip
+    campaign_update(campaign=campaign, actor=SYSTEM, variants=[{"percent": 50}, {"percent": 50}],
+                    ab_test={"percent": 20, "metric": "open", "decide_after_hours": 4})  # fmt: skip
 
 
 def _channel_lists(workspace):
@@ -200,6 +202,10 @@ def api_calls(ids):
          "campaign.cancelled"),
         ("DELETE", f"/api/v1/campaigns/{ids['campaign']('Camp doomed')}", None,
          "campaign.delete"),
+        ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp ab')}/launch", {},
+         ["campaign.sending", "campaign.launch"]),
+        ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp ab')}/winner", {"variant": "B"},
+         "campaign.winner"),
         ("DELETE", "/api/v1/people/p2", None, "person.erase"),
     ]  # fmt: skip
 
