@@ -368,7 +368,8 @@ def _variants_out(campaign: Campaign) -> list[dict]:
     for variant, row in zip(campaign.variants, stats["rows"], strict=True):
         versus = None
         if row["versus"]:
-            versus = {what: vars(c) for what, c in row["versus"].items()}
+            versus = {what: {k: v for k, v in vars(c).items() if k != "short"}
+                      for what, c in row["versus"].items()}  # fmt: skip
         out.append({
             "key": variant["key"], "name": variant.get("name", ""),
             "percent": variant["percent"], "content": variant.get("content") or {},

@@ -15,7 +15,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from campaigns.models import CampaignChannel, QuietHours
+from campaigns.models import CampaignChannel, QuietHours, WinnerMetric
+from campaigns.variants import KEYS, MAX_DECIDE_HOURS, VARIANT_FIELDS
 
 # the channels a campaign is created for on these pages (banners are not built yet)
 NEW_CHANNELS = [
@@ -515,3 +516,116 @@ class ScheduleForm(StyledForm):
             elif data.get("send_at") and expires_at <= data["send_at"]:
                 self.add_error("expires_at", "The expiry must come after the send time.")
         return data
+
+
+# --- A/B variants ------------------------------------------------------------------------
+
+
+def even_split(count: int) -> list[int]:
+    """100 split into `count` whole shares, the remainder to A."""
+    share = 100 // count
+    return [share + 100 - share * count] + [share] * (count - 1)
+
+
+class VariantsForm(StyledForm):
+    """The A/B test: each variant's name and share, the fields B, C, ... change (left
+    empty: the same as the message), and the test phase. `count` variants; to_variants()
+    and to_ab_test() are what campaign_update takes."""
+
+    ab_percent = forms.IntegerField(
+        label="Test on (% of the recipients)", min_value=0, max_value=95, initial=0,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )  # fmt: skip
+    ab_metric = forms.ChoiceField(label="Winner by", choices=WinnerMetric.choices, initial="open")
+    ab_hours = forms.IntegerField(
+        label="Choose the winner after (hours)", min_value=1, max_value=MAX_DECIDE_HOURS,
+        initial=4, widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )  # fmt: skip
+
+    def __init__(self, *args, campaign, count: int | None = None, **kwargs):
+        self.campaign = campaign
+        self.specs = [s for s in CONTENT_SPECS[campaign.channel]
+                      if s.path in VARIANT_FIELDS.get(campaign.channel, ())]  # fmt: skip
+        stored = campaign.variants or []
+        self.count = count if count is not None else len(stored)
+        if not args and "data" not in kwargs:
+            initial = {"ab_percent": campaign.ab_test_percent, "ab_metric": campaign.ab_metric,
+                       "ab_hours": campaign.ab_decide_hours}  # fmt: skip
+            for i, variant in enumerate(stored):
+                initial[f"v{i}_name"] = variant.get("name", "")
+                initial[f"v{i}_percent"] = variant["percent"]
+                for spec in self.specs:
+                    initial[f"v{i}_{spec.name}"] = (variant.get("content") or {}).get(spec.path, "")
+            kwargs.setdefault("initial", initial)
+        super().__init__(*args, **kwargs)
+
+    def complete(self) -> None:
+        for i in range(self.count):
+            # the labels read inside the variant's fieldset, its legend naming it
+            self.fields[f"v{i}_name"] = forms.CharField(
+                label="Name", required=False, max_length=60,
+                widget=forms.TextInput(attrs={"placeholder": "e.g. Urgent subject"}),
+            )  # fmt: skip
+            self.fields[f"v{i}_percent"] = forms.IntegerField(
+                label="Share (%)", min_value=1, max_value=99,
+                widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+            )  # fmt: skip
+            if i == 0:
+                continue  # A is the message above
+            for spec in self.specs:
+                field = _field(spec)
+                field.label = spec.label
+                field.help_text = "Empty: the same as the message above."
+                field.spec = spec
+                self.fields[f"v{i}_{spec.name}"] = field
+
+    def variant_rows(self) -> list[dict]:
+        """Per variant: its name and share, its one-line fields, and its bodies (shown
+        folded unless one is set or refused)."""
+        rows = []
+        for i in range(self.count):
+            specs = self.specs if i else []
+            short = [self[f"v{i}_{s.name}"] for s in specs if s.kind != "textarea"]
+            long = [self[f"v{i}_{s.name}"] for s in specs if s.kind == "textarea"]
+            opened = any((f.value() or "").strip() or f.errors for f in long)
+            if self.campaign.channel != "email":  # an SMS or push body is the variant
+                short, long = short + long, []
+            rows.append({"index": i, "key": KEYS[i], "name": self[f"v{i}_name"],
+                         "percent": self[f"v{i}_percent"], "fields": short, "bodies": long,
+                         "bodies_open": opened})  # fmt: skip
+        return rows
+
+    def to_variants(self) -> list[dict]:
+        data = self.cleaned_data
+        variants = []
+        for i in range(self.count):
+            content = {}
+            for spec in self.specs if i else ():
+                value = data.get(f"v{i}_{spec.name}") or ""
+                if value.strip():
+                    content[spec.path] = value
+            variants.append({"name": data.get(f"v{i}_name") or "",
+                             "percent": data[f"v{i}_percent"], "content": content})  # fmt: skip
+        return variants
+
+    def to_ab_test(self) -> dict:
+        data = self.cleaned_data
+        return {"percent": data["ab_percent"], "metric": data["ab_metric"],
+                "decide_after_hours": data["ab_hours"]}  # fmt: skip
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        messages = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
+        names = {"ab_test.percent": "ab_percent", "ab_test.metric": "ab_metric",
+                 "ab_test.decide_after_hours": "ab_hours"}  # fmt: skip
+        for path, texts in messages.items():
+            name = names.get(path or "")
+            if match := re.match(r"^variants\.(\d+)\.(percent|name)$", path or ""):
+                name = f"v{match[1]}_{match[2]}"
+            elif match := re.match(r"^variants\.(\d+)\.content\.(\w+)$", path or ""):
+                candidate = f"v{match[1]}_{match[2]}"
+                name = candidate if candidate in self.fields else None
+            for text in texts:
+                if name is None and path and path.startswith("content."):
+                    text = f"The message above: {path.removeprefix('content.')}: {text}"
+                self.add_error(name, _capital(text))
+        self.style()

@@ -343,6 +343,7 @@ def variant_stats(campaign: Campaign) -> dict | None:
     test = bool(campaign.ab_test_percent)
     return {
         "rows": rows, "test_phase": test, "test_percent": campaign.ab_test_percent,
+        "rest_percent": 100 - campaign.ab_test_percent,
         "metric": campaign.ab_metric, "decide_at": campaign.ab_decide_at,
         "winner": campaign.ab_winner, "decided_at": campaign.ab_decided_at,
         "decision": campaign.ab_decision or {}, "rest": _rest_counts(campaign) if test else None,
@@ -396,8 +397,8 @@ def engagement_over_time(campaign: Campaign, *, buckets: int = 48,
         series[max(0, min(b, last))] += n
     if campaign.variants:
         groups = [(v["key"], f"Variant {v['key']}") for v in campaign.variants]
-        if campaign.ab_test_percent:
-            groups.append(("~rest", f"Rest ({campaign.ab_winner or 'waiting for the winner'})"))
+        if campaign.ab_test_percent and sent.get("~rest"):  # the rest, once sent the winner
+            groups.append(("~rest", f"Rest ({campaign.ab_winner})"))
     else:
         groups = [("", "")]
     series = []

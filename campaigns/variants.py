@@ -186,6 +186,7 @@ class Comparison:
     p_value: float | None  # None: too few to test
     significant: bool
     note: str
+    short: str  # the note in a few words, for a table cell
 
 
 def two_proportion_p(x1: int, n1: int, x2: int, n2: int) -> float | None:
@@ -209,15 +210,17 @@ def compare(control: tuple[int, int], other: tuple[int, int], *, what: str) -> C
     difference = ((x2 / n2 if n2 else 0) - (x1 / n1 if n1 else 0)) * 100
     p = two_proportion_p(x1, n1, x2, n2)
     if p is None:
-        note = f"Too few {what} yet to tell a difference from chance."
-        return Comparison(round(difference, 1), None, False, note)
+        note = f"Too few {what}s yet to tell a difference from chance."
+        return Comparison(round(difference, 1), None, False, note, "too few to tell")
     significant = p < SIGNIFICANCE
     if significant:
         note = (f"Significant at 95% (p = {p:.3f}): the {what} rate differs by more than "
                 "chance.")  # fmt: skip
+        short = f"significant (p = {p:.3f})"
     else:
         note = f"Not significant (p = {p:.2f}): the difference may be chance."
-    return Comparison(round(difference, 1), round(p, 4), significant, note)
+        short = f"may be chance (p = {p:.2f})"
+    return Comparison(round(difference, 1), round(p, 4), significant, note, short)
 
 
 def pick_winner(results: dict[str, dict], metric: str) -> tuple[str, str]:

@@ -28,9 +28,10 @@ from accounts.csv_safe import escape_cell as csv_safe
 from accounts.models import role_at_least
 from accounts.pages import keyset_page
 from accounts.permissions import MANAGE_CAMPAIGNS, VIEW, role_required
-from campaigns import selectors, services
+from campaigns import selectors, services, variants
 from campaigns.dispatch.freeze import NoRecipients, recipients
 from campaigns.forms import (
+    CONTENT_SPECS,
     TARGET_EVERYONE,
     WHEN_LATER,
     ContentForm,
@@ -38,6 +39,8 @@ from campaigns.forms import (
     ScheduleForm,
     TargetingForm,
     TestSendForm,
+    VariantsForm,
+    even_split,
 )
 from campaigns.models import (
     EDITABLE,
@@ -300,6 +303,7 @@ def _editor_context(request, campaign, *, content_form=None, targeting_form=None
         | _targeting_context(campaign, targeting_form or _targeting_form(campaign))
         | {
             "content_form": content_form or ContentForm(campaign=campaign),
+            "variants_form": VariantsForm(campaign=campaign),
             "test_form": test_form or _test_form(campaign),
             "schedule_form": schedule_form or ScheduleForm(campaign=campaign),
             "test_result": test_result,
@@ -352,6 +356,82 @@ def campaign_content(request, campaign_id):
         return redirect("campaign_edit", campaign_id=campaign.pk)
     campaign = _campaign(request, campaign_id)
     return render(request, EDITOR, _editor_context(request, campaign, content_form=form))
+
+
+def _variants_changed(campaign, action: str, form: VariantsForm | None) -> dict:
+    """campaign_update's changes for an action of the A/B card: "start" (A and B, B a copy
+    of the message's fields to edit), "off", "add" / "remove-<i>" (the shares split
+    evenly again), "save"."""
+    if action == "start":
+        own = {spec.path: (campaign.content or {}).get(spec.path, "")
+               for spec in CONTENT_SPECS[campaign.channel]
+               if spec.path in variants.VARIANT_FIELDS.get(campaign.channel, ())}  # fmt: skip
+        return {"variants": [{"percent": 50}, {"percent": 50, "content": {
+            k: v for k, v in own.items() if v}}]}  # fmt: skip
+    if action == "off":
+        return {"variants": [], "ab_test": None}
+    rows = form.to_variants()
+    if action == "add" and len(rows) < variants.MAX_VARIANTS:
+        rows.append({"percent": 1, "content": {}})
+        for row, share in zip(rows, even_split(len(rows)), strict=True):
+            row["percent"] = share
+    elif action.startswith("remove-"):
+        index = page_key(action.removeprefix("remove-")) or 0
+        if 0 < index < len(rows):
+            del rows[index]
+            for row, share in zip(rows, even_split(len(rows)), strict=True):
+                row["percent"] = share
+    if len(rows) < 2:
+        return {"variants": [], "ab_test": None}
+    return {"variants": rows, "ab_test": form.to_ab_test()}
+
+
+@require_POST
+@role_required(MANAGE_CAMPAIGNS)
+def campaign_variants(request, campaign_id):
+    """The A/B card: start, change, add or remove variants and the test phase (htmx: the
+    card again, the preview told to reload); a refusal is shown at its field."""
+    campaign = _campaign(request, campaign_id)
+    action = request.POST.get("action", "save")
+    if action not in ("start", "off", "add", "save") and not action.startswith("remove-"):
+        action = "save"
+    count = len(campaign.variants or [])
+    form, error, saved = None, "", False
+    if action not in ("start", "off"):
+        form = VariantsForm(request.POST, campaign=campaign, count=count)
+    if form is None or form.is_valid():
+        try:
+            services.campaign_update(campaign=campaign, actor=Actor.from_request(request),
+                                     **_variants_changed(campaign, action, form))  # fmt: skip
+        except services.CampaignConflict as e:
+            error = str(e)
+        except ValidationError as e:
+            if form is None:
+                error = _errors_text(e)
+            else:
+                form.add_service_errors(e)
+        else:
+            saved, form = True, None
+    campaign = _campaign(request, campaign_id)
+    if not request.htmx:
+        if saved:
+            messages.success(request, "The A/B test is saved.")
+            return redirect(reverse("campaign_edit", kwargs={"campaign_id": campaign.pk})
+                            + "#variants")  # fmt: skip
+        if error:
+            messages.error(request, error)
+        context = _editor_context(request, campaign)
+        if form is not None:
+            context["variants_form"] = form
+        return render(request, EDITOR, context)
+    context = _base(campaign) | {
+        "variants_form": form or VariantsForm(campaign=campaign), "variants_error": error,
+        "variants_saved": saved, "now": timezone.now(),
+    }  # fmt: skip
+    response = render(request, f"{EDITOR}#variants", context)
+    if saved:
+        response["HX-Trigger"] = "campaign-saved"
+    return response
 
 
 @require_POST
@@ -467,10 +547,17 @@ def _preview_person(request, campaign, sample: list | None = None):
     return found, note
 
 
-def _rendered(campaign, person) -> tuple[dict | None, str]:
-    """(the content rendered for `person`, why it cannot be)."""
+def _variant(request, campaign) -> str:
+    """?variant= when the campaign has it, else "" (the message itself)."""
+    key = request.GET.get("variant", "")
+    return key if key in {v["key"] for v in campaign.variants or ()} else ""
+
+
+def _rendered(campaign, person, variant: str = "") -> tuple[dict | None, str]:
+    """(the content of `variant` rendered for `person`, why it cannot be)."""
+    content = variants.contents(campaign).get(variant, campaign.content)
     try:
-        return render_preview(campaign.channel, campaign.content, person,
+        return render_preview(campaign.channel, content, person,
                               workspace_time_zone=campaign.workspace.time_zone), ""  # fmt: skip
     except ValidationError as e:
         return None, _errors_text(e)
@@ -485,8 +572,10 @@ def campaign_preview(request, campaign_id):
     campaign = _campaign(request, campaign_id)
     sample = _sample_people(campaign)
     person, note = _preview_person(request, campaign, sample)
-    rendered, problem = (None, "") if person is None else _rendered(campaign, person)
+    variant = _variant(request, campaign)
+    rendered, problem = (None, "") if person is None else _rendered(campaign, person, variant)
     context = _base(campaign) | {
+        "variant": variant,
         "person": person,
         "person_note": note,
         "rendered": rendered,
@@ -509,7 +598,7 @@ def campaign_preview_html(request, campaign_id):
     person, _ = _preview_person(request, campaign)
     html = ""
     if campaign.channel == "email" and person is not None:
-        rendered, problem = _rendered(campaign, person)
+        rendered, problem = _rendered(campaign, person, _variant(request, campaign))
         html = rendered.get("html", "") if rendered else ""
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
     response["Referrer-Policy"] = "no-referrer"
@@ -622,6 +711,27 @@ def campaign_launch(request, campaign_id):
     return render(request, EDITOR, _editor_context(request, campaign, schedule_form=form))
 
 
+@require_POST
+@role_required(MANAGE_CAMPAIGNS)
+def campaign_winner(request, campaign_id):
+    """End the A/B test phase now: the variant picked (or the leader by the test's
+    metric) is sent to the rest."""
+    campaign = _campaign(request, campaign_id)
+    variant = request.POST.get("variant") or None
+    try:
+        campaign = services.campaign_choose_winner(
+            campaign=campaign, actor=Actor.from_request(request), variant=variant
+        )
+    except services.CampaignConflict as e:
+        messages.error(request, str(e))
+    except ValidationError as e:
+        messages.error(request, _errors_text(e))
+    else:
+        messages.success(request, f"Variant {campaign.ab_winner} won: it is being sent to the "
+                         f"rest ({campaign.ab_decision.get('rest', 0):,}).")  # fmt: skip
+    return redirect(reverse("campaign_detail", kwargs={"campaign_id": campaign.pk}) + "#ab-test")
+
+
 def _lifecycle(service, done: str):
     @require_POST
     @role_required(MANAGE_CAMPAIGNS)
@@ -676,6 +786,12 @@ def campaign_detail(request, campaign_id):
     context |= {
         "engagement": selectors.campaign_engagement(campaign, stats) if engaged else None,
         "links": selectors.top_links(campaign) if engaged else [],
+        "engagement_chart": selectors.engagement_over_time(campaign) if engaged else None,
+        "ab": selectors.variant_stats(campaign),
+        "ab_choosable": bool(
+            campaign.variants and campaign.ab_test_percent and not campaign.ab_winner
+            and campaign.status in (CampaignStatus.SENDING, CampaignStatus.PAUSED)
+        ),
         "definition": selectors.campaign_definition(campaign),
         "people_count": _people_count(campaign),
         "skipped_rows": skipped,

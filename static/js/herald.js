@@ -2,7 +2,8 @@
 // (settings.SECURE_CSP) runs no inline script or event handler: a template says what it
 // wants with an attribute, and this file, loaded by base.html, does it.
 //
-//   <form data-confirm="Delete it?">        asks before the form is submitted
+//   <form data-confirm="Delete it?">        asks before the form is submitted (also on
+//                                            the one submit button that sends it)
 //   <select data-autosubmit>                 submits its form when it changes
 //   <button data-copy="#field">              copies that field's value to the clipboard
 //   <div data-show-when="name=value">        hidden while the form's field `name` holds
@@ -15,7 +16,8 @@
   "use strict";
 
   document.addEventListener("submit", function (event) {
-    const message = event.target.dataset.confirm;
+    const message = (event.submitter && event.submitter.dataset.confirm)
+      || event.target.dataset.confirm;
     if (message && !window.confirm(message)) {
       event.preventDefault();
       event.stopImmediatePropagation(); // capturing: htmx, on the form itself, never sees it

@@ -74,7 +74,8 @@ def _campaigns(workspace):
     snap = Segment.objects.for_workspace(workspace).get(name="Snap")
     for name in ("Camp keep", "Camp doomed", "Camp ab"):
         campaign = campaign_create(workspace=workspace, name=name, channel="email",
-                                   content=CAMPAIGN_EMAIL, include=[snap], actor=SYSTEM)  # fmt: skip
+                                   content=CAMPAIGN_EMAIL, include=[snap],
+                                   actor=SYSTEM)  # fmt: skip
     campaign_update(campaign=campaign, actor=SYSTEM, variants=[{"percent": 50}, {"percent": 50}],
                     ab_test={"percent": 20, "metric": "open", "decide_after_hours": 4})  # fmt: skip
 

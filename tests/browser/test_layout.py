@@ -119,10 +119,12 @@ def demo_pages():
         reverse("sandbox_inbox"),
     ]
     pages += _channel_list_pages(ws, static, actor)
-    # the demo's campaigns: a sent email (stats, chart, log) and an SMS draft (the editor)
+    # the demo's campaigns: a sent email (stats, chart, log), an SMS draft (the editor) and
+    # an A/B test mid-way (its table, its chart, the variants in the editor)
     from campaigns.models import Campaign
 
-    sent = Campaign.objects.for_workspace(ws).get(channel="email")
+    sent = Campaign.objects.for_workspace(ws).get(name="Spring sale")
+    ab = Campaign.objects.for_workspace(ws).exclude(variants=[]).get()
     draft = Campaign.objects.for_workspace(ws).get(channel="sms")
     pages += [
         reverse("campaign_list"),
@@ -130,6 +132,8 @@ def demo_pages():
         reverse("campaign_log", kwargs={"campaign_id": sent.pk}),
         reverse("campaign_detail", kwargs={"campaign_id": draft.pk}),
         reverse("campaign_edit", kwargs={"campaign_id": draft.pk}),
+        reverse("campaign_detail", kwargs={"campaign_id": ab.pk}),
+        reverse("campaign_edit", kwargs={"campaign_id": ab.pk}),
     ]
     # the demo's channels record into the Sandbox inbox: one message of each kind, long
     for channel, fields in (

@@ -597,8 +597,104 @@ def test_another_workspaces_campaign_is_not_found(client_, other_workspace):
         f"{base}/resume/",
         f"{base}/cancel/",
         f"{base}/delete/",
+        f"{base}/variants/",
+        f"{base}/winner/",
     ):
         assert client_.post(url, {"name": "x", "when": "now"}).status_code == 404, url
     theirs.refresh_from_db()
     assert theirs.status == "draft" and theirs.name == "Spring sale"
     assert "Spring sale" not in text(client_.get("/campaigns/"))
+
+
+# --- A/B variants --------------------------------------------------------------------------
+
+
+def _ab_post(client, campaign, action, **fields):
+    return client.post(f"/campaigns/{campaign.pk}/variants/", {"action": action, **fields},
+                       **HTMX)  # fmt: skip
+
+
+def _ab_fields(campaign, **overrides):
+    campaign.refresh_from_db()
+    data = {"ab_percent": campaign.ab_test_percent, "ab_metric": campaign.ab_metric,
+            "ab_hours": campaign.ab_decide_hours}  # fmt: skip
+    for i, variant in enumerate(campaign.variants):
+        data[f"v{i}_name"] = variant["name"]
+        data[f"v{i}_percent"] = variant["percent"]
+        for key, value in (variant.get("content") or {}).items():
+            data[f"v{i}_{key}"] = value
+    return data | overrides
+
+
+def test_the_ab_card_starts_edits_adds_removes_and_refuses_at_the_field(
+    client_, workspace, people
+):
+    campaign = draft(workspace)
+    started = _ab_post(client_, campaign, "start")
+    assert started.status_code == 200 and started["HX-Trigger"] == "campaign-saved"
+    campaign.refresh_from_db()
+    assert [v["percent"] for v in campaign.variants] == [50, 50]
+    assert campaign.variants[1]["content"]["subject"] == EMAIL["subject"]  # a copy to edit
+    assert 'data-variant="B"' in text(started)
+    saved = _ab_post(client_, campaign, "save", **_ab_fields(
+        campaign, v1_subject="Last day, {{ person.first_name }}", v1_name="Urgent",
+        v0_percent=60, v1_percent=40, ab_percent=20, ab_metric="click", ab_hours=6))  # fmt: skip
+    assert "Saved at" in text(saved)
+    campaign.refresh_from_db()
+    assert campaign.variants[1] == {"key": "B", "name": "Urgent", "percent": 40, "content": {
+        "subject": "Last day, {{ person.first_name }}", "text": "Sale on",
+        "html": "<p>Sale on, {{ person.first_name }}</p>"}}  # fmt: skip
+    assert (campaign.ab_test_percent, campaign.ab_metric, campaign.ab_decide_hours) == (
+        20, "click", 6)  # fmt: skip
+    # the preview shows B's subject for a person
+    preview = client_.get(f"/campaigns/{campaign.pk}/preview/?person=ann&variant=B")
+    assert "Last day, Ann" in text(preview)
+    # refusals at the field, nothing saved
+    bad_sum = _ab_post(client_, campaign, "save", **_ab_fields(campaign, v1_percent=30))
+    assert "add up to 90" in text(bad_sum) and "Not saved" in text(bad_sum)
+    bad_liquid = _ab_post(client_, campaign, "save", **_ab_fields(campaign, v1_subject="{% if %}"))
+    body = text(bad_liquid)
+    assert 'id="id_v1_subject"' in body and "is-invalid" in body
+    bad_hours = _ab_post(client_, campaign, "save", **_ab_fields(campaign, ab_hours=0))
+    assert "is-invalid" in text(bad_hours)
+    campaign.refresh_from_db()
+    assert campaign.variants[1]["percent"] == 40 and campaign.ab_decide_hours == 6
+    # add: shares split evenly; remove: again; remove down to one: no A/B test
+    _ab_post(client_, campaign, "add", **_ab_fields(campaign))
+    campaign.refresh_from_db()
+    assert [v["percent"] for v in campaign.variants] == [34, 33, 33]
+    _ab_post(client_, campaign, "remove-1", **_ab_fields(campaign))
+    campaign.refresh_from_db()
+    assert [(v["key"], v["percent"]) for v in campaign.variants] == [("A", 50), ("B", 50)]
+    assert campaign.variants[1]["content"] == {}  # C (empty) moved up to B
+    _ab_post(client_, campaign, "off")
+    campaign.refresh_from_db()
+    assert campaign.variants == [] and campaign.ab_test_percent == 0
+
+
+def test_the_campaign_page_shows_the_variants_and_a_winner_chosen_by_hand(
+    client_, workspace, people, sandbox, run_jobs
+):
+    crowd = people + [PersonFactory(workspace=workspace, email=f"p{i}@example.com")
+                      for i in range(40)]  # fmt: skip
+    campaign = draft(workspace, include=[static(workspace, "All", crowd)])
+    from campaigns.services import campaign_update
+
+    campaign_update(campaign=campaign, actor=ACTOR, variants=[
+        {"percent": 50, "name": "Plain"}, {"percent": 50, "content": {"subject": "Other"}}],
+        ab_test={"percent": 50, "metric": "open", "decide_after_hours": 4})  # fmt: skip
+    campaign = campaign_launch(campaign=campaign, actor=ACTOR)
+    campaign_launch_run(launch_id=campaign.launches.get().pk)
+    dispatch(campaign.pk)
+    page = text(client_.get(f"/campaigns/{campaign.pk}/"))
+    assert 'id="ab-table"' in page and "A · Plain" in page and 'data-variant="rest"' in page
+    assert "waiting for the winner" in page and 'id="choose-winner"' in page
+    with run_jobs():
+        chosen = client_.post(f"/campaigns/{campaign.pk}/winner/", {"variant": "B"})
+    assert chosen.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.ab_winner == "B" and campaign.status == "sent"
+    page = text(client_.get(f"/campaigns/{campaign.pk}/"))
+    assert "chosen by hand" in page and 'id="choose-winner"' not in page
+    assert SandboxMessage.objects.values("address").distinct().count() == \
+        SandboxMessage.objects.count()  # nobody twice
