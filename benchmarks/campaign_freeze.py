@@ -30,8 +30,13 @@ spread over 12 time zones (every 13th none: the workspace's; every 101st an unkn
 one); every 10th person sent another campaign an hour ago (capped); the campaign sent in
 each recipient's time zone, two hours from now in Berlin's wall-clock time.
 
+--variants (with --all-on: the same target, A/B variants on too): three variants of the
+subject (50/30/20), a test phase on 20% of the recipients: each row's variant and whether
+it is held for the winner computed in the same statement.
+
 Run:
     flock /tmp/bench.lock .venv/bin/python benchmarks/campaign_freeze.py
+    flock /tmp/bench.lock .venv/bin/python benchmarks/campaign_freeze.py --all-on --variants
     flock /tmp/bench.lock .venv/bin/python benchmarks/campaign_freeze.py --all-on
     flock /tmp/bench.lock .venv/bin/python benchmarks/campaign_freeze.py --target segment
 """
@@ -97,7 +102,12 @@ def zone_of(i: int) -> str:
     return "" if i % 13 == 0 else ZONES[i % len(ZONES)]
 
 
-def build(recipients: int, target: str, all_on: bool = False):
+# the ledger's columns the benchmark's own INSERTs set (the rest: the model's defaults)
+SET_HERE = {"id", "workspace_id", "campaign_id", "person_id", "is_test", "address", "status",
+            "reason", "created_at", "sent_at"}  # fmt: skip
+
+
+def build(recipients: int, target: str, all_on: bool = False, variants: bool = False):
     from django.db import connection
 
     from accounts.audit import Actor
@@ -154,7 +164,7 @@ def build(recipients: int, target: str, all_on: bool = False):
 
         earlier = Campaign.objects.create(workspace=ws, name="Earlier", channel="email",
                                           status="sent", content=CONTENT)  # fmt: skip
-        defaults = _column_defaults()
+        defaults = _column_defaults(SET_HERE)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
@@ -180,6 +190,15 @@ def build(recipients: int, target: str, all_on: bool = False):
         campaign.in_recipient_time_zone = True
         # two hours from now on Berlin's clock: the first zones are past it, launched now
         campaign.send_at = timezone.now() + dt.timedelta(hours=2)
+    if variants:
+        from campaigns.services import campaign_update
+
+        send_at = campaign.send_at
+        campaign = campaign_update(campaign=campaign, actor=actor, variants=[
+            {"percent": 50}, {"percent": 30, "content": {"subject": "Last day"}},
+            {"percent": 20, "content": {"subject": "🌷 Spring sale"}},
+        ], ab_test={"percent": 20, "metric": "open", "decide_after_hours": 4})  # fmt: skip
+        campaign.send_at = send_at
     return ws, campaign, actor
 
 
@@ -195,7 +214,7 @@ def reference(workspace_id: int) -> tuple[float, int]:
         cursor.execute("CREATE TABLE bench_delivery_like (LIKE campaigns_delivery INCLUDING ALL)")
         cursor.execute("CHECKPOINT")
         # the other NOT NULL columns with their model defaults, as the freeze fills them
-        defaults = _column_defaults()
+        defaults = _column_defaults(SET_HERE)
         columns = "".join(f", {column}" for column, _ in defaults)
         values = ", %s" * len(defaults)
         began = time.perf_counter()
@@ -223,6 +242,8 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--all-on", action="store_true",
                         help="frequency caps, quiet hours and recipient time zones on")  # fmt: skip
+    parser.add_argument("--variants", action="store_true",
+                        help="A/B variants with a test phase on too")  # fmt: skip
     args = parser.parse_args()
 
     log(f"database {DB}: creating and migrating")
@@ -236,7 +257,7 @@ def main():
     from config.celery import app
 
     log(f"building {args.recipients:,} people")
-    ws, campaign, actor = build(args.recipients, args.target, args.all_on)
+    ws, campaign, actor = build(args.recipients, args.target, args.all_on, args.variants)
     # the launch task is queued
     campaign = campaign_launch(campaign=campaign, actor=actor, send_at=campaign.send_at)
     if campaign.status != "sending":
@@ -256,9 +277,10 @@ def main():
     if args.all_on:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT reason, count(*), count(next_attempt_at), min(next_attempt_at), "
+                "SELECT reason || ' ' || variant || CASE WHEN ab_rest THEN ' held' ELSE '' END, "
+                "count(*), count(next_attempt_at), min(next_attempt_at), "
                 "max(next_attempt_at) FROM campaigns_delivery WHERE campaign_id = %s "
-                "GROUP BY reason ORDER BY reason",
+                "GROUP BY 1 ORDER BY 1",
                 [launch.campaign_id],
             )
             for row in cursor.fetchall():
@@ -271,7 +293,7 @@ def main():
     connection.close()
     print(
         f"campaign_freeze recipients={args.recipients} target={args.target} "
-        f"all_on={'yes' if args.all_on else 'no'} "
+        f"all_on={'yes' if args.all_on else 'no'} variants={'yes' if args.variants else 'no'} "
         f"queued={launch.queued} skipped={launch.skipped} seconds={seconds:.2f} "
         f"ratio={100 * seconds / target_seconds:.0f}% of {target_seconds:.0f} s "
         f"reference={ref_seconds:.2f}s (x{seconds / ref_seconds:.2f} of the plain "

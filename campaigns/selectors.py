@@ -150,44 +150,65 @@ def campaign_progress(campaign: Campaign) -> dict:
 def campaign_estimate(campaign: Campaign, *, now: datetime | None = None) -> dict:
     """Who a launch now would reach: {"recipients", "skipped": {reason: n}} from the same
     targeting and skip rules as the freeze, in one query. NoRecipients when nothing is
-    chosen."""
+    chosen. Quiet hours: a campaign that skips them counts the people whose send time
+    (its scheduled time, in each recipient's zone when chosen, else now) falls inside
+    them; one that waits sends them all, later."""
     now = now or timezone.now()
-    from campaigns.dispatch.freeze import _address_sql, capped_sql
+    from campaigns.dispatch.freeze import (
+        _address_sql,
+        capped_sql,
+        local_send_time,
+        quiet_hours,
+        quiet_inside_sql,
+        zone_sql,
+    )
+    from campaigns.models import QuietHours
 
     people = recipients(campaign, now=now).annotate(blocked=blocked(campaign.channel))
     inner_sql, params = (
         people.order_by().values("id", "workspace_id", "blocked").query.sql_with_params()
     )
-    # the freeze's reasons in the freeze's order (quiet hours depend on the send time: a
-    # launch decides them); the frequency caps as the freeze counts them now
+    # the freeze's reasons in the freeze's order; the frequency caps as counted now
     capped, capped_params = capped_sql(campaign, now=now, person="q.id")
+    window = quiet_hours(campaign)
+    zone, zone_params, quiet = "NULL::text", [], "false"
+    if window is not None and campaign.quiet_hours == QuietHours.SKIP:
+        zone, zone_params = zone_sql("p"), [campaign.workspace.time_zone]
+        local = local_send_time(campaign)
+        if local is not None:
+            send_time = f"timezone(x.zone, '{local.isoformat()}'::timestamp)"
+        else:
+            send_time = f"'{max(campaign.send_at or now, now).isoformat()}'::timestamptz"
+        quiet = quiet_inside_sql(f"timezone(x.zone, {send_time})", window)
     sql = f"""
         SELECT count(*) FILTER (WHERE reason = ''),
                count(*) FILTER (WHERE reason = 'no_address'),
                count(*) FILTER (WHERE reason = 'dnc'),
                count(*) FILTER (WHERE reason = 'frequency_cap'),
+               count(*) FILTER (WHERE reason = 'quiet_hours'),
                count(*) FILTER (WHERE reason = 'duplicate_address')
         FROM (
             SELECT CASE WHEN x.address = '' THEN 'no_address'
                         WHEN x.blocked THEN 'dnc'
                         WHEN x.capped THEN 'frequency_cap'
+                        WHEN {quiet} THEN 'quiet_hours'
                         WHEN row_number() OVER (PARTITION BY lower(x.address) ORDER BY x.id) > 1
                             THEN 'duplicate_address'
                         ELSE '' END AS reason
             FROM (
                 SELECT q.id, q.blocked, {_address_sql(campaign.channel)} AS address,
-                       {capped} AS capped
+                       {capped} AS capped, {zone} AS zone
                 FROM ({inner_sql}) q JOIN people_person p ON p.id = q.id
             ) x
         ) r
-    """  # noqa: S608 - the compiled people query and a column name of ours
+    """  # noqa: S608 - the compiled people query, column names and times of ours
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*capped_params, *params])
-        ok, no_address, dnc, capped_count, duplicate = cursor.fetchone()
+        cursor.execute(sql, [*capped_params, *zone_params, *params])
+        ok, no_address, dnc, capped_count, quiet_count, duplicate = cursor.fetchone()
     skipped = dict.fromkeys(SKIP_KEYS, 0)
     skipped.pop("cancelled")
     skipped.update(dnc=dnc, no_address=no_address, frequency_cap=capped_count,
-                   duplicate_address=duplicate)  # fmt: skip
+                   quiet_hours=quiet_count, duplicate_address=duplicate)  # fmt: skip
     return {"recipients": ok, "skipped": skipped}
 
 

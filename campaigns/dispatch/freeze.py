@@ -310,12 +310,13 @@ _SET_BY_FREEZE = {"id", "workspace_id", "campaign_id", "person_id", "is_test", "
                   "reason", "next_attempt_at", "variant", "ab_rest", "created_at"}  # fmt: skip
 
 
-def _column_defaults() -> list[tuple[str, object]]:
-    """The ledger's other NOT NULL columns with the value the ORM would give them (the
-    model's default): a column added to Delivery is filled by the freeze as by a save."""
+def _column_defaults(set_here=_SET_BY_FREEZE) -> list[tuple[str, object]]:
+    """The ledger's NOT NULL columns but `set_here` with the value the ORM would give them
+    (the model's default): a column added to Delivery is filled by the freeze as by a
+    save."""
     defaults = []
     for field in Delivery._meta.concrete_fields:
-        if field.column in _SET_BY_FREEZE or field.null or field.has_db_default():
+        if field.column in set_here or field.null or field.has_db_default():
             continue
         if not field.has_default():
             raise TypeError(f"Delivery.{field.name} needs a default for the freeze to fill")

@@ -263,7 +263,14 @@ def test_quiet_hours_wait_until_they_end_in_each_zone(workspace, zoned, sandbox)
 
 
 def test_quiet_hours_skip(workspace, zoned, sandbox):
-    campaign = _launch(_campaign(workspace, zoned, quiet_hours="skip"))
+    draft = _campaign(workspace, zoned, quiet_hours="skip")
+    # the live estimate predicts the same skips for a launch now
+    estimate = campaign_estimate(draft, now=NOW)
+    assert (estimate["recipients"], estimate["skipped"]["quiet_hours"]) == (3, 3)
+    # a campaign that waits skips nobody: they are sent later
+    waiting = campaign_estimate(_campaign(workspace, zoned), now=NOW)
+    assert (waiting["recipients"], waiting["skipped"]["quiet_hours"]) == (6, 0)
+    campaign = _launch(draft)
     assert _reasons(campaign) == {"Ann": "quiet_hours", "Fay": "quiet_hours",
                                   "Dee": "quiet_hours", "Bob": "", "Cy": "", "Eve": ""}  # fmt: skip
     assert set(_next(campaign).values()) == {None}
