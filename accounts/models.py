@@ -193,6 +193,9 @@ class Workspace(models.Model):
     # neither; equal is refused (the whole day)
     quiet_hours_start = models.TimeField("Quiet hours from", null=True, blank=True)
     quiet_hours_end = models.TimeField("Quiet hours until", null=True, blank=True)
+    # the web origins ("https://shop.example.com") whose pages may call the public banner
+    # API with this workspace's publishable key (CORS; campaigns.banners)
+    banner_allowed_origins = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -316,6 +319,9 @@ class ApiKeyKind(models.TextChoices):
     # Sends tracking data to the Segment-compatible /v1/ endpoints and nothing else: safe
     # to put in a web page or an app (people.tracking).
     WRITE = "write", "Write key (tracking only)"
+    # Reads the workspace's banners and records their impressions, clicks and dismissals
+    # through /public/v1/ and nothing else: safe to ship in an app (campaigns.banners).
+    PUBLISHABLE = "publishable", "Publishable key (banners only)"
 
 
 # Methods that change nothing (RFC 9110 safe methods): all a read-only key may call.

@@ -440,12 +440,6 @@ def _people(request, external_ids, field: str = "people"):
     return people
 
 
-def _refuse_not_yet(channel: str | None) -> None:
-    if channel == "banner":
-        _invalid("channel", "In-app banners are campaigns of their own (placements, weights): "
-                 "they are not available in this version; send by email, SMS or push.")  # fmt: skip
-
-
 def _conflict(e: Exception):
     raise HttpError(409, str(e)) from None
 
@@ -471,7 +465,6 @@ def campaigns_list(request, filters: Query[CampaignFilters]):
 
 @router.post("/campaigns", response={201: CampaignOut}, summary="Create a draft")
 def campaigns_create(request, payload: CampaignIn):
-    _refuse_not_yet(payload.channel)
     actor = Actor.from_request(request)
     audience = _audience(request, payload.audience, payload.channel)
     include = _segments(request, payload.include, "include")

@@ -25,6 +25,8 @@ class CampaignStatus(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
+    LIVE = "live", "Live"  # a banner being served
+    ENDED = "ended", "Ended"  # a banner taken down
     PAUSED = "paused", "Paused"
     CANCELLED = "cancelled", "Cancelled"
     EXPIRED = "expired", "Expired"
@@ -43,7 +45,7 @@ class QuietHours(models.TextChoices):
 
 EDITABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 FINISHED = (CampaignStatus.SENT, CampaignStatus.CANCELLED, CampaignStatus.EXPIRED,
-            CampaignStatus.FAILED)  # fmt: skip
+            CampaignStatus.FAILED, CampaignStatus.ENDED)  # fmt: skip
 
 
 class Campaign(WorkspaceOwned):
@@ -265,3 +267,88 @@ class CampaignLaunch(Job):
 
     class Meta(Job.Meta):
         pass
+
+
+# --- In-app banners (campaigns.banners) -----------------------------------------------------
+
+
+class Placement(WorkspaceOwned):
+    """Where banners show in the customer's app: `top`, `hero` and `sidebar` built in, more
+    made in the UI. A request for a placement gets up to `max_banners` banners, drawn by
+    priority weight without replacement. A placement a banner uses is not deleted."""
+
+    BUILTIN = (
+        ("top", "Top of the page", "A bar across the top of every page."),
+        ("hero", "Hero", "The large area at the top of a landing page."),
+        ("sidebar", "Sidebar", "A box beside the content."),
+    )
+
+    key = models.SlugField(max_length=40)
+    name = models.CharField(max_length=80)
+    description = models.CharField(max_length=300, blank=True, default="")
+    max_banners = models.PositiveSmallIntegerField(default=1)
+    builtin = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="placement_key"),
+        ]
+        ordering = ["-builtin", "key"]
+
+    def __str__(self):
+        return f"placement {self.key}"
+
+
+class BannerDismissal(WorkspaceOwned):
+    """A person closed a banner: it is never served to them again."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="dismissals")
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "person"], name="banner_dismissed_once"),
+        ]
+        indexes = [models.Index(fields=["workspace", "person"], name="banner_dismissed_person")]
+
+    def __str__(self):
+        return f"{self.campaign_id}/{self.person_id} dismissed"
+
+
+class BannerStat(WorkspaceOwned):
+    """A banner's impressions, clicks and dismissals per hour, written by the events flush
+    (campaigns.banners.flush_events) in batches."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="banner_stats")
+    hour = models.DateTimeField()
+    impressions = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+    dismissals = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "hour"], name="banner_stat_hour"),
+        ]
+        ordering = ["campaign", "hour"]
+
+    def __str__(self):
+        return f"{self.campaign_id} @ {self.hour:%Y-%m-%d %H}: {self.impressions}"
+
+
+class BannerViewer(WorkspaceOwned):
+    """A person who saw a banner (unique viewers), with whether they clicked it."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="viewers")
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="+")
+    first_seen_at = models.DateTimeField()
+    clicked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "person"], name="banner_viewer_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.campaign_id}/{self.person_id}"

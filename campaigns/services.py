@@ -46,12 +46,18 @@ def campaign_create(*, workspace, name: str, channel: str, content: dict, actor:
                     expires_at: datetime | None = None) -> Campaign:  # fmt: skip
     """A draft. Choosing an audience copies its include and exclude segments in (the
     campaign's own lists from then on). audit: "campaign.create"."""
-    if channel not in CampaignChannel.values or channel == CampaignChannel.BANNER:
-        raise ValidationError({"channel": "A campaign is sent by email, SMS or push."})
+    if channel not in CampaignChannel.values:
+        raise ValidationError({"channel": "A campaign is sent by email, SMS or push, or shown "
+                               "as an in-app banner."})  # fmt: skip
     name = _clean_name(name)
     if audience is not None and audience.channel != channel:
         raise ValidationError({"audience": f"Choose an audience of the {channel} channel."})
     cleaned = clean_content(channel, content, draft=True)
+    if channel == CampaignChannel.BANNER:
+        _check_placement(workspace, cleaned)
+        if audience is not None:
+            raise ValidationError({"audience": "Banners have no channel audiences: target "
+                                   "segments or Everyone."})  # fmt: skip
     include, exclude = list(include), list(exclude)
     if audience is not None:
         include += [e.segment for e in audience.include.all()]
@@ -108,6 +114,8 @@ def campaign_update(*, campaign: Campaign, actor: Actor, name=_UNSET, content=_U
             fields["name"] = _clean_name(name)
         if content is not _UNSET:
             fields["content"] = clean_content(locked.channel, content, draft=True)
+            if locked.channel == CampaignChannel.BANNER:
+                _check_placement(locked.workspace_id, fields["content"])
         if audience is not _UNSET:
             if audience is not None and audience.channel != locked.channel:
                 raise ValidationError({"audience": f"Choose an audience of the "
@@ -180,6 +188,16 @@ def campaign_update(*, campaign: Campaign, actor: Actor, name=_UNSET, content=_U
                      obj=locked, summary={"fields": sorted(set(changed))})  # fmt: skip
     locked.refresh_from_db()
     return locked
+
+
+def _check_placement(workspace, content: dict) -> None:
+    """A banner's placement is one of the workspace's (the built-in ones always are)."""
+    from campaigns.banners import placements_for
+
+    key = (content or {}).get("placement", "")
+    if key and key not in {p.key for p in placements_for(workspace)}:
+        raise ValidationError({"content.placement": f"No placement “{key}” in this "
+                               "workspace: choose one of its placements."})  # fmt: skip
 
 
 def _clean_name(name) -> str:
@@ -263,8 +281,7 @@ def campaign_launch(*, campaign: Campaign, actor: Actor, send_at: datetime | Non
         if locked.status not in EDITABLE:
             raise CampaignConflict(f"The campaign is {locked.get_status_display().lower()}: "
                                    "only a draft or a scheduled campaign is launched.")  # fmt: skip
-        if locked.channel != CampaignChannel.BANNER:
-            _check_sendable(locked)
+        _check_sendable(locked)
         if locked.expires_at and locked.expires_at <= now:
             _transition(locked, CampaignStatus.EXPIRED, reason="It expired before it was sent: "
                         "nothing was sent.", now=now, actor=actor)  # fmt: skip
@@ -275,6 +292,8 @@ def campaign_launch(*, campaign: Campaign, actor: Actor, send_at: datetime | Non
                 raise ValidationError({"in_recipient_time_zone": "Sending in each recipient's "
                                        "time zone needs a send time: choose one."})  # fmt: skip
             locked.send_at = send_at
+        if locked.channel == CampaignChannel.BANNER:
+            return _banner_launch(locked, actor=actor, send_at=send_at, now=now)
         start = first_zone_moment(locked) or send_at
         if send_at and start > now:
             if locked.expires_at and locked.expires_at <= send_at:
@@ -309,6 +328,57 @@ def _check_sendable(campaign: Campaign) -> None:
         raise ValidationError({"include": "No recipients chosen: pick an audience, segments "
                                "or people, or choose Everyone."})  # fmt: skip
     _check_sendable_content(campaign)
+
+
+def _banner_launch(campaign: Campaign, *, actor: Actor, send_at, now) -> Campaign:
+    """A banner goes live now, or is scheduled for `send_at` (live when due: beat, and the
+    serving cache reads the start itself). Nothing is sent: no ledger."""
+    if campaign.expires_at and send_at and campaign.expires_at <= send_at:
+        raise ValidationError({"send_at": "The banner would expire before it starts: choose "
+                               "a start before its expiry."})  # fmt: skip
+    if send_at and send_at > now:
+        Campaign.objects.filter(pk=campaign.pk).update(send_at=send_at)
+        campaign.send_at = send_at
+        _transition(campaign, CampaignStatus.SCHEDULED, now=now, actor=actor)
+        return campaign
+    Campaign.objects.filter(pk=campaign.pk).update(launched_at=now, send_at=send_at)
+    campaign.launched_at = now
+    _transition(campaign, CampaignStatus.LIVE, now=now, actor=actor)
+    return campaign
+
+
+def banner_end(*, campaign: Campaign, actor: Actor, now: datetime | None = None) -> Campaign:
+    """Take a live banner down (ended): no longer served, its stats kept. audit:
+    "campaign.ended"."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.channel != CampaignChannel.BANNER or locked.status != CampaignStatus.LIVE:
+            raise CampaignConflict("Only a live banner is ended.")
+        Campaign.objects.filter(pk=locked.pk).update(finished_at=now)
+        _transition(locked, CampaignStatus.ENDED, now=now, actor=actor)
+    return locked
+
+
+def banners_due(*, now: datetime | None = None) -> dict:
+    """Beat: scheduled banners whose start has come go live; live or scheduled ones past
+    their expiry expire (the serving cache already stopped them at the moment itself)."""
+    now = now or timezone.now()
+    system = Actor.of_system("banner schedule")
+    banners = Campaign.objects.unscoped().filter(channel=CampaignChannel.BANNER)
+    expired = 0
+    for campaign in banners.filter(status__in=(CampaignStatus.LIVE, CampaignStatus.SCHEDULED),
+                                   expires_at__lte=now):  # fmt: skip
+        Campaign.objects.unscoped().filter(pk=campaign.pk).update(finished_at=now)
+        _transition(campaign, CampaignStatus.EXPIRED, now=now, actor=system,
+                    reason="Expired: no longer shown.")  # fmt: skip
+        expired += 1
+    started = 0
+    for campaign in banners.filter(status=CampaignStatus.SCHEDULED, send_at__lte=now):
+        Campaign.objects.unscoped().filter(pk=campaign.pk).update(launched_at=campaign.send_at)
+        _transition(campaign, CampaignStatus.LIVE, now=now, actor=system)
+        started += 1
+    return {"live": started, "expired": expired}
 
 
 def _check_sendable_content(campaign: Campaign) -> None:
@@ -411,6 +481,7 @@ def campaigns_launch_due(*, now: datetime | None = None) -> int:
     due = (
         Campaign.objects.unscoped()
         .filter(Q(send_at__lte=now) | local, status=CampaignStatus.SCHEDULED)
+        .exclude(channel=CampaignChannel.BANNER)  # banners_due starts those
         .select_related("workspace")
     )
     started = 0

@@ -29,16 +29,27 @@ def campaigns_due_task():
     from campaigns.dispatch.send import reclaim
     from campaigns.models import Campaign, CampaignStatus
     from campaigns.services import (
+        banners_due,
         campaign_launches_resume,
         campaigns_decide_due,
         campaigns_launch_due,
     )
 
     launched = campaigns_launch_due()
+    banners = banners_due()
     decided = campaigns_decide_due()
     resumed = campaign_launches_resume()
     reclaimed = reclaim()
     sending = Campaign.objects.unscoped().filter(status=CampaignStatus.SENDING)
     for pk in sending.values_list("pk", flat=True):
         campaign_dispatch_task.delay(pk)
-    return {"launched": launched, "launches_resumed": resumed, "winners": decided, **reclaimed}
+    return {"launched": launched, "launches_resumed": resumed, "winners": decided,
+            "banners": banners, **reclaimed}  # fmt: skip
+
+
+@shared_task(name="campaigns.tasks.banner_events_flush_task")
+def banner_events_flush_task():
+    """Every 5 s (beat): the queued banner impressions and clicks written as counts."""
+    from campaigns.banners import flush_events
+
+    return flush_events()

@@ -53,7 +53,9 @@ TEMPLATED_FIELDS = {
     "email": ("subject", "preheader", "from_name", "text", "html"),
     "sms": ("body",),
     "push": ("title", "body", "url", "buttons.*.title", "buttons.*.url"),
-    "banner": ("title", "body", "cta_label", "cta_url"),
+    # a banner shows the same text to everyone it targets (campaigns.banners serves it
+    # from a cache, not rendered per person): no Liquid, refused in _clean_shape
+    "banner": (),
 }
 
 
@@ -331,7 +333,7 @@ _BANNER_SPEC = {
     "body": _Text(2_000),
     "image_url": _WebUrl(),
     "cta_label": _Text(100, one_line=True),
-    "cta_url": _Text(MAX_LINK_CHARS, one_line=True, link=True),
+    "cta_url": _WebUrl(),
     "priority": _Int(1, 100),
     "dismissible": _Bool(),
 }
@@ -527,6 +529,10 @@ def _clean_shape(channel: str, content, errors: dict, *, draft: bool) -> dict:
         cleaned = _check_object(content, _BANNER_SPEC, "", errors)
         for key, default in _BANNER_DEFAULTS.items():
             cleaned.setdefault(key, default)
+        for key in ("title", "body", "cta_label"):
+            if isinstance(cleaned.get(key), str) and _has_liquid(cleaned[key]):
+                errors[key] = ("a banner shows the same text to everyone it targets: Liquid "
+                               "({{ }}, {% %}) is not available in banners")  # fmt: skip
         if not draft and not errors:
             if not cleaned["placement"].strip():
                 errors["placement"] = "a banner needs a placement"

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "axes",
     "import_export",
     "ninja",
+    "corsheaders",
     "accounts",
     "people",
     "audiences",
@@ -83,6 +84,8 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Before anything reads the path or query: NUL / lone surrogates answer 400 (API: 422).
     "accounts.middleware.BadCharacterMiddleware",
+    # CORS for the public banner API only, per workspace (campaigns.banners.cors_allowed)
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -346,6 +349,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tracking_tasks.tracking_flush_task",
         "schedule": 5.0,
     },
+    # banner impressions and clicks queued in Redis by /public/v1/banners/events
+    "flush-banner-events": {
+        "task": "campaigns.tasks.banner_events_flush_task",
+        "schedule": 5.0,
+    },
     "dispatch-due-campaigns": {
         "task": "campaigns.tasks.campaigns_due_task",
         "schedule": 60.0,
@@ -473,3 +481,13 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 # Not IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT (it only strips a leading "="): every admin
 # exports through accounts.admin_scoping.SafeCSV, which defuses formula cells.
+
+
+# The public banner API (campaigns.banners): CORS only under /public/v1/, for the origins
+# the key's workspace allows (its check_request_enabled signal); no cookies cross.
+CORS_URLS_REGEX = r"^/public/v1/"
+CORS_ALLOWED_ORIGINS: list[str] = []
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ("GET", "POST", "OPTIONS")
+CORS_ALLOW_HEADERS = ("content-type", "x-herald-key")
+CORS_PREFLIGHT_MAX_AGE = 600

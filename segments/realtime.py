@@ -57,6 +57,7 @@ from segments.rules.schema import (
     iter_nodes,
 )
 from segments.selectors import rules_people
+from segments.signals import membership_moved
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +212,14 @@ def apply_membership(
     return entered, exited
 
 
+def _announce(workspace_id: int, segment_id: int, person_ids: set[int] | None) -> None:
+    """membership_moved, once the transaction commits (caches of memberships drop them)."""
+    ids = frozenset(person_ids) if person_ids is not None else None
+    transaction.on_commit(lambda: membership_moved.send(
+        sender=Segment, workspace_id=workspace_id, segment_id=segment_id,
+        person_ids=ids))  # fmt: skip
+
+
 def lock_workspace(workspace_id: int) -> None:
     """The workspace's evaluation lock, until the transaction ends."""
     with connection.cursor() as cursor:
@@ -360,6 +369,7 @@ def evaluate(
             )
         if entered or exited:
             moved[segment.pk] = who  # None: a whole re-check, anybody may have moved
+            _announce(workspace_id, segment.pk, who)
             outcome.segments[segment.pk] = (entered, exited)
             outcome.entered += entered
             outcome.exited += exited

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor, audit_record
 from accounts.jobs import UNFINISHED
-from campaigns import events, tracking, unsubscribe
+from campaigns import banners, events, tracking, unsubscribe
 from campaigns.dispatch.freeze import (
     ADDRESS_COLUMN,
     capped_sql,
@@ -447,6 +447,8 @@ def _transition(
         fields["finished_at"] = now
     with transaction.atomic():
         Campaign.objects.unscoped().filter(pk=campaign.pk).update(**fields)
+        if campaign.channel == "banner":  # served from a cache: every process reloads
+            banners.changed(campaign.workspace_id)
         audit_record(workspace=campaign.workspace_id, actor=actor or SYSTEM,
                      action=f"campaign.{status}", obj=campaign,
                      summary={"status": status})  # fmt: skip
