@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
-from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
