@@ -1,4 +1,5 @@
 import zoneinfo
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm, SetPasswordForm
@@ -16,6 +17,26 @@ from config.forms import StyledFormMixin
 TIME_ZONE_CHOICES = [(tz, tz.replace("_", " ")) for tz in sorted(zoneinfo.available_timezones())]
 
 
+def clean_origins(lines) -> list[str]:
+    """Web origins, https://host[:port] each with no path (what a browser sends as
+    Origin), lower-cased, without repeats; ValueError naming the line otherwise."""
+    origins = []
+    for number, line in enumerate(lines, 1):
+        line = line.strip().rstrip("/")
+        if not line:
+            continue
+        try:
+            parts = urlsplit(line)
+            bad = parts.scheme not in ("http", "https") or not parts.hostname
+        except ValueError:
+            bad = True
+        if bad or parts.path or parts.query or parts.fragment:
+            raise ValueError(f"Line {number}: “{line}” is not an origin: write it as "
+                             "https://shop.example.com (no path).")  # fmt: skip
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return list(dict.fromkeys(origins))
+
+
 class WorkspaceForm(StyledFormMixin, forms.ModelForm):
     time_zone = forms.ChoiceField(
         choices=TIME_ZONE_CHOICES,
@@ -29,6 +50,12 @@ class WorkspaceForm(StyledFormMixin, forms.ModelForm):
         "together; hours h, days d or weeks w). Someone at a cap is skipped. Transactional "
         "campaigns are neither held nor counted.",
     )
+    banner_allowed_origins = forms.CharField(
+        label="Web origins allowed to show banners", required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "https://shop.example.com"}),
+        help_text="One per line: the sites whose pages call the banner API with a publishable "
+        "key (CORS). Apps (iOS, Android) need none.",
+    )  # fmt: skip
 
     class Meta:
         model = Workspace
@@ -39,6 +66,7 @@ class WorkspaceForm(StyledFormMixin, forms.ModelForm):
             "frequency_caps",
             "quiet_hours_start",
             "quiet_hours_end",
+            "banner_allowed_origins",
         ]
         help_texts = {
             "sms_opt_out_line": "Added on its own line at the end of every campaign SMS, "
@@ -62,13 +90,22 @@ class WorkspaceForm(StyledFormMixin, forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not self.instance.pk:  # creating a workspace: these are set in its settings
-            for name in ("frequency_caps", "quiet_hours_start", "quiet_hours_end"):
+            for name in ("frequency_caps", "quiet_hours_start", "quiet_hours_end",
+                         "banner_allowed_origins"):  # fmt: skip
                 del self.fields[name]
         elif not self.is_bound:
             self.initial["frequency_caps"] = format_frequency_caps(self.instance.frequency_caps)
+            self.initial["banner_allowed_origins"] = "\n".join(
+                self.instance.banner_allowed_origins or [])
 
     def clean_sms_opt_out_line(self):
         return one_line(self.cleaned_data["sms_opt_out_line"])
+
+    def clean_banner_allowed_origins(self):
+        try:
+            return clean_origins((self.cleaned_data["banner_allowed_origins"] or "").splitlines())
+        except ValueError as e:
+            raise forms.ValidationError(str(e)) from None
 
     def clean_frequency_caps(self):
         return parse_frequency_caps(self.cleaned_data["frequency_caps"] or "")
@@ -93,8 +130,8 @@ class ApiKeyForm(StyledFormMixin, forms.Form):
         initial=ApiKeyKind.FULL,
         required=False,
         help_text="A read-only key can read everything and is refused (403) every change. "
-        "A write key only sends tracking data (identify, track) to /v1/: safe to put in "
-        "a web page or an app.",
+        "A write key only sends tracking data (identify, track) to /v1/; a publishable key "
+        "only reads in-app banners (/public/v1/): both safe to put in a web page or an app.",
     )
 
     def clean_kind(self):

@@ -70,7 +70,7 @@ _UNSET = object()
 def workspace_update(
     *, workspace: Workspace, name: str, time_zone: str, actor: Actor,
     sms_opt_out_line: str | None = None, frequency_caps: list[dict] | None = None,
-    quiet_hours=_UNSET,
+    quiet_hours=_UNSET, banner_allowed_origins: list[str] | None = None,
 ) -> Workspace:  # fmt: skip
     """Renames the workspace (on one line, as workspace_create), sets its time zone and,
     when given, the SMS opt-out line (campaigns.unsubscribe.sms_body) and the frequency
@@ -81,7 +81,8 @@ def workspace_update(
               "sms_opt_out_line": workspace.sms_opt_out_line,
               "frequency_caps": workspace.frequency_caps,
               "quiet_hours_start": workspace.quiet_hours_start,
-              "quiet_hours_end": workspace.quiet_hours_end}  # fmt: skip
+              "quiet_hours_end": workspace.quiet_hours_end,
+              "banner_allowed_origins": workspace.banner_allowed_origins}  # fmt: skip
     workspace.name = one_line(name)
     workspace.time_zone = time_zone
     if sms_opt_out_line is not None:
@@ -90,9 +91,12 @@ def workspace_update(
         workspace.frequency_caps = frequency_caps
     if quiet_hours is not _UNSET:
         workspace.quiet_hours_start, workspace.quiet_hours_end = quiet_hours or (None, None)
+    if banner_allowed_origins is not None:  # the banner API's CORS (campaigns.banners)
+        workspace.banner_allowed_origins = list(banner_allowed_origins)
     workspace.full_clean(exclude=["slug"])
     workspace.save(update_fields=["name", "time_zone", "sms_opt_out_line", "frequency_caps",
-                                  "quiet_hours_start", "quiet_hours_end"])  # fmt: skip
+                                  "quiet_hours_start", "quiet_hours_end",
+                                  "banner_allowed_origins"])  # fmt: skip
     changed = [f for f, old in before.items() if getattr(workspace, f) != old]
     audit_record(
         workspace=workspace,

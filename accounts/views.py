@@ -113,6 +113,7 @@ def settings_workspace(request):
             time_zone=form.cleaned_data["time_zone"],
             sms_opt_out_line=form.cleaned_data["sms_opt_out_line"],
             frequency_caps=form.cleaned_data["frequency_caps"],
+            banner_allowed_origins=form.cleaned_data["banner_allowed_origins"],
             quiet_hours=(
                 form.cleaned_data["quiet_hours_start"],
                 form.cleaned_data["quiet_hours_end"],

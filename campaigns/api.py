@@ -664,3 +664,40 @@ def campaigns_deliveries(request, campaign_id: int, status: DeliveryStatusName |
 def person_messages(request, external_id: str):
     person = get_person_or_404(workspace=request.workspace, external_id=external_id)
     return selectors.person_messages(person)
+
+
+# --- banners: the workspace's allowed origins (the public API's CORS) ------------------------
+
+
+class BannerSettings(Schema):
+    allowed_origins: list[str] = Field(description="Web origins (https://shop.example.com) "
+                                       "whose pages may call /public/v1/banners.")  # fmt: skip
+
+
+class BannerSettingsIn(InputSchema):
+    allowed_origins: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        max_length=100
+    )
+
+
+@router.get("/banners/settings", response=BannerSettings, tags=["Banners"],
+            summary="The origins allowed to call the public banner API")  # fmt: skip
+def banner_settings_get(request):
+    return {"allowed_origins": request.workspace.banner_allowed_origins or []}
+
+
+@router.put("/banners/settings", response=BannerSettings, tags=["Banners"],
+            summary="Set the origins allowed to call the public banner API")  # fmt: skip
+def banner_settings_put(request, payload: BannerSettingsIn):
+    from accounts.forms import clean_origins
+    from accounts.models import Workspace
+    from accounts.services import workspace_update
+
+    try:
+        origins = clean_origins(payload.allowed_origins)
+    except ValueError as e:
+        _invalid("allowed_origins", str(e))
+    workspace = Workspace.objects.get(pk=request.workspace.pk)
+    workspace_update(workspace=workspace, name=workspace.name, time_zone=workspace.time_zone,
+                     banner_allowed_origins=origins, actor=Actor.from_request(request))  # fmt: skip
+    return {"allowed_origins": origins}

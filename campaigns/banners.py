@@ -574,7 +574,9 @@ def placements_for(workspace) -> list[Placement]:
                for key, name, text in Placement.BUILTIN if key not in existing]  # fmt: skip
     if missing:
         Placement.objects.bulk_create(missing, ignore_conflicts=True)
-    return list(Placement.objects.for_workspace(workspace_id))
+    order = {key: i for i, (key, _, _) in enumerate(Placement.BUILTIN)}
+    return sorted(Placement.objects.for_workspace(workspace_id),
+                  key=lambda p: (order.get(p.key, len(order)), p.key))  # fmt: skip
 
 
 def dismissed_count(campaign) -> int:

@@ -18,11 +18,12 @@ from django.utils import timezone
 from campaigns.models import CampaignChannel, QuietHours, WinnerMetric
 from campaigns.variants import KEYS, MAX_DECIDE_HOURS, VARIANT_FIELDS
 
-# the channels a campaign is created for on these pages (banners are not built yet)
+# the channels a campaign is created for on these pages
 NEW_CHANNELS = [
     (CampaignChannel.EMAIL, "Email"),
     (CampaignChannel.SMS, "SMS"),
     (CampaignChannel.PUSH, "Push notification"),
+    (CampaignChannel.BANNER, "In-app banner"),
 ]
 MAX_PUSH_BUTTONS = 3
 TEST_PEOPLE_MAX = 100  # external ids typed into the test send form
@@ -51,6 +52,8 @@ class StyledForm(forms.Form):
             if isinstance(widget, forms.RadioSelect | forms.CheckboxSelectMultiple):
                 continue  # drawn by the templates
             css = "form-select" if isinstance(widget, forms.Select) else "form-control"
+            if isinstance(widget, forms.CheckboxInput):
+                css = "form-check-input"
             if getattr(getattr(field, "spec", None), "code", False):
                 css += " font-monospace"
             if self.is_bound and name in self.errors:
@@ -143,7 +146,22 @@ PUSH_SPECS = (
     Spec("android.icon", "Small icon", placeholder="ic_notification"),
     Spec("android.color", "Colour", placeholder="#4F46E5", help="#RRGGBB"),
 )  # fmt: skip
-CONTENT_SPECS = {"email": EMAIL_SPECS, "sms": SMS_SPECS, "push": PUSH_SPECS}
+BANNER_SPECS = (
+    Spec("placement", "Placement", kind="choice",
+         help="Where it shows in your app (Campaigns, Placements)."),
+    Spec("title", "Title", help="Shown to everyone it targets, as written (no Liquid)."),
+    Spec("body", "Text", kind="textarea", rows=3),
+    Spec("image_url", "Image URL", kind="url", placeholder="https://…"),
+    Spec("cta_label", "Button label", placeholder="Shop now"),
+    Spec("cta_url", "Button link", kind="url", placeholder="https://…",
+         help="An http:// or https:// address."),
+    Spec("priority", "Priority weight", kind="int",
+         help="1-100: banners competing for a placement are shown in proportion to it."),
+    Spec("dismissible", "People can dismiss it", kind="bool",
+         help="A dismissed banner is never shown to that person again."),
+)  # fmt: skip
+CONTENT_SPECS = {"email": EMAIL_SPECS, "sms": SMS_SPECS, "push": PUSH_SPECS,
+                 "banner": BANNER_SPECS}  # fmt: skip
 
 _LINE = re.compile(r"^line (\d+):")
 
@@ -160,6 +178,8 @@ def _field(spec: Spec) -> forms.Field:
         return forms.IntegerField(label=spec.label, required=False, widget=forms.NumberInput(attrs))
     if spec.kind == "choice":
         return forms.ChoiceField(label=spec.label, required=False, choices=spec.choices)
+    if spec.kind == "bool":
+        return forms.BooleanField(label=spec.label, required=False)
     widget = {"email": forms.EmailInput, "url": forms.URLInput}.get(spec.kind, forms.TextInput)
     return forms.CharField(label=spec.label, required=False, strip=False, widget=widget(attrs))
 
@@ -196,6 +216,9 @@ class ContentForm(StyledForm):
                 value = _get(content, spec.path)
                 if value not in (None, ""):
                     initial[spec.name] = value
+            if campaign.channel == "banner":
+                initial.setdefault("priority", 50)
+                initial.setdefault("dismissible", content.get("dismissible", True))
             kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
 
@@ -206,6 +229,12 @@ class ContentForm(StyledForm):
             field.spec = spec
         if self.campaign.channel == "sms":
             self.fields["body"].widget.attrs["data-sms-count"] = "#sms-count"
+        if self.campaign.channel == "banner":
+            from campaigns.banners import placements_for
+
+            self.fields["placement"].choices = [("", "— choose a placement —")] + [
+                (p.key, f"{p.name} ({p.key})") for p in placements_for(self.campaign.workspace)
+            ]
 
     # The rows of the template, in order: {"field": bound field, "line": (number, text)
     # of the Liquid line an error names, or None}.
@@ -248,6 +277,12 @@ class ContentForm(StyledForm):
         left out, a button row with nothing in it dropped, the push data kept."""
         data = self.cleaned_data
         channel = self.campaign.channel
+        if channel == "banner":
+            content = {s.path: data.get(s.name) or "" for s in self.specs
+                       if s.kind not in ("int", "bool")}  # fmt: skip
+            content["priority"] = data.get("priority") or 50
+            content["dismissible"] = bool(data.get("dismissible"))
+            return content
         if channel != "push":
             return {s.path: data.get(s.name) or "" for s in self.specs}
         content = {s.path: data.get(s.name) or "" for s in self.specs if "." not in s.path}
@@ -629,3 +664,32 @@ class VariantsForm(StyledForm):
                     text = f"The message above: {path.removeprefix('content.')}: {text}"
                 self.add_error(name, _capital(text))
         self.style()
+
+
+# --- Banner placements ---------------------------------------------------------------------
+
+
+class PlacementForm(StyledForm):
+    name = forms.CharField(label="Name", max_length=80)
+    key = forms.SlugField(
+        label="Key", max_length=40,
+        help_text="What the app asks for: data-herald-placement=\"key\" (letters, digits, "
+                  "- and _).",
+    )  # fmt: skip
+    description = forms.CharField(label="Description", max_length=300, required=False)
+    max_banners = forms.IntegerField(
+        label="Banners per page view", min_value=1, max_value=10, initial=1,
+        help_text="Drawn by priority weight, never the same banner twice.",
+    )  # fmt: skip
+
+    def __init__(self, *args, workspace, **kwargs):
+        self.workspace = workspace
+        super().__init__(*args, **kwargs)
+
+    def clean_key(self):
+        from campaigns.models import Placement
+
+        key = self.cleaned_data["key"].lower()
+        if Placement.objects.for_workspace(self.workspace).filter(key=key).exists():
+            raise ValidationError(f"The workspace has a placement “{key}” already.")
+        return key

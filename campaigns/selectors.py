@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from campaigns.dispatch.freeze import NoRecipients, blocked, recipients
@@ -154,6 +154,10 @@ def campaign_estimate(campaign: Campaign, *, now: datetime | None = None) -> dic
     (its scheduled time, in each recipient's zone when chosen, else now) falls inside
     them; one that waits sends them all, later."""
     now = now or timezone.now()
+    if campaign.channel == "banner":  # shown, not sent: whoever it targets
+        skipped = dict.fromkeys(SKIP_KEYS, 0)
+        skipped.pop("cancelled")
+        return {"recipients": recipients(campaign, now=now).count(), "skipped": skipped}
     from campaigns.dispatch.freeze import (
         _address_sql,
         capped_sql,
@@ -486,3 +490,50 @@ def test_segments(workspace) -> QuerySet[Segment]:
 
 
 SKIP_LABELS = dict(SkipReason.choices)
+
+
+def banner_stats(campaign: Campaign, *, now: datetime | None = None) -> dict:
+    """A banner's impressions, unique viewers, clicks, CTR and dismissals (the events
+    flush's counts), per hour since it went live, and the share of its placement's
+    impressions it got over the same hours against its weight's share among the banners
+    live there."""
+    from campaigns.models import BannerDismissal, BannerStat, BannerViewer, CampaignStatus
+
+    stats = BannerStat.objects.filter(campaign=campaign).order_by("hour")
+    hours = list(stats.values_list("hour", "impressions", "clicks", "dismissals"))
+    impressions = sum(h[1] for h in hours)
+    clicks = sum(h[2] for h in hours)
+    viewers = BannerViewer.objects.filter(campaign=campaign).count()
+    dismissed = BannerDismissal.objects.filter(campaign=campaign).count()
+    placement = (campaign.content or {}).get("placement", "")
+    peers = list(
+        Campaign.objects.for_workspace(campaign.workspace_id)
+        .filter(channel="banner", content__placement=placement)
+        .filter(Q(status=CampaignStatus.LIVE) | Q(pk=campaign.pk))
+        .order_by("-id")
+    )
+    share = []
+    if hours:
+        window = (hours[0][0], hours[-1][0])
+        counts = dict(
+            BannerStat.objects.filter(campaign__in=peers, hour__range=window)
+            .values("campaign").annotate(n=Sum("impressions")).values_list("campaign", "n")
+        )  # fmt: skip
+        total_shown = sum(counts.values()) or 1
+        total_weight = sum(int((p.content or {}).get("priority") or 50) for p in peers) or 1
+        for peer in peers:
+            weight = int((peer.content or {}).get("priority") or 50)
+            share.append({"campaign": peer, "weight": weight,
+                          "expected": round(weight * 100 / total_weight, 1),
+                          "shown": round(counts.get(peer.pk, 0) * 100 / total_shown, 1),
+                          "is_this": peer.pk == campaign.pk})  # fmt: skip
+    chart = {
+        "labels": [h[0].isoformat() for h in hours], "bucket_seconds": 3600, "unit": "count",
+        "series": [{"label": "Impressions", "group": "i", "kind": "open",
+                    "data": [h[1] for h in hours]},
+                   {"label": "Clicks", "group": "c", "kind": "open",
+                    "data": [h[2] for h in hours]}],
+    } if hours else None  # fmt: skip
+    return {"impressions": impressions, "clicks": clicks, "viewers": viewers,
+            "dismissals": dismissed, "ctr": _rate(clicks, impressions), "share": share,
+            "chart": chart, "placement": placement}  # fmt: skip

@@ -673,3 +673,44 @@ def campaign_test_send(*, campaign: Campaign, actor: Actor, segment: Segment | N
                  obj=campaign, summary={"sent": sent, "skipped": len(skipped),
                                         "failed": len(failed)})  # fmt: skip
     return {"sent": sent, "skipped": skipped, "failed": failed}
+
+
+# --- Banner placements -----------------------------------------------------------------------
+
+
+def placement_create(*, workspace, actor: Actor, key: str, name: str, description: str = "",
+                     max_banners: int = 1):  # fmt: skip
+    """A custom placement. audit: "placement.create"."""
+    from campaigns.models import Placement
+
+    key = (key or "").strip().lower()
+    if not key or Placement.objects.for_workspace(workspace).filter(key=key).exists():
+        raise ValidationError({"key": f"The workspace has a placement “{key}” already."})
+    if not 1 <= int(max_banners) <= 10:
+        raise ValidationError({"max_banners": "From 1 to 10 banners per page view."})
+    with transaction.atomic():
+        placement = Placement.objects.create(workspace=workspace, key=key, name=name.strip(),
+                                             description=description.strip(),
+                                             max_banners=max_banners)  # fmt: skip
+        audit_record(workspace=workspace, actor=actor, action="placement.create",
+                     obj=placement, summary={"key": key})  # fmt: skip
+    return placement
+
+
+def placement_delete(*, placement, actor: Actor) -> None:
+    """Delete a custom placement no banner uses (a draft, scheduled or live one names it:
+    409). audit: "placement.delete"."""
+    if placement.builtin:
+        raise CampaignConflict("A built-in placement stays.")
+    users = Campaign.objects.for_workspace(placement.workspace_id).filter(
+        channel=CampaignChannel.BANNER, content__placement=placement.key,
+        status__in=(CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.LIVE),
+    )  # fmt: skip
+    if users.exists():
+        names = ", ".join(f"“{c.name}”" for c in users[:3])
+        raise CampaignConflict(f"The placement “{placement.key}” is in use by {names}: "
+                               "change or end those banners first.")  # fmt: skip
+    with transaction.atomic():
+        audit_record(workspace=placement.workspace_id, actor=actor, action="placement.delete",
+                     obj=placement, summary={"key": placement.key})  # fmt: skip
+        placement.delete()

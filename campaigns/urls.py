@@ -8,6 +8,8 @@ ONE = "campaigns/<int:campaign_id>/"
 
 urlpatterns = [
     path("campaigns/", views.campaign_list, name="campaign_list"),
+    path("campaigns/placements/", views.placement_list, name="placement_list"),
+    path("campaigns/banners/demo/", views.banner_demo, name="banner_demo"),
     path(ONE, views.campaign_detail, name="campaign_detail"),
     path(f"{ONE}edit/", views.campaign_edit, name="campaign_edit"),
     path(f"{ONE}content/", views.campaign_content, name="campaign_content"),
@@ -22,6 +24,7 @@ urlpatterns = [
     path(f"{ONE}pause/", views.campaign_pause, name="campaign_pause"),
     path(f"{ONE}resume/", views.campaign_resume, name="campaign_resume"),
     path(f"{ONE}cancel/", views.campaign_cancel, name="campaign_cancel"),
+    path(f"{ONE}end/", views.campaign_end, name="campaign_end"),
     path(f"{ONE}delete/", views.campaign_delete, name="campaign_delete"),
     path(f"{ONE}progress/", views.campaign_progress, name="campaign_progress"),
     path(f"{ONE}log/", views.campaign_log, name="campaign_log"),

@@ -75,6 +75,8 @@ STATUS_CLASSES = {
     "cancelled": "text-bg-dark",
     "expired": "text-bg-light border",
     "failed": "text-bg-danger",
+    "live": "text-bg-success",
+    "ended": "text-bg-dark",
 }
 DELIVERY_CLASSES = {
     "queued": "text-bg-light border",
@@ -748,6 +750,8 @@ def _lifecycle(service, done: str):
     return view
 
 
+campaign_end = _lifecycle(services.banner_end, "Ended: the banner is no longer shown; its "
+                          "stats are kept.")  # fmt: skip
 campaign_pause = _lifecycle(services.campaign_pause, "Paused: nothing more goes out until "
                             "you resume it; nothing queued is lost.")  # fmt: skip
 campaign_resume = _lifecycle(services.campaign_resume, "Resumed: sending from where it "
@@ -788,6 +792,8 @@ def campaign_detail(request, campaign_id):
         "links": selectors.top_links(campaign) if engaged else [],
         "engagement_chart": selectors.engagement_over_time(campaign) if engaged else None,
         "ab": selectors.variant_stats(campaign),
+        "banner": (banner := selectors.banner_stats(campaign)
+                   if campaign.channel == "banner" else None),
         "ab_choosable": bool(
             campaign.variants and campaign.ab_test_percent and not campaign.ab_winner
             and campaign.status in (CampaignStatus.SENDING, CampaignStatus.PAUSED)
@@ -801,6 +807,8 @@ def campaign_detail(request, campaign_id):
         "tests_sent": selectors.deliveries_for(campaign, tests=True).count(),
         "provider": _provider(campaign),
     }
+    if banner is not None:
+        context["engagement_chart"] = banner["chart"]
     return render(request, DETAIL, context)
 
 
@@ -908,3 +916,71 @@ def campaign_log_csv(request, campaign_id):
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-log.csv"'
     return response
+
+
+# --- Banners: placements and the demo page ------------------------------------------------
+
+
+@role_required(VIEW)
+def placement_list(request):
+    """The workspace's placements (the built-in ones and those made here), with the banners
+    live in each; a new one by its key; one no banner uses is deleted."""
+    from campaigns.banners import placements_for
+    from campaigns.forms import PlacementForm
+    from campaigns.models import Placement
+
+    form = PlacementForm(request.POST or None, workspace=request.workspace)
+    can_edit = _can_edit(request)
+    if request.method == "POST":
+        if not can_edit:
+            raise Http404("Not allowed")
+        if request.POST.get("delete"):
+            placement = Placement.objects.for_workspace(request.workspace).filter(
+                pk=page_key(request.POST["delete"]) or 0).first()  # fmt: skip
+            if placement is None:
+                raise Http404("No such placement in this workspace.")
+            try:
+                services.placement_delete(placement=placement, actor=Actor.from_request(request))
+            except services.CampaignConflict as e:
+                messages.error(request, str(e))
+            else:
+                messages.success(request, f"Placement “{placement.key}” deleted.")
+            return redirect("placement_list")
+        if form.is_valid():
+            try:
+                placement = services.placement_create(
+                    workspace=request.workspace, actor=Actor.from_request(request),
+                    **form.cleaned_data,
+                )  # fmt: skip
+            except ValidationError as e:
+                form.add_error(None, _errors_text(e))
+            else:
+                messages.success(request, f"Placement “{placement.key}” created.")
+                return redirect("placement_list")
+    placements = placements_for(request.workspace)
+    live = dict(
+        Campaign.objects.for_workspace(request.workspace)
+        .filter(channel="banner", status=CampaignStatus.LIVE)
+        .values("content__placement").annotate(n=Count("id"))
+        .values_list("content__placement", "n")
+    )  # fmt: skip
+    rows = [{"placement": p, "live": live.get(p.key, 0)} for p in placements]
+    return render(request, "campaigns/placements.html",
+                  {"rows": rows, "form": form, "can_edit": can_edit})  # fmt: skip
+
+
+@require_GET
+@role_required(VIEW)
+def banner_demo(request):
+    """A page of the customer's app, as the snippet sees it: the workspace's placements,
+    filled live by static/herald-banners.js with a preview token (this workspace's banners,
+    for an hour) for the person typed in."""
+    from campaigns.banners import placements_for, preview_token
+
+    person = request.GET.get("person", "").strip()[:255]
+    return render(request, "campaigns/banner_demo.html", {
+        "placements": placements_for(request.workspace), "person": person,
+        "token": preview_token(request.workspace.pk),
+        "endpoint": request.build_absolute_uri("/").rstrip("/"),
+        "sample": people_selectors.person_list(workspace=request.workspace)[:5],
+    })  # fmt: skip

@@ -61,6 +61,7 @@
       }
       return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
     });
+    var unit = data.unit === "count" ? "" : "%"; // a banner's counts, else rates
     var groups = [];
     data.series.forEach(function (s) { if (groups.indexOf(s.group) < 0) groups.push(s.group); });
     new window.Chart(canvas, {
@@ -81,11 +82,11 @@
         interaction: { mode: "index", intersect: false },
         scales: {
           x: { ticks: { maxTicksLimit: 8, autoSkip: true } },
-          y: { beginAtZero: true, ticks: { callback: function (v) { return v + "%"; } } },
+          y: { beginAtZero: true, ticks: { callback: function (v) { return v + unit; } } },
         },
         plugins: {
           tooltip: { callbacks: { label: function (item) {
-            return item.dataset.label + ": " + item.formattedValue + "%";
+            return item.dataset.label + ": " + item.formattedValue + unit;
           } } },
         },
       },

@@ -207,6 +207,8 @@ def api_calls(ids):
          ["campaign.sending", "campaign.launch"]),
         ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp ab')}/winner", {"variant": "B"},
          "campaign.winner"),
+        ("PUT", "/api/v1/banners/settings", {"allowed_origins": ["https://shop.example.com"]},
+         "workspace.update"),
         ("DELETE", "/api/v1/people/p2", None, "person.erase"),
     ]  # fmt: skip
 

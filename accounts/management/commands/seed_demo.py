@@ -335,6 +335,31 @@ def seed_campaigns(workspace: Workspace) -> None:
                     content={"body": "{{ person.first_name | default: 'Hi' }}: the sale "
                              "ends tonight. shop.example.com/sale"})  # fmt: skip
     seed_ab_test(workspace, people.exclude(email="")[:1000])
+    seed_banners(workspace)
+
+
+def seed_banners(workspace: Workspace) -> None:
+    """Two live banners competing for the top of the page (weights 70 and 30) and one in
+    the sidebar for everyone: the demo page (Campaigns, Banner demo page) shows them."""
+    from campaigns.services import campaign_create, campaign_launch
+
+    everyone = Segment.objects.for_workspace(workspace).filter(kind="everyone").first()
+    for name, placement, weight, title, body in (
+        ("Free shipping bar", "top", 70, "Free shipping this week",
+         "On every order over €30, until Sunday."),
+        ("App download bar", "top", 30, "Get the app",
+         "Track your orders and get offers first."),
+        ("Loyalty sidebar", "sidebar", 50, "Join the club",
+         "Points on every order, and a birthday gift."),
+    ):  # fmt: skip
+        banner = campaign_create(
+            workspace=workspace, name=name, channel="banner", actor=ACTOR, everyone=True,
+            include=[everyone] if everyone else [],
+            content={"placement": placement, "title": title, "body": body, "priority": weight,
+                     "cta_label": "Learn more", "cta_url": "https://shop.example.com/",
+                     "dismissible": True},
+        )  # fmt: skip
+        campaign_launch(campaign=banner, actor=ACTOR)
 
 
 def seed_ab_test(workspace: Workspace, people) -> None:
