@@ -176,6 +176,7 @@ async def _one(port: int, path: str, latencies: list, errors: list, counts: list
             errors.append(status)
         elif b'"banners": []' not in rest:
             counts[0] += 1  # at least one banner
+            counts[1] += rest.count(b'"token"')
     except (OSError, IndexError) as e:
         errors.append(str(e).encode())
     latencies.append(time.perf_counter() - started)
@@ -184,7 +185,7 @@ async def _one(port: int, path: str, latencies: list, errors: list, counts: list
 async def _load(port: int, paths: list, seconds: float, concurrency: int) -> dict:
     latencies: list[float] = []
     errors: list = []
-    counts = [0]
+    counts = [0, 0]
     end = time.perf_counter() + seconds
     nxt = [0]
 
@@ -204,12 +205,12 @@ async def _load(port: int, paths: list, seconds: float, concurrency: int) -> dic
     p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else float("inf")
     return {"n": len(latencies), "rps": len(latencies) / elapsed, "p99_ms": p99 * 1000,
             "errors": len(errors), "first_error": errors[0] if errors else b"",
-            "with_banner": counts[0]}  # fmt: skip
+            "with_banner": counts[0], "served": counts[1]}  # fmt: skip
 
 
 async def _warm(port: int, paths: list, concurrency: int) -> dict:
     """Each path once (the people's state into Redis), a few at a time."""
-    latencies, errors, counts = [], [], [0]
+    latencies, errors, counts = [], [], [0, 0]
     queue = list(paths)
 
     async def worker():
@@ -312,6 +313,7 @@ def main() -> None:
         p.start()
         p.join()
         out = manager.dict()
+        load = os.getloadavg()[0]  # other work on the machine skews both views
         p = multiprocessing.Process(
             target=_client, args=(port, runs, args.seconds, args.concurrency, out)
         )
@@ -331,10 +333,12 @@ def main() -> None:
         f"banners_public: static {static['rps']:.0f} req/s p99 {static['p99_ms']:.1f} ms; "
         f"/public/v1/banners {target['rps']:.0f} req/s ({ratio:.0%} of static, target "
         f">= {TARGET_RATIO:.0%}) p99 {target['p99_ms']:.1f} ms (target <= {TARGET_P99_MS:.0f}); "
-        f"{target['n']} requests, {target['with_banner']} with >= 1 banner, errors "
+        f"{target['n']} requests, {target['with_banner']} with >= 1 banner "
+        f"({target['served'] / max(target['n'], 1):.2f} banners each), errors "
         f"{static['errors'] + target['errors']}; queries_warm={queries_warm}; "
         f"{args.people} people, {BANNERS} live banners, {len(PLACEMENTS)} placements, "
         f"{POOL} people cycled; gunicorn -w {args.workers}, {args.concurrency} connections; "
+        f"load average {load:.2f} at the start; "
         f"{'PASS' if ok and not queries_warm else 'FAIL'}"
     )
     if not args.keep:

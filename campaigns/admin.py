@@ -1,7 +1,16 @@
 from django.contrib import admin
 
 from accounts.admin_scoping import ReadOnlyScopedAdmin
-from campaigns.models import Campaign, CampaignLaunch, CampaignLink, Delivery
+from campaigns.models import (
+    BannerDismissal,
+    BannerStat,
+    BannerViewer,
+    Campaign,
+    CampaignLaunch,
+    CampaignLink,
+    Delivery,
+    Placement,
+)
 
 
 @admin.register(Campaign)
@@ -35,3 +44,23 @@ class CampaignLaunchAdmin(ReadOnlyScopedAdmin):
 @admin.register(CampaignLink)
 class CampaignLinkAdmin(ReadOnlyScopedAdmin):
     list_display = ("campaign", "index", "url", "clicks", "machine_clicks", "workspace")
+
+
+@admin.register(Placement)
+class PlacementAdmin(ReadOnlyScopedAdmin):
+    list_display = ("key", "name", "max_banners", "builtin", "workspace")
+
+
+@admin.register(BannerDismissal)
+class BannerDismissalAdmin(ReadOnlyScopedAdmin):
+    list_display = ("campaign", "person", "created_at", "workspace")
+
+
+@admin.register(BannerStat)
+class BannerStatAdmin(ReadOnlyScopedAdmin):
+    list_display = ("campaign", "hour", "impressions", "clicks", "dismissals", "workspace")
+
+
+@admin.register(BannerViewer)
+class BannerViewerAdmin(ReadOnlyScopedAdmin):
+    list_display = ("campaign", "person", "first_seen_at", "clicked_at", "workspace")

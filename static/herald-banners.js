@@ -4,6 +4,8 @@
 // (data-endpoint defaults to the script's origin), or HeraldBanners.load({key, person,
 // endpoint, root}) after sign-in; "herald:banners" fires on document once rendered.
 // Requests stay CORS-simple (no preflight); the API's text goes in as text nodes only.
+// data-styles="off" (or {styles: false}): no default stylesheet (the page styles
+// .herald-banner itself, e.g. under a CSP that refuses inline styles).
 (function () {
   "use strict";
 
@@ -101,7 +103,7 @@
   }
 
   function render(config, places, banners) {
-    if (!document.querySelector("style[data-herald-banners]")) {
+    if (config.styles !== false && !document.querySelector("style[data-herald-banners]")) {
       // A strict CSP may refuse it; the markup works unstyled.
       document.head.appendChild(el("style", { "data-herald-banners": "" }, CSS));
     }
@@ -121,6 +123,7 @@
     const key = encodeURIComponent(str(opts.key));
     const config = {
       person: str(opts.person), events: endpoint + "/public/v1/banners/events?key=" + key,
+      styles: opts.styles !== false,
     };
     try {
       if (!key) throw new Error("no key");
@@ -150,7 +153,8 @@
 
   if (script && script.dataset.key) {
     const data = script.dataset;
-    const auto = () => load({ key: data.key, person: data.person, endpoint: data.endpoint });
+    const auto = () => load({ key: data.key, person: data.person, endpoint: data.endpoint,
+                              styles: data.styles !== "off" });
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", auto);
     else auto();
   }

@@ -34,17 +34,24 @@ ACTOR = Actor.of_system("tests")
 URL = "/public/v1/banners"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache(settings):
+def clear_banner_cache() -> redis.Redis:
+    """The per-process caches and Redis keys of campaigns.banners (ids restart with each
+    test database: a state cached by an earlier run must not be read)."""
+    from django.conf import settings
+
     banners._snapshots.clear()
     banners._keys.clear()
     banners._origins.clear()
     client = redis.Redis.from_url(settings.REDIS_URL)
     for key in client.scan_iter("herald:banners:*"):
         client.delete(key)
-    yield client
-    for key in client.scan_iter("herald:banners:*"):
-        client.delete(key)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    yield clear_banner_cache()
+    clear_banner_cache()
 
 
 @pytest.fixture
