@@ -576,6 +576,8 @@ def campaign_preview(request, campaign_id):
     person, note = _preview_person(request, campaign, sample)
     variant = _variant(request, campaign)
     rendered, problem = (None, "") if person is None else _rendered(campaign, person, variant)
+    if campaign.channel == "banner":  # the same for everyone: no person needed
+        rendered, problem = dict(campaign.content or {}), ""
     context = _base(campaign) | {
         "variant": variant,
         "person": person,

@@ -125,6 +125,7 @@ def demo_pages():
 
     sent = Campaign.objects.for_workspace(ws).get(name="Spring sale")
     ab = Campaign.objects.for_workspace(ws).exclude(variants=[]).get()
+    banner = Campaign.objects.for_workspace(ws).filter(channel="banner").first()
     draft = Campaign.objects.for_workspace(ws).get(channel="sms")
     pages += [
         reverse("campaign_list"),
@@ -134,6 +135,11 @@ def demo_pages():
         reverse("campaign_edit", kwargs={"campaign_id": draft.pk}),
         reverse("campaign_detail", kwargs={"campaign_id": ab.pk}),
         reverse("campaign_edit", kwargs={"campaign_id": ab.pk}),
+        # the demo's banners: one's page and editor, the placements, the demo page
+        reverse("campaign_detail", kwargs={"campaign_id": banner.pk}),
+        reverse("campaign_edit", kwargs={"campaign_id": banner.pk}),
+        reverse("placement_list"),
+        reverse("banner_demo"),
     ]
     # the demo's channels record into the Sandbox inbox: one message of each kind, long
     for channel, fields in (

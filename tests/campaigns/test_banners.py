@@ -110,17 +110,21 @@ def test_banners_target_people_by_segment_everyone_and_exclusion(client, workspa
 
 
 def test_a_warm_request_makes_no_database_query(client, workspace, key):
+    workspace.banner_allowed_origins = ["https://shop.example.com"]
+    workspace.save()
     people = [PersonFactory(workspace=workspace, external_id=f"p{i}") for i in range(5)]
     segments = [static(workspace, f"S{i}", people[: i + 1]) for i in range(5)]
     for i in range(50):
         banner(workspace, f"B{i}", placement=("top", "hero", "sidebar")[i % 3],
                include=[segments[i % 5]], priority=1 + i)  # fmt: skip
-    params = {"person": "p2", "placement": "top,hero,sidebar"}
-    assert len(get(client, key, **params).json()["banners"]) == 3  # warms the caches
+    params = {"key": key, "person": "p2", "placement": "top,hero,sidebar"}
+    origin = {"HTTP_ORIGIN": "https://shop.example.com"}  # from a page: CORS checked too
+    assert len(client.get(URL, params, **origin).json()["banners"]) == 3  # warms the caches
     with CaptureQueriesContext(connection) as queries:
         for _ in range(20):
-            response = get(client, key, **params)
+            response = client.get(URL, params, **origin)
             assert len(response.json()["banners"]) == 3
+            assert response["Access-Control-Allow-Origin"] == "https://shop.example.com"
     assert len(queries) == 0, [q["sql"] for q in queries]
 
 
@@ -310,3 +314,16 @@ def test_a_real_time_move_drops_the_persons_cached_state(client, workspace, key,
                           person_ids=frozenset([ann.pk]))  # fmt: skip
     assert not fresh_cache.exists(banners._person_key(workspace.pk, "ann"))
     assert titles(get(client, key, person="ann", placement="top")) == ["VIP"]
+
+
+def test_a_tampered_token_or_a_malformed_cached_state_is_handled(client, workspace, key,
+                                                                 fresh_cache):  # fmt: skip
+    PersonFactory(workspace=workspace, external_id="ann")
+    mine = banner(workspace, "Mine", everyone=True)
+    token = banners.serve(workspace.pk, ["top"], "ann")[0]["token"]
+    value, mac = token.split(".")
+    ws, campaign, person = value.split("-")
+    forged = f"{ws}-{campaign}-{banners.b62(banners.from_b62(person) + 1)}.{mac}"
+    assert banners.read_token(forged) is None and banners.read_token(token)[1] == mine.pk
+    fresh_cache.set(banners._person_key(workspace.pk, "ann"), "not json")
+    assert titles(get(client, key, person="ann", placement="top")) == ["Mine"]  # recomputed

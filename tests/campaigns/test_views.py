@@ -144,7 +144,7 @@ def test_a_new_campaign_is_created_and_opens_its_editor(client_, workspace):
     ("data", "error"),
     [
         ({"name": "", "channel": "email"}, "This field is required."),
-        ({"name": "X", "channel": "banner"}, "Select a valid choice."),
+        ({"name": "X", "channel": "meta"}, "Select a valid choice."),
         ({"name": "   ", "channel": "email"}, "This field is required."),
         ({"name": "x" * 201, "channel": "email"}, "at most 200 characters"),
     ],
