@@ -141,8 +141,10 @@ OBJECT_MAKERS = {
 # test_twilio_hooks.py: an unknown hook 404, a bad signature 403 and nothing changed), and
 # the public links in messages (/u/ unsubscribe, /t/ tracking: no session, the signed token
 # is the credential; tests/campaigns/test_unsubscribe.py proves a token not ours 404s and
-# changes nothing).
-SKIPPED_PREFIXES = ("admin/", "reset/<uidb64>/<token>/", "hooks/", "u/", "t/")
+# changes nothing), and the public banner API (/public/v1/: a publishable key names the
+# workspace; tests/campaigns/test_banners.py proves another workspace's key and tokens
+# see and change nothing of it).
+SKIPPED_PREFIXES = ("admin/", "reset/<uidb64>/<token>/", "hooks/", "u/", "t/", "public/")
 
 _PARAM = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
 
