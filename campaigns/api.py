@@ -29,7 +29,7 @@ router = Router(tags=["Campaigns"])
 CampaignChannelName = Literal["email", "sms", "push", "banner"]
 QuietHoursName = Literal["wait", "skip"]
 StatusName = Literal["draft", "scheduled", "sending", "sent", "paused", "cancelled", "expired",
-                     "failed"]  # fmt: skip
+                     "failed", "live", "ended"]  # fmt: skip
 DeliveryStatusName = Literal["queued", "sending", "sent", "delivered", "failed", "bounced",
                              "skipped", "unknown"]  # fmt: skip
 CampaignName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
@@ -646,6 +646,7 @@ def campaigns_winner(request, campaign_id: int, payload: CampaignWinnerIn | None
 campaigns_pause = _lifecycle("pause", services.campaign_pause)
 campaigns_resume = _lifecycle("resume", services.campaign_resume)
 campaigns_cancel = _lifecycle("cancel", services.campaign_cancel)
+campaigns_end = _lifecycle("end", services.banner_end)  # a live banner taken down
 
 
 @router.get("/campaigns/{int:campaign_id}/deliveries", response=list[DeliveryOut],

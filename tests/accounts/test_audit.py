@@ -69,9 +69,13 @@ CAMPAIGN_EMAIL = {"subject": "Hello", "text": "Hello there"}
 
 
 def _campaigns(workspace):
-    from campaigns.services import campaign_create, campaign_update
+    from campaigns.services import campaign_create, campaign_launch, campaign_update
 
     snap = Segment.objects.for_workspace(workspace).get(name="Snap")
+    banner = campaign_create(workspace=workspace, name="Camp banner", channel="banner",
+                             content={"placement": "top", "title": "Hi"}, everyone=True,
+                             actor=SYSTEM)  # fmt: skip
+    campaign_launch(campaign=banner, actor=SYSTEM)
     for name in ("Camp keep", "Camp doomed", "Camp ab"):
         campaign = campaign_create(workspace=workspace, name=name, channel="email",
                                    content=CAMPAIGN_EMAIL, include=[snap],
@@ -207,6 +211,8 @@ def api_calls(ids):
          ["campaign.sending", "campaign.launch"]),
         ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp ab')}/winner", {"variant": "B"},
          "campaign.winner"),
+        ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp banner')}/end", None,
+         "campaign.ended"),
         ("PUT", "/api/v1/banners/settings", {"allowed_origins": ["https://shop.example.com"]},
          "workspace.update"),
         ("DELETE", "/api/v1/people/p2", None, "person.erase"),

@@ -327,3 +327,32 @@ def test_a_tampered_token_or_a_malformed_cached_state_is_handled(client, workspa
     assert banners.read_token(forged) is None and banners.read_token(token)[1] == mine.pk
     fresh_cache.set(banners._person_key(workspace.pk, "ann"), "not json")
     assert titles(get(client, key, person="ann", placement="top")) == ["Mine"]  # recomputed
+
+
+def test_a_banner_through_the_campaigns_api(api_client, workspace, key):
+    created = api_client.post("/api/v1/campaigns", {
+        "name": "Sale bar", "channel": "banner", "everyone": True,
+        "content": {"placement": "top", "title": "Sale", "priority": 80},
+    }, content_type="application/json")  # fmt: skip
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["content"]["dismissible"] is True and body["audience"] is None
+    launched = api_client.post(f"/api/v1/campaigns/{body['id']}/launch", {},
+                               content_type="application/json")  # fmt: skip
+    assert launched.status_code == 202 and launched.json()["status"] == "live"
+    assert banners.serve(workspace.pk, ["top"], "")[0]["title"] == "Sale"
+    # a live banner is not edited (end it, or cancel it); cancelled: not served
+    changed = api_client.patch(f"/api/v1/campaigns/{body['id']}", {"name": "X"},
+                               content_type="application/json")  # fmt: skip
+    assert changed.status_code == 409
+    cancelled = api_client.post(f"/api/v1/campaigns/{body['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    banners._snapshots.clear()  # as the invalidation does on commit
+    assert banners.serve(workspace.pk, ["top"], "") == []
+    # nothing targeted: refused before anything changes
+    bare = api_client.post("/api/v1/campaigns", {"name": "B", "channel": "banner",
+                           "content": {"placement": "top", "title": "T"}},
+                           content_type="application/json").json()  # fmt: skip
+    refused = api_client.post(f"/api/v1/campaigns/{bare['id']}/launch", {},
+                              content_type="application/json")  # fmt: skip
+    assert refused.status_code == 422 and "No recipients" in refused.content.decode()
