@@ -9,6 +9,10 @@ from campaigns.models import (
     CampaignLaunch,
     CampaignLink,
     Delivery,
+    Flow,
+    FlowRun,
+    FlowRunStep,
+    FlowVersion,
     Placement,
 )
 
@@ -64,3 +68,25 @@ class BannerStatAdmin(ReadOnlyScopedAdmin):
 @admin.register(BannerViewer)
 class BannerViewerAdmin(ReadOnlyScopedAdmin):
     list_display = ("campaign", "person", "first_seen_at", "clicked_at", "workspace")
+
+
+@admin.register(Flow)
+class FlowAdmin(ReadOnlyScopedAdmin):
+    list_display = ("name", "status", "version", "reentry", "workspace", "created_at")
+    list_filter = ("status",)
+
+
+@admin.register(FlowVersion)
+class FlowVersionAdmin(ReadOnlyScopedAdmin):
+    list_display = ("flow", "number", "reentry", "created_at", "workspace")
+
+
+@admin.register(FlowRun)
+class FlowRunAdmin(ReadOnlyScopedAdmin):
+    list_display = ("flow", "person", "step", "status", "wake_at", "workspace")
+    list_filter = ("status",)
+
+
+@admin.register(FlowRunStep)
+class FlowRunStepAdmin(ReadOnlyScopedAdmin):
+    list_display = ("run", "step", "type", "outcome", "at", "workspace")

@@ -5,6 +5,7 @@ class CampaignsConfig(AppConfig):
     name = "campaigns"
 
     def ready(self):
+        import campaigns.flows.tasks  # noqa: F401 - registers the flow engine's task
         import campaigns.tracking_tasks  # noqa: F401 - registers the tracking flush task
 
         # channels reports provider events without importing campaigns (the app chain):

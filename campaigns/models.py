@@ -352,3 +352,142 @@ class BannerViewer(WorkspaceOwned):
 
     def __str__(self):
         return f"{self.campaign_id}/{self.person_id}"
+
+
+# --- Flows (campaigns.flows) ------------------------------------------------------------------
+
+
+class FlowStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    LIVE = "live", "Live"
+    PAUSED = "paused", "Paused"
+    ARCHIVED = "archived", "Archived"
+
+
+class Reentry(models.TextChoices):
+    NEVER = "never", "Never: once per person"
+    AFTER_EXIT = "after_exit", "After they leave the flow"
+    ALWAYS = "always", "Always (several runs at once)"
+
+
+class Flow(WorkspaceOwned):
+    """A flow: an entry, a tree of steps and a re-entry rule, edited as a draft (`entry`,
+    `steps`, `reentry` here) and published as numbered versions (FlowVersion); people in
+    a run keep the version they entered with. shared/API.md "Flows"."""
+
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=FlowStatus.choices,
+                              default=FlowStatus.DRAFT)  # fmt: skip
+    entry = models.JSONField(default=dict, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    reentry = models.CharField(max_length=12, choices=Reentry.choices, default=Reentry.NEVER)
+    version = models.PositiveIntegerField(default=0)  # the newest published, 0: none yet
+    # segment entry: where the flow has read the segment's transitions to (txid.id)
+    entry_cursor = models.CharField(max_length=60, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="flow_ws_recent")]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"flow “{self.name}”"
+
+
+class FlowVersion(WorkspaceOwned):
+    """What was published: the entry, the validated steps (send templates copied in) and
+    the re-entry rule, never changed after."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    entry = models.JSONField(default=dict)
+    steps = models.JSONField(default=list)
+    reentry = models.CharField(max_length=12, choices=Reentry.choices, default=Reentry.NEVER)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["flow", "number"], name="flowversion_number"),
+        ]
+        ordering = ["flow", "-number"]
+
+    def __str__(self):
+        return f"{self.flow_id} v{self.number}"
+
+
+class RunStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    WAITING = "waiting", "Waiting"
+    DONE = "done", "Done"
+    EXITED = "exited", "Exited"
+    FAILED = "failed", "Failed"
+
+
+OPEN_RUN = (RunStatus.ACTIVE, RunStatus.WAITING)
+
+
+class FlowRun(WorkspaceOwned):
+    """A person's way through one version of a flow: the step they are at, and when it is
+    due (`wake_at`); claimed by the engine with a lease, like a delivery. At most one open
+    run per flow and person unless the flow lets them in again while in (`always`)."""
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(FlowVersion, on_delete=models.CASCADE, related_name="runs")
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="flow_runs")
+    step = models.CharField(max_length=40)
+    status = models.CharField(max_length=8, choices=RunStatus.choices, default=RunStatus.ACTIVE)
+    wake_at = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True)
+    entered_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    error = models.TextField(blank=True, default="")
+    # who or what put them in: "segment", "audience", "api", "people page", ...
+    source = models.CharField(max_length=40, blank=True, default="")
+    # a person let in while in (reentry "always") has several; the rest, one open run
+    concurrent = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flow", "person"], name="flowrun_one_open",
+                condition=models.Q(status__in=OPEN_RUN, concurrent=False),
+            ),
+        ]  # fmt: skip
+        indexes = [
+            models.Index(fields=["wake_at"], name="flowrun_due",
+                         condition=models.Q(status__in=OPEN_RUN)),
+            models.Index(fields=["flow", "status"], name="flowrun_flow_status"),
+            models.Index(fields=["workspace", "person"], name="flowrun_person"),
+        ]  # fmt: skip
+
+    def __str__(self):
+        return f"{self.flow_id}/{self.person_id} at {self.step}: {self.status}"
+
+
+class FlowRunStep(WorkspaceOwned):
+    """A step a run went through, once: its row is what makes the step's effect happen at
+    most once (the engine applies a step only to the runs whose row it inserted, in the
+    same transaction)."""
+
+    run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="log")
+    step = models.CharField(max_length=40)
+    type = models.CharField(max_length=24)
+    outcome = models.CharField(max_length=200, blank=True, default="")
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step"], name="flowrunstep_once"),
+        ]
+        ordering = ["run", "at", "id"]
+
+    def __str__(self):
+        return f"{self.run_id}: {self.step} {self.outcome}"

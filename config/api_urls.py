@@ -5,6 +5,7 @@ from accounts.api import router as accounts_router
 from audiences.api import router as audiences_router
 from audiences.import_api import router as audience_imports_router
 from campaigns.api import router as campaigns_router
+from campaigns.flows.api import router as flows_router
 from channels.api import router as channels_router
 from channels.list_api import router as channel_lists_router
 from config.api import (
@@ -42,6 +43,7 @@ api.add_router("/", segments_router)
 api.add_router("/", channels_router)
 api.add_router("/", channel_lists_router)
 api.add_router("/", campaigns_router)
+api.add_router("/", flows_router)
 
 # OpenFeature Remote Evaluation Protocol at /ofrep/v1/ (segments.ofrep): its own paths, the
 # same keys (a read-only one is enough: an evaluation only reads).

@@ -349,6 +349,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "campaigns.tracking_tasks.tracking_flush_task",
         "schedule": 5.0,
     },
+    # flows: who entered a flow's segment, then every due run (waits end, next steps)
+    "advance-flows": {
+        "task": "campaigns.flows.tasks.flows_advance_task",
+        "schedule": 15.0,
+    },
     # banner impressions and clicks queued in Redis by /public/v1/banners/events
     "flush-banner-events": {
         "task": "campaigns.tasks.banner_events_flush_task",

@@ -33,6 +33,7 @@ BODIES = {
     ("api/v1/campaigns/<int:campaign_id>", "patch"): {"name": "Renamed"},
     ("api/v1/campaigns/<int:campaign_id>/launch", "post"): {},
     ("api/v1/campaigns/<int:campaign_id>/winner", "post"): {"variant": "A"},
+    ("api/v1/flows/<int:flow_id>", "patch"): {"name": "Renamed"},
     ("api/v1/campaigns/<int:campaign_id>/test", "post"): {"people": ["p1"]},
 }
 

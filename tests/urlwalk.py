@@ -79,6 +79,18 @@ def _meta_export(ws):
     ).id
 
 
+def _flow(ws):
+    """A live flow with one step, people added by hand."""
+    from accounts.audit import Actor
+    from campaigns.flows.services import flow_create, flow_publish
+
+    flow = flow_create(workspace=ws, name=f"flow-{ws.slug}", actor=Actor(system="tests"),
+                       entry={"type": "manual"},
+                       steps=[{"id": "tag", "type": "add_tag", "tag": "Flowed"}])  # fmt: skip
+    flow_publish(flow=flow, actor=Actor(system="tests"))
+    return flow.id
+
+
 def _campaign(ws):
     """A draft email campaign with content, targeting everyone."""
     from campaigns.models import Campaign
@@ -132,6 +144,7 @@ OBJECT_MAKERS = {
     "sync_id": lambda ws: _channel_sync(ws),
     "export_id": lambda ws: _meta_export(ws),
     "campaign_id": _campaign,
+    "flow_id": _flow,
 }
 
 # URL trees that are not workspace pages: the Django admin (scoped and tested on its own),

@@ -62,10 +62,17 @@ def data(workspace):
         "entry": lambda name: _entry(workspace, name),
         "channel_audience": lambda name: _channel_audience(workspace, name),
         "campaign": lambda name: Campaign.objects.for_workspace(workspace).get(name=name).pk,
+        "flow": lambda name: _flow_id(workspace, name),
     }
 
 
 CAMPAIGN_EMAIL = {"subject": "Hello", "text": "Hello there"}
+
+
+def _flow_id(workspace, name):
+    from campaigns.models import Flow
+
+    return Flow.objects.for_workspace(workspace).get(name=name).pk
 
 
 def _campaigns(workspace):
@@ -80,6 +87,10 @@ def _campaigns(workspace):
         campaign = campaign_create(workspace=workspace, name=name, channel="email",
                                    content=CAMPAIGN_EMAIL, include=[snap],
                                    actor=SYSTEM)  # fmt: skip
+    from campaigns.flows.services import flow_create
+
+    flow_create(workspace=workspace, name="Flow keep", actor=SYSTEM, entry={"type": "manual"},
+                steps=[{"id": "tag", "type": "add_tag", "tag": "Flowed"}])  # fmt: skip
     campaign_update(campaign=campaign, actor=SYSTEM, variants=[{"percent": 50}, {"percent": 50}],
                     ab_test={"percent": 20, "metric": "open", "decide_after_hours": 4})  # fmt: skip
 
@@ -213,6 +224,16 @@ def api_calls(ids):
          "campaign.winner"),
         ("POST", f"/api/v1/campaigns/{ids['campaign']('Camp banner')}/end", None,
          "campaign.ended"),
+        ("POST", "/api/v1/flows", {"name": "Flow new", "entry": {"type": "manual"},
+                                   "steps": [{"id": "x", "type": "exit"}]}, "flow.create"),
+        ("PATCH", f"/api/v1/flows/{ids['flow']('Flow keep')}", {"reentry": "always"},
+         "flow.update"),
+        ("POST", f"/api/v1/flows/{ids['flow']('Flow keep')}/publish", None, "flow.publish"),
+        ("POST", f"/api/v1/flows/{ids['flow']('Flow keep')}/people", {"people": ["p1"]},
+         "flow.add_people"),
+        ("POST", f"/api/v1/flows/{ids['flow']('Flow keep')}/pause", None, "flow.paused"),
+        ("POST", f"/api/v1/flows/{ids['flow']('Flow keep')}/resume", None, "flow.live"),
+        ("POST", f"/api/v1/flows/{ids['flow']('Flow keep')}/archive", None, "flow.archived"),
         ("PUT", "/api/v1/banners/settings", {"allowed_origins": ["https://shop.example.com"]},
          "workspace.update"),
         ("DELETE", "/api/v1/people/p2", None, "person.erase"),
