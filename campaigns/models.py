@@ -99,6 +99,11 @@ class Campaign(WorkspaceOwned):
     ab_decided_at = models.DateTimeField(null=True, blank=True)
     # what the winner was chosen on: {"by", "results": {key: {sent, opened, clicked}}, "note"}
     ab_decision = models.JSONField(default=dict, blank=True)
+    # a flow's send step: its messages go out through this campaign (never listed with
+    # the campaigns; its deliveries are keyed by flow run, campaigns.flows.sending)
+    flow = models.ForeignKey("Flow", null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="step_campaigns")  # fmt: skip
+    flow_step = models.CharField(max_length=40, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -198,12 +203,22 @@ class Delivery(WorkspaceOwned):
     # the last tracking batch applied to this row: a batch applied twice counts once
     tracking_batch = models.BigIntegerField(default=0)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)  # through this message
+    # a flow's message: once per run and step (the step's campaign), so a person who enters
+    # the flow again is sent again, a step never twice in one run
+    flow_run = models.ForeignKey(
+        "FlowRun", null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+",
+        db_constraint=False, db_index=False,
+    )  # fmt: skip
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["campaign", "person"], condition=models.Q(is_test=False),
-                name="delivery_once_per_person",
+                fields=["campaign", "person"], name="delivery_once_per_person",
+                condition=models.Q(is_test=False, flow_run__isnull=True),
+            ),
+            models.UniqueConstraint(
+                fields=["campaign", "flow_run"], name="delivery_once_per_run",
+                condition=models.Q(flow_run__isnull=False),
             ),
         ]  # fmt: skip
         indexes = [

@@ -25,7 +25,8 @@ SKIP_KEYS = ("dnc", "no_address", "frequency_cap", "quiet_hours", "duplicate_add
 
 
 def campaigns_for(workspace, *, status: str = "", channel: str = "") -> QuerySet[Campaign]:
-    campaigns = Campaign.objects.for_workspace(workspace)
+    """The workspace's campaigns (a flow's send steps' own are on the flow's page)."""
+    campaigns = Campaign.objects.for_workspace(workspace).filter(flow__isnull=True)
     if status:
         campaigns = campaigns.filter(status=status)
     if channel:

@@ -283,7 +283,8 @@ def freeze(campaign: Campaign, *, now: datetime) -> tuple[int, int]:
             SkipReason.NO_ADDRESS, SkipReason.DNC, SkipReason.FREQUENCY_CAP,
             SkipReason.QUIET_HOURS, SkipReason.DUPLICATE_ADDRESS, *capped_params, *zone_params,
             *params]  # fmt: skip
-    idempotent = insert("ON CONFLICT (campaign_id, person_id) WHERE NOT is_test DO NOTHING")
+    idempotent = insert("ON CONFLICT (campaign_id, person_id) WHERE NOT is_test AND "
+                        "flow_run_id IS NULL DO NOTHING")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM campaigns_campaign WHERE id = %s FOR UPDATE", [campaign.pk])
         cursor.execute(_LEDGER_COUNTS, [campaign.pk])

@@ -396,7 +396,10 @@ def expire(campaign: Campaign, *, now: datetime) -> None:
 
 
 def finish_if_done(campaign: Campaign) -> None:
-    """Sent when nothing is queued or in flight; failed when every message failed."""
+    """Sent when nothing is queued or in flight; failed when every message failed. A
+    flow's step campaign stays sending: the flow queues more as people reach the step."""
+    if campaign.flow_id:
+        return
     if (
         CampaignLaunch.objects.unscoped()
         .filter(campaign_id=campaign.pk, status__in=UNFINISHED)

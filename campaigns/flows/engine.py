@@ -404,7 +404,10 @@ def _act(version: FlowVersion, step: dict, run_ids: list[int], *, now: datetime)
             )
         record_change(workspace=workspace.pk, keys=[attr_key(step["attribute"])], people=people)
     elif kind == "send":
-        raise StepFailed("sending from a flow is not available in this version")
+        from campaigns.flows.sending import queue
+
+        counts = queue(version, step, run_ids, now=now)
+        _outcome(run_ids, step["id"], f"queued {counts['queued']}, skipped {counts['skipped']}")
 
 
 def _json(value) -> str:

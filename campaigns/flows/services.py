@@ -87,17 +87,17 @@ def flow_publish(*, flow: Flow, actor: Actor, now=None) -> FlowVersion:
             raise FlowConflict("The flow is archived: it is not published again.")
         entry = clean_entry(locked.entry, workspace=locked.workspace_id, publish=True)
         steps = clean_steps(locked.steps, workspace=locked.workspace_id)
-        sends = [s["id"] for s in steps if s["type"] == "send"]
-        if sends:
-            raise ValidationError({f"steps.{sends[0]}.type": "sending from a flow is not "
-                                   "available in this version yet: publish it without "
-                                   "send steps"})  # fmt: skip
         first = not locked.version
         locked.version += 1
         version = FlowVersion.objects.create(
             workspace_id=locked.workspace_id, flow=locked, number=locked.version, entry=entry,
             steps=steps, reentry=locked.reentry, created_by=actor.user,
         )  # fmt: skip
+        if any(s["type"] == "send" for s in steps):  # each send step: its own campaign
+            from campaigns.flows.sending import step_campaigns
+
+            version.steps = step_campaigns(locked, version, steps, actor=actor)
+            version.save(update_fields=["steps"])
         locked.status = FlowStatus.LIVE
         locked.published_at = now
         locked.save(update_fields=["version", "status", "published_at", "updated_at"])

@@ -292,3 +292,47 @@ def test_publish_refuses_what_cannot_run(workspace):
         flow_publish(flow=flow, actor=ACTOR)
     with pytest.raises(FlowConflict):
         flow_add_people(flow=flow, people=Person.objects.none(), actor=ACTOR)
+
+
+def test_a_send_step_goes_through_the_ledger_once_per_run(workspace, run_jobs):
+    from campaigns.dispatch.send import dispatch
+    from campaigns.models import Campaign, Delivery
+    from campaigns.selectors import campaigns_for
+    from channels.models import SandboxMessage
+    from channels.services import provider_set
+    from people.services.dnc import dnc_add
+
+    provider_set(workspace=workspace, channel="email", kind="sandbox", settings={}, secrets={},
+                 actor=ACTOR)  # fmt: skip
+    ann = PersonFactory(workspace=workspace, email="ann@example.com", first_name="Ann")
+    bob = PersonFactory(workspace=workspace, email="bob@example.com")
+    dnc_add(workspace=workspace, channel="email", address="bob@example.com", actor=ACTOR)
+    flow = live_flow(workspace, [ann, bob], [
+        {"id": "hello", "type": "send", "channel": "email",
+         "content": {"subject": "Hi {{ person.first_name }}", "text": "Welcome"}},
+    ], reentry="always")  # fmt: skip
+    step_campaign = Campaign.objects.get(flow=flow)
+    assert step_campaign.status == "sending" and step_campaign not in campaigns_for(workspace)
+    runs = engine.claim(now=NOW)
+    version = FlowRun.objects.filter(flow=flow).first().version
+    step = version.steps[0]
+    grouped = [(r[0], r[3], r[4]) for r in runs]
+    with run_jobs():
+        assert engine.execute(version, step, grouped, now=NOW) == 2
+    assert engine.execute(version, step, grouped, now=NOW) == 0  # claimed again: not twice
+    rows = Delivery.objects.filter(campaign=step_campaign)
+    # queued, then sent by the dispatcher started on commit; Bob on Do Not Contact skipped
+    assert sorted(rows.values_list("address", "status", "reason")) == [
+        ("ann@example.com", "sent", ""), ("bob@example.com", "skipped", "dnc")]  # fmt: skip
+    dispatch(step_campaign.pk)
+    assert list(SandboxMessage.objects.values_list("address", "subject")) == [
+        ("ann@example.com", "Hi Ann")]  # fmt: skip
+    step_campaign.refresh_from_db()
+    assert step_campaign.status == "sending"  # the flow queues more as people arrive
+    # Ann enters again (re-entry "always"): a new run, a new message
+    flow_add_people(flow=flow, people=Person.objects.filter(pk=ann.pk), actor=ACTOR)
+    with run_jobs():
+        engine.advance(now=NOW)
+    dispatch(step_campaign.pk)
+    assert SandboxMessage.objects.filter(address="ann@example.com").count() == 2
+    assert rows.filter(person=ann).count() == 2
