@@ -538,3 +538,15 @@ def banner_stats(campaign: Campaign, *, now: datetime | None = None) -> dict:
     return {"impressions": impressions, "clicks": clicks, "viewers": viewers,
             "dismissals": dismissed, "ctr": _rate(clicks, impressions), "share": share,
             "chart": chart, "placement": placement}  # fmt: skip
+
+
+def person_flows(person, *, limit: int = 10):
+    """The flows the person is in or went through, newest run first, with each step's time
+    and outcome (the profile's card)."""
+    from campaigns.models import FlowRun
+
+    return list(
+        FlowRun.objects.filter(person=person, workspace_id=person.workspace_id)
+        .select_related("flow", "version").prefetch_related("log")
+        .order_by("-entered_at", "-id")[:limit]
+    )  # fmt: skip

@@ -3,10 +3,18 @@
 from django.urls import path
 
 from campaigns import views
+from campaigns.flows import views as flow_views
 
 ONE = "campaigns/<int:campaign_id>/"
 
 urlpatterns = [
+    path("flows/", flow_views.flow_list, name="flow_list"),
+    path("flows/<int:flow_id>/", flow_views.flow_detail, name="flow_detail"),
+    path("flows/<int:flow_id>/runs/", flow_views.flow_runs, name="flow_runs"),
+    path("flows/<int:flow_id>/publish/", flow_views.flow_publish, name="flow_publish"),
+    path("flows/<int:flow_id>/pause/", flow_views.flow_pause, name="flow_pause"),
+    path("flows/<int:flow_id>/resume/", flow_views.flow_resume, name="flow_resume"),
+    path("flows/<int:flow_id>/archive/", flow_views.flow_archive, name="flow_archive"),
     path("campaigns/", views.campaign_list, name="campaign_list"),
     path("campaigns/placements/", views.placement_list, name="placement_list"),
     path("campaigns/banners/demo/", views.banner_demo, name="banner_demo"),

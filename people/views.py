@@ -292,6 +292,7 @@ def person_detail(request, person_id):
         "audiences": audience_selectors.person_audiences(person=person),
         "segment_explanations": segment_explanations(person, ws, timezone.now()),
         "messages_sent": sent,
+        "flow_runs": campaign_selectors.person_flows(person),
         "messages_shown": MESSAGES_SHOWN,
         "zone_name": zone_name,
         "zone_note": zone_note,

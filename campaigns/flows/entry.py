@@ -51,8 +51,10 @@ def start_entry(flow: Flow, *, now) -> None:
             pk__in=current.values("person_id")
         )
         engine.enter(flow, members, now=now, source="segment")
-        # from here on: transitions of transactions not yet finished are read later
-        Flow.objects.filter(pk=flow.pk).update(entry_cursor=str(Cursor(frontier() - 1, 0)))
+        # from here on: the transitions of transactions still running now (not seen by the
+        # members just read) are read later; every older one is in those members already
+        start = Cursor(frontier() - 1, 2**63 - 1)
+        Flow.objects.filter(pk=flow.pk).update(entry_cursor=str(start))
 
 
 def read_entries(*, limit: int = 5_000) -> int:

@@ -151,6 +151,7 @@ def flow_add_people(*, flow: Flow, people, actor: Actor, source: str = "manual")
     """Let `people` (a queryset of the flow's workspace) in now, as the re-entry rule
     allows: the number of runs started. A flow that is not live takes nobody (409).
     audit: "flow.add_people" with the count."""
+    flow.refresh_from_db(fields=["status", "version"])
     if flow.status not in (FlowStatus.LIVE, FlowStatus.PAUSED):
         raise FlowConflict("People are added to a live (or paused) flow: publish it first.")
     people = people.filter(workspace_id=flow.workspace_id) if hasattr(people, "filter") else (

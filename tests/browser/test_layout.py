@@ -126,6 +126,9 @@ def demo_pages():
     sent = Campaign.objects.for_workspace(ws).get(name="Spring sale")
     ab = Campaign.objects.for_workspace(ws).exclude(variants=[]).get()
     banner = Campaign.objects.for_workspace(ws).filter(channel="banner").first()
+    from campaigns.models import Flow
+
+    flow = Flow.objects.for_workspace(ws).get()
     draft = Campaign.objects.for_workspace(ws).get(channel="sms")
     pages += [
         reverse("campaign_list"),
@@ -140,6 +143,10 @@ def demo_pages():
         reverse("campaign_edit", kwargs={"campaign_id": banner.pk}),
         reverse("placement_list"),
         reverse("banner_demo"),
+        # the demo's flow: the list, its page with its steps as a tree, its run log
+        reverse("flow_list"),
+        reverse("flow_detail", kwargs={"flow_id": flow.pk}),
+        reverse("flow_runs", kwargs={"flow_id": flow.pk}),
     ]
     # the demo's channels record into the Sandbox inbox: one message of each kind, long
     for channel, fields in (

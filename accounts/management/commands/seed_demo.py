@@ -336,6 +336,32 @@ def seed_campaigns(workspace: Workspace) -> None:
                              "ends tonight. shop.example.com/sale"})  # fmt: skip
     seed_ab_test(workspace, people.exclude(email="")[:1000])
     seed_banners(workspace)
+    seed_flow(workspace, people[:40])
+
+
+def seed_flow(workspace: Workspace, people) -> None:
+    """A live welcome flow with 40 people in it: tagged, then waiting a day before a
+    branch on the VIP tag sends VIPs into the "VIP lounge" audience."""
+    from campaigns.flows import engine
+    from campaigns.flows.services import flow_add_people, flow_create, flow_publish
+
+    lounge, _ = audience_get_or_create(workspace=workspace, name="VIP lounge", actor=ACTOR)
+    flow = flow_create(workspace=workspace, name="Welcome series", actor=ACTOR,
+                       entry={"type": "manual"}, reentry="never", steps=[
+        {"id": "welcome", "label": "Tag as onboarding", "type": "add_tag", "tag": "Onboarding",
+         "next": "wait"},
+        {"id": "wait", "label": "Wait a day", "type": "wait",
+         "for": {"amount": 1, "unit": "days"}, "next": "vip"},
+        {"id": "vip", "label": "VIP?", "type": "branch",
+         "rules": {"tag": "VIP", "op": "has"}, "yes": "lounge", "no": "done"},
+        {"id": "lounge", "label": "Into the VIP lounge", "type": "add_to_audience",
+         "audience": lounge.pk, "next": "done"},
+        {"id": "done", "type": "exit"},
+    ])  # fmt: skip
+    flow_publish(flow=flow, actor=ACTOR)
+    flow_add_people(flow=flow, people=Person.objects.filter(pk__in=[p.pk for p in people]),
+                    actor=ACTOR, source="demo")  # fmt: skip
+    engine.advance()
 
 
 def seed_banners(workspace: Workspace) -> None:
