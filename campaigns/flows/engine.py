@@ -218,10 +218,14 @@ def execute(version: FlowVersion, step: dict, runs: list[tuple], *, now: datetim
             fresh = [r[0] for r in runs if r[2] != RunStatus.WAITING]
             until = _wait_until(version, step, fresh, now=now)
             fresh = _log(version, step, fresh, now=now)
-            for run_id in fresh:
-                FlowRun.objects.unscoped().filter(pk=run_id).update(
-                    status=RunStatus.WAITING, wake_at=until[run_id], lease_until=None,
-                    updated_at=now)  # fmt: skip
+            if fresh:  # each run's end of wait, in one UPDATE
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        "UPDATE campaigns_flowrun r SET status = 'waiting', wake_at = u.until, "
+                        "lease_until = NULL, updated_at = %s FROM unnest(%s::bigint[], "
+                        "%s::timestamptz[]) AS u(id, until) WHERE r.id = u.id",
+                        [now, fresh, [until[i] for i in fresh]],
+                    )
             return len(fresh)
         if kind == "wait_for_event":
             return _wait_for_event(version, step, runs, now=now)
