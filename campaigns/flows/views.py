@@ -49,18 +49,33 @@ def flow_list(request):
     })  # fmt: skip
 
 
+STEP_LABELS = {
+    "send": "Send", "wait": "Wait", "wait_for_event": "Wait for an event", "branch": "Branch",
+    "split": "Random split", "add_to_audience": "Add to audience",
+    "remove_from_audience": "Remove from audience", "add_tag": "Add tag",
+    "remove_tag": "Remove tag", "add_to_dnc": "Add to Do Not Contact",
+    "set_attribute": "Set attribute", "exit": "Exit",
+}  # fmt: skip
+
+
 def _tree(steps: list[dict], counts: dict) -> list[dict]:
     """The steps in walking order from the first, each with its depth (a branch's paths
-    indented under it) and its counts."""
+    indented under it) and its counts; a path joining a step shown above is a row naming
+    it (`joins`)."""
     by_id = {s["id"]: s for s in steps}
     seen, rows = set(), []
 
     def walk(step_id, depth, label=""):
-        if step_id in seen or step_id not in by_id:
+        if step_id not in by_id:
+            return
+        if step_id in seen:
+            if label:  # a branch's path that joins a step shown already
+                rows.append({"joins": by_id[step_id], "depth": min(depth, 6), "via": label})
             return
         seen.add(step_id)
         step = by_id[step_id]
         rows.append({"step": step, "depth": min(depth, 6), "via": label,
+                     "kind": STEP_LABELS.get(step["type"], step["type"]),
                      "counts": counts.get(step_id, {"at": 0, "through": 0})})  # fmt: skip
         if step["type"] in ("branch", "wait_for_event"):
             walk(step.get("yes"), depth + 1, "yes")
