@@ -352,6 +352,31 @@ def _wait_for_event(version: FlowVersion, step: dict, runs: list[tuple], *, now:
     return len(fresh)
 
 
+def wake_on_events(*, now: datetime | None = None) -> int:
+    """Runs waiting for an event that came are made due now (one UPDATE over the waiting
+    runs at wait_for_event steps of live flows, the event read from their version's
+    step): they take the yes path at the next advance instead of at the timeout."""
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE campaigns_flowrun r SET wake_at = %s
+            FROM campaigns_flowrunstep s, campaigns_flowversion v, campaigns_flow f
+            WHERE s.run_id = r.id AND s.step = r.step AND s.type = 'wait_for_event'
+              AND v.id = r.version_id AND f.id = r.flow_id AND f.status = 'live'
+              AND r.status = 'waiting' AND r.wake_at > %s
+              AND EXISTS (
+                SELECT 1 FROM people_event e
+                WHERE e.workspace_id = r.workspace_id AND e.person_id = r.person_id
+                  AND e.occurred_at >= s.at
+                  AND e.name = (SELECT st->>'event' FROM jsonb_array_elements(v.steps) st
+                                WHERE st->>'id' = r.step LIMIT 1))
+            """,
+            [now, now],
+        )
+        return cursor.rowcount
+
+
 def _act(version: FlowVersion, step: dict, run_ids: list[int], *, now: datetime) -> None:
     """A step that changes the people of `run_ids` (their rows just logged), set-based."""
     kind = step["type"]

@@ -171,6 +171,12 @@ def test_wait_for_an_event_takes_yes_or_no(workspace):
     event_ingest_batch(workspace=workspace, items=[{
         "person": ann.external_id, "name": "Order Completed",
         "occurred_at": (NOW + timedelta(hours=3)).isoformat()}], actor=ACTOR)  # fmt: skip
+    # the event wakes Ann's run: she takes "yes" now, Bob waits on
+    soon = NOW + timedelta(hours=3, minutes=1)
+    assert engine.wake_on_events(now=soon) == 1
+    engine.advance(now=soon)
+    assert list(Person.objects.filter(person_tags__tag__name="Bought")) == [ann]
+    assert not Person.objects.filter(person_tags__tag__name="Did not buy").exists()
     engine.advance(now=NOW + timedelta(days=1))
     assert list(Person.objects.filter(person_tags__tag__name="Bought")) == [ann]
     assert list(Person.objects.filter(person_tags__tag__name="Did not buy")) == [bob]
