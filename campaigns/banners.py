@@ -55,7 +55,7 @@ from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from accounts.models import ApiKey, ApiKeyKind
-from campaigns.models import BannerDismissal, Campaign, CampaignChannel, CampaignStatus, Placement
+from campaigns.models import Campaign, CampaignChannel, CampaignStatus, Placement
 from campaigns.tokens import b62, from_b62
 from people.models import Person
 from segments.models import SegmentKind
@@ -613,6 +613,3 @@ def placements_for(workspace) -> list[Placement]:
     return sorted(Placement.objects.for_workspace(workspace_id),
                   key=lambda p: (order.get(p.key, len(order)), p.key))  # fmt: skip
 
-
-def dismissed_count(campaign) -> int:
-    return BannerDismissal.objects.filter(campaign=campaign).count()

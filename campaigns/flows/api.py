@@ -15,7 +15,8 @@ from ninja.responses import Status
 from accounts.audit import Actor
 from campaigns.flows import services
 from campaigns.flows.entry import source_people
-from campaigns.models import OPEN_RUN, Flow, FlowRun, FlowRunStep
+from campaigns.flows.selectors import flow_counts
+from campaigns.models import Flow, FlowRun
 from config.api import CursorPagination, InputSchema, also_answers
 
 router = Router(tags=["Flows"])
@@ -119,23 +120,6 @@ def _flow(request, flow_id: int) -> Flow:
         return Flow.objects.for_workspace(request.workspace).get(pk=flow_id)
     except Flow.DoesNotExist:
         raise Http404("No such flow in this workspace.") from None
-
-
-def flow_counts(flow: Flow) -> list[dict]:
-    """People at and through each step of the newest version (two grouped counts)."""
-    version = flow.versions.order_by("-number").first()
-    if version is None:
-        return []
-    at = dict(
-        FlowRun.objects.filter(flow=flow, status__in=OPEN_RUN, version=version)
-        .values("step").annotate(n=Count("id")).values_list("step", "n")
-    )  # fmt: skip
-    through = dict(
-        FlowRunStep.objects.filter(run__flow=flow, run__version=version)
-        .values("step").annotate(n=Count("id")).values_list("step", "n")
-    )  # fmt: skip
-    return [{"step": s["id"], "type": s["type"], "at": at.get(s["id"], 0),
-             "through": through.get(s["id"], 0)} for s in version.steps]  # fmt: skip
 
 
 def _out(flow: Flow) -> dict:

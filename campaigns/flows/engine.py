@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from accounts.audit import Actor
 from campaigns.flows.validation import seconds, successors
-from campaigns.models import Flow, FlowRun, FlowStatus, FlowVersion, Reentry, RunStatus
+from campaigns.models import Flow, FlowRun, FlowVersion, Reentry, RunStatus
 from people.models import Person
 
 log = logging.getLogger(__name__)
@@ -444,6 +444,3 @@ def _json(value) -> str:
 
     return json.dumps(value)
 
-
-def live_flows(workspace) -> list[Flow]:
-    return list(Flow.objects.for_workspace(workspace).filter(status=FlowStatus.LIVE))

@@ -14,7 +14,7 @@ from accounts.models import role_at_least
 from accounts.pages import keyset_page
 from accounts.permissions import MANAGE_CAMPAIGNS, VIEW, role_required
 from campaigns.flows import services
-from campaigns.flows.api import flow_counts
+from campaigns.flows.selectors import flow_counts
 from campaigns.flows.validation import successors
 from campaigns.models import OPEN_RUN, Flow, FlowRun, RunStatus
 from people.selection import page_key
